@@ -1,0 +1,218 @@
+"""GPU collector over NVML: discovery, tiers, lifecycle and re-init with backoff.
+
+Lifecycle rules (from nvidia_gpu_exporter's NVML backend and NVML's docs):
+- no ``libnvidia-ml.so.1``: run without GPUs, ``gpuwatchd_nvml_up 0``; with ``enabled: auto``
+  this is a normal state (a node without GPUs), with ``enabled: true`` the collector fails;
+- a lifecycle error (GPU lost, driver unloaded, version mismatch): that GPU's
+  ``gpuwatchd_gpu_up`` goes to 0 (the series stays), and NVML is shut down and re-initialised
+  with exponential backoff; GPUs are matched by UUID across re-inits;
+- unsupported readings are absent, decided once per GPU.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from gpuwatchd.collectors import Scheduled
+from gpuwatchd.collectors import gpu_read as rd
+from gpuwatchd.collectors.gpu_xid import XidWatcher
+from gpuwatchd.errors import GpuwatchdError, Lost, NotInstalled, Transient
+from gpuwatchd.links.nvml import NvmlLink
+from gpuwatchd.model import Collected, FamilyBuilder, GpuReading, NvmlReading
+
+if TYPE_CHECKING:
+    from gpuwatchd.clock import Clock
+    from gpuwatchd.config import Config, GpuConfig
+    from gpuwatchd.hardware import Hardware
+
+log = logging.getLogger(__name__)
+
+FIRST_BACKOFF_SECONDS = 1.0
+
+
+class GpuCollector:
+    """Reads every GPU each fast tick; slow readings every ``slow_interval_seconds``."""
+
+    name = "gpu"
+
+    def __init__(self, link: NvmlLink, clock: Clock, cfg: GpuConfig) -> None:
+        self._link = link
+        self._clock = clock
+        self._cfg = cfg
+        self._gpus: dict[str, rd.GpuState] = {}  # by UUID, in discovery order
+        self._driver: dict[str, str] = {}
+        self._next_init = float("-inf")
+        self._reinit_at = float("inf")
+        self._backoff = FIRST_BACKOFF_SECONDS
+        self._next_slow = float("-inf")
+        self._error = ""
+        self._installed = True
+        self._xid = XidWatcher(link, clock) if cfg.xid_events else None
+
+    def collect(self) -> Collected:
+        """One fast tick (plus the slow tier when due); see the module docstring."""
+        now = self._clock.monotonic()
+        if self._link.initialized and now >= self._reinit_at:
+            self._reinit_at = float("inf")
+            self._stop()
+            self._next_init = now
+        if not self._link.initialized and now >= self._next_init:
+            self._init(now)
+        b = FamilyBuilder(rd.CATALOGUE)
+        if self._link.initialized:
+            slow_due = now >= self._next_slow
+            for gpu in self._gpus.values():
+                if gpu.up:
+                    self._read(gpu, b, slow_due)
+            if slow_due:
+                self._next_slow = now + self._cfg.slow_interval_seconds
+            if any(not gpu.up for gpu in self._gpus.values()):
+                self._schedule_reinit(now)
+        elif not self._installed and self._cfg.enabled is True:
+            raise NotInstalled(self._error)
+        return self._render(b)
+
+    def _init(self, now: float) -> None:
+        """nvmlInit, enumerate GPUs, read static values, arm the XID thread."""
+        try:
+            self._link.init()
+            self._driver = {
+                "driver_version": self._link.text("nvmlSystemGetDriverVersion"),
+                "cuda_driver_version": _cuda_version(self._link),
+            }
+            count = self._link.call("nvmlDeviceGetCount")
+            found = [gpu for index in range(count) if (gpu := self._discover(index))]
+        except GpuwatchdError as exc:
+            self._init_failed(now, exc)
+            return
+        seen = {gpu.uuid for gpu in found}
+        for gpu in self._gpus.values():
+            if gpu.uuid not in seen and gpu.up:
+                gpu.up, gpu.error = False, "no longer enumerated by NVML"
+        self._gpus.update({gpu.uuid: gpu for gpu in found})
+        self._error, self._installed = "", True
+        self._next_slow = float("-inf")
+        lost = [gpu.index for gpu in self._gpus.values() if not gpu.up]
+        log.info("NVML initialised: driver %s, %d GPU(s)%s", self._driver["driver_version"],
+                 len(found), f", lost: {lost}" if lost else "")
+        if not lost:
+            self._backoff = FIRST_BACKOFF_SECONDS
+        if self._xid is not None:
+            self._xid.arm([(g.handle, g.index, g.uuid) for g in self._gpus.values() if g.up])
+
+    def _discover(self, index: int) -> rd.GpuState | None:
+        """One GPU's handle, identity and static values; None if that GPU alone fails."""
+        try:
+            handle = self._link.call("nvmlDeviceGetHandleByIndex", index)
+            uuid = self._link.text("nvmlDeviceGetUUID", handle)
+        except (Lost, Transient) as exc:
+            if isinstance(exc, NotInstalled):
+                raise
+            log.error("GPU %d cannot be opened: %s", index, exc)
+            return None
+        gpu = self._gpus.get(uuid) or rd.GpuState(index=index, uuid=uuid)
+        gpu.index, gpu.handle, gpu.up, gpu.error = index, handle, True, ""
+        gpu.name = self._link.text("nvmlDeviceGetName", handle)
+        gpu.unsupported.clear()
+        rd.read_static(self._link, gpu)
+        return gpu
+
+    def _init_failed(self, now: float, exc: GpuwatchdError) -> None:
+        self._link.shutdown()
+        for gpu in self._gpus.values():
+            gpu.up, gpu.error = False, str(exc)
+        if isinstance(exc, NotInstalled):
+            self._installed = False
+            self._backoff = self._cfg.reinit_max_backoff_seconds
+            if self._error != str(exc):
+                log.info("no NVIDIA driver (%s): running without GPUs", exc)
+        elif self._error != str(exc):
+            log.warning("NVML init failed: %s; retrying in %.0f s", exc, self._backoff)
+        self._error = str(exc)
+        self._next_init = now + self._backoff
+        self._backoff = min(self._backoff * 2, self._cfg.reinit_max_backoff_seconds)
+
+    def _schedule_reinit(self, now: float) -> None:
+        """A GPU is down: re-init after the backoff; the healthy GPUs are read until then."""
+        if self._reinit_at == float("inf"):
+            self._reinit_at = now + self._backoff
+            self._backoff = min(self._backoff * 2, self._cfg.reinit_max_backoff_seconds)
+
+    def _stop(self) -> None:
+        if self._xid is not None:
+            self._xid.disarm()
+        self._link.shutdown()
+
+    def _read(self, gpu: rd.GpuState, b: FamilyBuilder, slow_due: bool) -> None:
+        plausible = (self._cfg.plausible_min_celsius, self._cfg.plausible_max_celsius)
+        try:
+            rd.read_fast(self._link, gpu, b, plausible)
+            if slow_due or gpu.slow is None:
+                gpu.slow = rd.read_slow(self._link, gpu)
+        except Lost as exc:
+            gpu.up, gpu.error = False, str(exc)
+            log.error("GPU %d (%s) lost: %s", gpu.index, gpu.uuid, exc, extra={"GPU": gpu.uuid})
+            return
+        b.extend(gpu.slow)
+
+    def _render(self, b: FamilyBuilder) -> Collected:
+        up = self._link.initialized
+        b.add("gpuwatchd_nvml_up", up)
+        for (call, error), count in sorted(self._link.errors.items()):
+            b.add("gpuwatchd_nvml_errors_total", count, call=call, error=error)
+        visible = sum(1 for gpu in self._gpus.values() if gpu.up)
+        if self._gpus or up:
+            b.add("gpuwatchd_gpus", visible, state="visible")
+            b.add("gpuwatchd_gpus", len(self._gpus) - visible, state="lost")
+        readings: list[object] = [NvmlReading(up, self._driver.get("driver_version", ""),
+                                              self._error)]
+        for gpu in self._gpus.values():
+            b.add(rd.G + "up", gpu.up, **gpu.labels())
+            rd.add_static(gpu, b, self._driver)
+            readings.append(_reading(gpu))
+        xids = self._xid.snapshot() if self._xid is not None else {}
+        for (index, uuid, xid), (count, last) in sorted(xids.items()):
+            b.add(rd.G + "xid_errors_total", count, gpu=index, uuid=uuid, xid=xid)
+            b.add(rd.G + "xid_last_timestamp_seconds", last, gpu=index, uuid=uuid, xid=xid)
+        return Collected(readings=tuple(readings), families=b.build())
+
+    def close(self) -> None:
+        """Stop the XID thread and shut NVML down."""
+        self._stop()
+
+    @property
+    def link(self) -> NvmlLink:
+        """The NVML link (benchmarks read its call counters)."""
+        return self._link
+
+
+def _reading(gpu: rd.GpuState) -> GpuReading:
+    values = gpu.values if gpu.up else {}
+    thresholds = gpu.static.get("thresholds", {})
+    return GpuReading(
+        index=gpu.index, uuid=gpu.uuid, name=gpu.name, up=gpu.up,
+        temperature_celsius=values.get("temperature"), margin_celsius=values.get("margin"),
+        slowdown_celsius=thresholds.get("slowdown"), shutdown_celsius=thresholds.get("shutdown"),
+        power_watts=values.get("power"), power_limit_watts=values.get("power_limit"),
+        fan_ratios=values.get("fans", ()), error=gpu.error)
+
+
+def _cuda_version(link: NvmlLink) -> str:
+    """CUDA driver API version, e.g. 12020 -> '12.2'; '' where the call is missing."""
+    version = link.optional("nvmlSystemGetCudaDriverVersion_v2")
+    if not version:
+        return ""
+    return f"{version // 1000}.{(version % 1000) // 10}"
+
+
+def build(config: Config, hw: Hardware) -> Sequence[Scheduled]:
+    """The registry factory: one GPU collector unless ``gpus.enabled`` is false."""
+    cfg = config.gpus
+    if cfg.enabled is False:
+        return []
+    link = NvmlLink(hw.nvml(), cfg.library_path)
+    collector = GpuCollector(link, hw.clock, cfg)
+    deadline = min(cfg.deadline_seconds, config.interval_seconds)
+    return [Scheduled(collector, config.interval_seconds, deadline)]

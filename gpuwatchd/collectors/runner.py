@@ -1,0 +1,159 @@
+"""Runs collectors on their own worker threads, each call under a deadline.
+
+A hardware call can hang (NVML stuck in D state, a BMC that stops answering). The loop never
+waits on it past the collector's deadline: the attempt is recorded as failed, the last good
+data ages towards stale, and while the worker is still stuck no new attempt is queued behind
+it. Workers are daemon threads, so a hung call never blocks the process from exiting.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable
+
+from gpuwatchd.clock import Clock
+from gpuwatchd.collectors import Scheduled
+from gpuwatchd.errors import GpuwatchdError
+from gpuwatchd.model import Collected, CollectorResult
+
+log = logging.getLogger(__name__)
+
+STALE_AFTER_INTERVALS = 3  # data older than 3 intervals (plus the deadline) is not served
+
+
+class _Job:
+    """One collect() call in flight."""
+
+    def __init__(self, fn: Callable[[], Collected]) -> None:
+        self.fn = fn
+        self.done = threading.Event()
+        self.started = time.perf_counter()
+        self.duration = 0.0
+        self.value: Collected | None = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.value = self.fn()
+        except BaseException as exc:  # noqa: BLE001 - recorded and reported by the runner
+            self.error = exc
+        self.duration = time.perf_counter() - self.started
+        self.done.set()
+
+
+class _Worker:
+    """A daemon thread that runs jobs one at a time."""
+
+    def __init__(self, name: str) -> None:
+        self._jobs: queue.Queue[_Job | None] = queue.Queue()
+        self.current: _Job | None = None
+        self._thread = threading.Thread(target=self._loop, name=f"collect-{name}", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            job.run()
+
+    def submit(self, job: _Job) -> None:
+        self.current = job
+        self._jobs.put(job)
+
+    def busy(self) -> bool:
+        return self.current is not None and not self.current.done.is_set()
+
+    def stop(self) -> None:
+        self._jobs.put(None)
+
+
+class CollectorRunner:
+    """Schedules one collector, enforces its deadline and keeps its latest result."""
+
+    def __init__(self, scheduled: Scheduled, clock: Clock) -> None:
+        self.scheduled = scheduled
+        self.name = scheduled.collector.name
+        self._clock = clock
+        self._worker = _Worker(self.name)
+        self._next_due = float("-inf")
+        self._job: _Job | None = None
+        self._fail_kind = ""
+        stale = STALE_AFTER_INTERVALS * scheduled.interval_seconds + scheduled.deadline_seconds
+        self.result = CollectorResult(self.name, ok=False, duration_seconds=0.0, updated_wall=0.0,
+                                      updated_mono=0.0, stale_after_seconds=stale,
+                                      error="not collected yet")
+
+    def start_if_due(self) -> bool:
+        """Queue a collect if it is due; False if not due or the last one is still hung."""
+        now = self._clock.monotonic()
+        if now < self._next_due:
+            return False
+        self._next_due = now + self.scheduled.interval_seconds
+        if self._worker.busy():
+            hung = time.perf_counter() - self._worker.current.started  # type: ignore[union-attr]
+            self._fail(f"previous collect still running after {hung:.1f} s (hung call)", 0.0,
+                       kind="hung")
+            return False
+        self._job = _Job(self.scheduled.collector.collect)
+        self._worker.submit(self._job)
+        return True
+
+    def finish(self) -> CollectorResult:
+        """Wait for the queued collect until its deadline and record the outcome."""
+        job, self._job = self._job, None
+        if job is None:
+            return self.result
+        remaining = job.started + self.scheduled.deadline_seconds - time.perf_counter()
+        if not job.done.wait(max(0.0, remaining)):
+            self._fail(f"deadline of {self.scheduled.deadline_seconds:g} s exceeded",
+                       self.scheduled.deadline_seconds, kind="deadline")
+        elif job.error is not None:
+            self._fail(self._describe(job.error), job.duration, kind=type(job.error).__name__)
+        else:
+            assert job.value is not None  # noqa: S101 - set whenever error is None
+            self._succeed(job.value, job.duration)
+        return self.result
+
+    def _succeed(self, collected: Collected, duration: float) -> None:
+        self._fail_kind = ""
+        if not self.result.ok and self.result.updated_mono > 0.0:
+            log.info("collector %s recovered", self.name, extra={"COLLECTOR": self.name})
+        self.result = CollectorResult(
+            self.name, ok=True, duration_seconds=duration, updated_wall=self._clock.time(),
+            updated_mono=self._clock.monotonic(),
+            stale_after_seconds=self.result.stale_after_seconds, collected=collected)
+
+    def _fail(self, error: str, duration: float, kind: str) -> None:
+        if self.result.ok or self._fail_kind != kind:  # log transitions, not every tick
+            self._fail_kind = kind
+            log.warning("collector %s failed: %s", self.name, error,
+                        extra={"COLLECTOR": self.name})
+        old = self.result
+        self.result = CollectorResult(
+            self.name, ok=False, duration_seconds=duration, updated_wall=old.updated_wall,
+            updated_mono=old.updated_mono, stale_after_seconds=old.stale_after_seconds,
+            error=error, collected=old.collected)
+
+    def _describe(self, exc: BaseException) -> str:
+        if isinstance(exc, GpuwatchdError):
+            return f"{type(exc).__name__}: {exc}"
+        log.error("collector %s raised an unexpected %s", self.name, type(exc).__name__,
+                  exc_info=exc, extra={"COLLECTOR": self.name})
+        return f"internal error: {type(exc).__name__}: {exc}"
+
+    def close(self) -> None:
+        """Close the collector (unless it is hung) and stop the worker."""
+        if not self._worker.busy():
+            try:
+                self.scheduled.collector.close()
+            except Exception:
+                log.exception("closing collector %s failed", self.name)
+        self._worker.stop()
+
+
+def run_due(runners: Iterable[CollectorRunner]) -> None:
+    """Start every due collector, then wait for each (they run in parallel)."""
+    started = [runner for runner in runners if runner.start_if_due()]
+    for runner in started:
+        runner.finish()

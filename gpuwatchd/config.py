@@ -1,0 +1,214 @@
+"""The configuration: one YAML file -> frozen dataclasses, validated once, here.
+
+Every error names the file, the line and the key path, with a "did you mean" for a misspelt
+key, and makes ``gpuwatchd --check-config`` (and the daemon) exit with :data:`EXIT_CONFIG`.
+Units are in the key names (``_seconds``, ``_celsius``); duties are ratios 0-1.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from gpuwatchd.errors import ConfigError
+from gpuwatchd.yamlload import Builder, parse, rng
+
+EXIT_CONFIG = 6  # as smfc-client and the reference's CLI table: 6 = invalid configuration
+DEFAULT_PORT = 10045  # no clash with 9100 node, 9290 ipmi, 9400 dcgm, 9835 nvidia_gpu, 8000, 9099
+DEFAULT_LISTEN = f"127.0.0.1:{DEFAULT_PORT}"
+
+
+@dataclass(frozen=True)
+class GpuConfig:
+    """NVML GPU telemetry (``gpus:``)."""
+
+    enabled: Literal["auto"] | bool = "auto"  # auto: GPUs if the NVIDIA driver is there
+    library_path: str | None = None  # a libnvidia-ml.so.1 other than the loader's choice
+    deadline_seconds: float = field(default=1.5, metadata=rng(0.05, 30))
+    slow_interval_seconds: float = field(default=30.0, metadata=rng(1, 3600))
+    xid_events: bool = True
+    plausible_min_celsius: float = field(default=-20.0, metadata=rng(-100, 0))
+    plausible_max_celsius: float = field(default=150.0, metadata=rng(50, 300))
+    reinit_max_backoff_seconds: float = field(default=60.0, metadata=rng(1, 3600))
+
+
+@dataclass(frozen=True)
+class BmcConfig:
+    """One BMC (``bmcs: [...]``), reached over IPMI or Redfish."""
+
+    name: str
+    protocol: Literal["ipmi", "redfish"] = "ipmi"
+    transport: Literal["lan", "inband"] = "lan"
+    ipmi_version: Literal["2.0", "1.5"] = "2.0"
+    host: str | None = None
+    port: int | None = field(default=None, metadata=rng(1, 65535))
+    username: str | None = None
+    password_file: str | None = None
+    password_credential: str | None = None  # a systemd credential name ($CREDENTIALS_DIRECTORY)
+    cipher_suites: tuple[int, ...] = field(default=(17, 3), metadata=rng(0, 17))
+    timeout_seconds: float = field(default=2.0, metadata=rng(0.1, 60))
+    interval_seconds: float | None = field(default=None, metadata=rng(0.5, 3600))
+    redfish_auth: Literal["session", "basic"] = "session"
+    tls_verify: bool = True
+    ca_file: str | None = None
+
+
+@dataclass(frozen=True)
+class ZoneConfig:
+    """One fan zone (``fan_control.zones: [...]``)."""
+
+    name: str
+    fans: Literal["all"] | tuple[str, ...] = "all"
+    inputs: tuple[str, ...] = ("gpu:*",)
+    setpoint_celsius: float = field(default=75.0, metadata=rng(20, 110))
+    ceiling_celsius: float = field(default=85.0, metadata=rng(25, 120))
+    min_duty: float = field(default=0.15, metadata=rng(0, 1))
+    max_duty: float = field(default=1.0, metadata=rng(0, 1))
+
+
+@dataclass(frozen=True)
+class FanControlConfig:
+    """Closed-loop fan control (``fan_control:``); ``driver: none`` only monitors."""
+
+    driver: Literal["auto", "dell", "supermicro", "redfish-dell", "nvml", "hwmon", "none"] = "none"
+    bmc: str | None = None
+    zones: tuple[ZoneConfig, ...] = ()
+
+
+@dataclass(frozen=True)
+class LicenceConfig:
+    """vGPU licence watch (``licence:``)."""
+
+    enabled: Literal["auto"] | bool = "auto"
+    interval_seconds: float = field(default=60.0, metadata=rng(5, 3600))
+
+
+@dataclass(frozen=True)
+class ExporterConfig:
+    """The Prometheus endpoint (``exporter:``)."""
+
+    listen: tuple[str, ...] = (DEFAULT_LISTEN,)
+    telemetry_path: str = "/metrics"
+    web_config_file: str | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration. ``source`` is the file it came from (for messages)."""
+
+    interval_seconds: float = field(default=2.0, metadata=rng(0.2, 60))
+    status_socket: str | None = None  # default: see gpuwatchd.paths.default_socket()
+    gpus: GpuConfig = field(default_factory=GpuConfig)
+    bmcs: tuple[BmcConfig, ...] = ()
+    fan_control: FanControlConfig = field(default_factory=FanControlConfig)
+    licence: LicenceConfig = field(default_factory=LicenceConfig)
+    exporter: ExporterConfig = field(default_factory=ExporterConfig)
+    source: str = field(default="<defaults>", metadata={"internal": True})
+
+
+def load(path: str | Path) -> Config:
+    """Read and validate a config file; raise ConfigError naming file:line: key."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read the config file: {exc.strerror}") from None
+    return loads(text, source)
+
+
+def loads(text: str, source: str = "<string>") -> Config:
+    """Validate config text; ``source`` names it in error messages."""
+    data = parse(text, source)
+    builder = Builder(source)
+    if isinstance(data, dict) and "source" in data:
+        builder.fail(data.key_lines.get("source", 0), "source", "unknown key")  # type: ignore[attr-defined]
+    config = builder.build(Config, data)
+    config = dataclasses.replace(config, source=source)
+    _check(config, data, builder)
+    return config
+
+
+def _line(data: object, *path: str | int) -> int:
+    """Best-effort line of a key path in the parsed YAML (0 when unknown)."""
+    line = getattr(data, "line", 0)
+    node = data
+    for key in path:
+        if isinstance(key, int) and isinstance(node, list) and key < len(node):
+            line = getattr(node, "item_lines", [line] * (key + 1))[key]
+            node = node[key]
+        elif isinstance(node, dict) and key in node:
+            line = getattr(node, "key_lines", {}).get(key, line)
+            node = node[key]
+        else:
+            break
+    return line
+
+
+def _check(config: Config, data: object, b: Builder) -> None:
+    """Cross-field checks that one key's type and range cannot express."""
+    for i, addr in enumerate(config.exporter.listen):
+        if parse_listen(addr) is None:
+            b.fail(_line(data, "exporter", "listen", i), f"exporter.listen[{i}]",
+                   f"{addr!r} is not HOST:PORT (e.g. {DEFAULT_LISTEN} or [::1]:{DEFAULT_PORT})")
+    if not config.exporter.telemetry_path.startswith("/"):
+        b.fail(_line(data, "exporter", "telemetry_path"), "exporter.telemetry_path",
+               "must start with '/'")
+    _check_bmcs(config, data, b)
+    _check_fan_control(config, data, b)
+
+
+def _check_bmcs(config: Config, data: object, b: Builder) -> None:
+    seen: set[str] = set()
+    for i, bmc in enumerate(config.bmcs):
+        where = f"bmcs[{i}]"
+        if bmc.name in seen:
+            b.fail(_line(data, "bmcs", i, "name"), f"{where}.name",
+                   f"duplicate BMC name {bmc.name!r}")
+        seen.add(bmc.name)
+        if bmc.transport == "lan" and not bmc.host:
+            b.fail(_line(data, "bmcs", i), f"{where}.host", "required for transport: lan")
+        if bmc.password_file and bmc.password_credential:
+            b.fail(_line(data, "bmcs", i, "password_credential"), f"{where}.password_credential",
+                   "give password_file or password_credential, not both")
+
+
+def _check_fan_control(config: Config, data: object, b: Builder) -> None:
+    fc = config.fan_control
+    names = {bmc.name for bmc in config.bmcs}
+    if fc.bmc is not None and fc.bmc not in names:
+        known = ", ".join(sorted(names)) or "none defined"
+        b.fail(_line(data, "fan_control", "bmc"), "fan_control.bmc",
+               f"no BMC named {fc.bmc!r} (bmcs: {known})")
+    seen: set[str] = set()
+    for i, zone in enumerate(fc.zones):
+        where = f"fan_control.zones[{i}]"
+        if zone.name in seen:
+            b.fail(_line(data, "fan_control", "zones", i, "name"), f"{where}.name",
+                   f"duplicate zone name {zone.name!r}")
+        seen.add(zone.name)
+        if zone.min_duty > zone.max_duty:
+            b.fail(_line(data, "fan_control", "zones", i, "min_duty"), f"{where}.min_duty",
+                   f"min_duty {zone.min_duty} is above max_duty {zone.max_duty}")
+        if zone.setpoint_celsius >= zone.ceiling_celsius:
+            b.fail(_line(data, "fan_control", "zones", i, "setpoint_celsius"),
+                   f"{where}.setpoint_celsius",
+                   f"setpoint {zone.setpoint_celsius} must be below the ceiling "
+                   f"{zone.ceiling_celsius}")
+
+
+def parse_listen(addr: str) -> tuple[str, int] | None:
+    """``'127.0.0.1:10045'`` or ``'[::1]:10045'`` -> (host, port); None if malformed."""
+    host, sep, port_text = addr.rpartition(":")
+    if not sep or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        return None
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if host in ("", "localhost"):
+        return (host or "0.0.0.0", int(port_text))  # noqa: S104 - an explicit ':PORT' asks for all
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    return (host, int(port_text))

@@ -1,0 +1,166 @@
+"""Immutable readings and the Snapshot: plain data, no I/O.
+
+Data flows one way: collectors produce a :class:`Collected` (typed readings for the controller
+and the status server, plus metric :class:`Family` objects for the exporter), the daemon wraps
+each one in a :class:`CollectorResult` and publishes a :class:`Snapshot` once per tick. Readers
+(exporter, status server, controller) only ever see a whole Snapshot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, TypeVar
+
+Labels = tuple[tuple[str, str], ...]
+Kind = Literal["gauge", "counter"]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One series of a family: its labels (ordered pairs) and value."""
+
+    labels: Labels
+    value: float
+
+
+@dataclass(frozen=True, slots=True)
+class Family:
+    """A metric family as plain data. Counter names end in ``_total``."""
+
+    name: str
+    kind: Kind
+    help: str
+    samples: tuple[Sample, ...]
+
+
+class FamilyBuilder:
+    """Accumulates samples per metric name, then freezes them into :class:`Family` objects.
+
+    Metric names, types and help texts are declared once in a catalogue (a dict of name ->
+    (kind, help)) so a typo in a collector fails at the first sample, not in a dashboard.
+    """
+
+    def __init__(self, catalogue: dict[str, tuple[Kind, str]]) -> None:
+        self._catalogue = catalogue
+        self._samples: dict[str, list[Sample]] = {}
+
+    def add(self, name: str, value: float | int | bool | None, **labels: str | int) -> None:
+        """Add one sample; ``None`` means unsupported and adds nothing (absent, never 0)."""
+        if value is None:
+            return
+        if name not in self._catalogue:
+            raise KeyError(f"metric {name!r} is not in the catalogue")
+        pairs = tuple((key, str(val)) for key, val in labels.items())
+        self._samples.setdefault(name, []).append(Sample(pairs, float(value)))
+
+    def extend(self, other: FamilyBuilder) -> None:
+        """Append every sample of ``other`` (e.g. cached slow-tier readings)."""
+        for name, samples in other._samples.items():
+            self._samples.setdefault(name, []).extend(samples)
+
+    def build(self) -> tuple[Family, ...]:
+        """The families in catalogue order; names with no sample are left out."""
+        out = []
+        for name, (kind, help_text) in self._catalogue.items():
+            samples = self._samples.get(name)
+            if samples:
+                out.append(Family(name, kind, help_text, tuple(samples)))
+        return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class Collected:
+    """What one collect() returns: typed readings and their metric families."""
+
+    readings: tuple[object, ...] = ()
+    families: tuple[Family, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class GpuReading:
+    """The GPU values the controller and the status table use (the exporter has the rest).
+
+    Temperatures in degrees Celsius, power in watts; ``None`` = unsupported or not read.
+    """
+
+    index: int
+    uuid: str
+    name: str
+    up: bool
+    temperature_celsius: float | None = None
+    margin_celsius: float | None = None
+    slowdown_celsius: float | None = None
+    shutdown_celsius: float | None = None
+    power_watts: float | None = None
+    power_limit_watts: float | None = None
+    fan_ratios: tuple[float, ...] = ()
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class NvmlReading:
+    """Whether NVML answers, and the driver it reports (for status and health)."""
+
+    up: bool
+    driver_version: str = ""
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CollectorResult:
+    """A collector's latest outcome, as the daemon recorded it.
+
+    ``ok`` is the last attempt's outcome; ``collected`` is from the last *successful* attempt,
+    stamped with ``updated_wall``/``updated_mono`` (0.0 when there has never been one), so a
+    failed attempt leaves the last good data in place until it is older than
+    ``stale_after_seconds``.
+    """
+
+    name: str
+    ok: bool
+    duration_seconds: float
+    updated_wall: float
+    updated_mono: float
+    stale_after_seconds: float
+    error: str = ""
+    collected: Collected = field(default_factory=Collected)
+
+    def age_seconds(self, now_mono: float) -> float:
+        """Seconds since the last successful collect (infinite if there was none)."""
+        if self.updated_mono <= 0.0:
+            return float("inf")
+        return max(0.0, now_mono - self.updated_mono)
+
+    def is_stale(self, now_mono: float) -> bool:
+        """True when the last good data is too old to be served or acted on."""
+        return self.age_seconds(now_mono) > self.stale_after_seconds
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Everything the daemon knows after one tick; replaced whole, never mutated."""
+
+    seq: int
+    taken_wall: float
+    taken_mono: float
+    results: tuple[CollectorResult, ...] = ()
+    extra: tuple[object, ...] = ()  # readings produced by the daemon itself (e.g. fan zones)
+
+    def result(self, name: str) -> CollectorResult | None:
+        """The result of the collector called ``name``, if it is registered."""
+        for res in self.results:
+            if res.name == name:
+                return res
+        return None
+
+    def readings(self, kind: type[T]) -> tuple[T, ...]:
+        """Every reading of the given type, across collectors, in registration order."""
+        out: list[T] = []
+        for res in self.results:
+            out.extend(r for r in res.collected.readings if isinstance(r, kind))
+        out.extend(r for r in self.extra if isinstance(r, kind))
+        return tuple(out)
+
+
+EMPTY_SNAPSHOT = Snapshot(seq=0, taken_wall=0.0, taken_mono=0.0)
