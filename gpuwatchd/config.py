@@ -54,6 +54,9 @@ class BmcConfig:
     redfish_auth: Literal["session", "basic"] = "session"
     tls_verify: bool = True
     ca_file: str | None = None
+    ipmi_device: str = "/dev/ipmi0"  # transport: inband
+    privilege: Literal["user", "operator", "administrator"] = "administrator"
+    max_requests_per_second: float = field(default=20.0, metadata=rng(0.5, 1000))  # Redfish
 
 
 @dataclass(frozen=True)
@@ -175,6 +178,22 @@ def _check_bmcs(config: Config, data: object, b: Builder) -> None:
         if bmc.password_file and bmc.password_credential:
             b.fail(_line(data, "bmcs", i, "password_credential"), f"{where}.password_credential",
                    "give password_file or password_credential, not both")
+        _check_bmc_protocol(bmc, where, _line(data, "bmcs", i), b)
+
+
+_CIPHER_SUITES = (1, 2, 3, 15, 16, 17)  # the RMCP+ suites python-ipmi implements
+
+
+def _check_bmc_protocol(bmc: BmcConfig, where: str, line: int, b: Builder) -> None:
+    """Per-protocol checks of one BMC (chassis telemetry, issue 3)."""
+    for suite in bmc.cipher_suites:
+        if suite not in _CIPHER_SUITES:
+            b.fail(line, f"{where}.cipher_suites",
+                   f"cipher suite {suite} is not one of {', '.join(map(str, _CIPHER_SUITES))}")
+    if bmc.protocol == "redfish" and bmc.transport != "lan":
+        b.fail(line, f"{where}.transport", "redfish needs transport: lan")
+    if bmc.ca_file and not bmc.tls_verify:
+        b.fail(line, f"{where}.ca_file", "ca_file has no effect with tls_verify: false")
 
 
 def _check_fan_control(config: Config, data: object, b: Builder) -> None:

@@ -164,3 +164,66 @@ class Snapshot:
 
 
 EMPTY_SNAPSHOT = Snapshot(seq=0, taken_wall=0.0, taken_mono=0.0)
+
+
+# -- chassis telemetry (BMC over IPMI or Redfish) ------------------------------------------------
+# Sensor names are the BMC's own (SDR ID string, Redfish Name), made unique per BMC in a stable,
+# documented way (gpuwatchd.collectors.chassis_common.unique_names), so that a fan-control zone
+# can name one as an input: "bmc:<bmc>:<sensor>" (ChassisTemperature.input_id).
+SensorState = Literal["ok", "warning", "critical", "no_reading"]
+
+
+@dataclass(frozen=True, slots=True)
+class BmcReading:
+    """One BMC: reachable or not, who made it, and the chassis power it reports."""
+
+    bmc: str
+    protocol: str  # ipmi | redfish
+    up: bool
+    vendor: str = ""
+    firmware: str = ""
+    power_watts: float | None = None  # DCMI Get Power Reading / Redfish PowerConsumedWatts
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class FanReading:
+    """One chassis fan (rotor); rpm or duty ratio, whichever the BMC reports."""
+
+    bmc: str
+    fan: str
+    rpm: float | None
+    ratio: float | None = None
+    state: SensorState = "ok"
+
+
+@dataclass(frozen=True, slots=True)
+class ChassisTemperature:
+    """One BMC temperature sensor (inlet, exhaust, CPU, ...); usable as a fan-control input."""
+
+    bmc: str
+    sensor: str
+    celsius: float | None
+    state: SensorState = "ok"
+    upper_critical_celsius: float | None = None
+
+    @property
+    def input_id(self) -> str:
+        """How a fan-control zone names this sensor: ``bmc:<bmc>:<sensor>``."""
+        return f"bmc:{self.bmc}:{self.sensor}"
+
+
+@dataclass(frozen=True, slots=True)
+class PsuReading:
+    """One power supply: present, failed, AC lost, and its watts where reported."""
+
+    bmc: str
+    psu: str
+    present: bool
+    up: bool  # present, not failed, input not lost
+    failed: bool = False
+    ac_lost: bool = False
+    predictive_failure: bool = False
+    input_watts: float | None = None
+    output_watts: float | None = None
+    capacity_watts: float | None = None

@@ -48,8 +48,22 @@ def _gpu(config: Config, hw: Hardware) -> Sequence[Scheduled]:
     return gpu.build(config, hw)
 
 
+def _chassis_ipmi(config: Config, hw: Hardware) -> Sequence[Scheduled]:
+    from gpuwatchd.collectors import chassis_ipmi  # noqa: PLC0415
+
+    return chassis_ipmi.build(config, hw)
+
+
+def _chassis_redfish(config: Config, hw: Hardware) -> Sequence[Scheduled]:
+    from gpuwatchd.collectors import chassis_redfish  # noqa: PLC0415
+
+    return chassis_redfish.build(config, hw)
+
+
 REGISTRY: dict[str, Factory] = {
     "gpu": _gpu,
+    "chassis_ipmi": _chassis_ipmi,  # one per bmcs[] entry with protocol: ipmi
+    "chassis_redfish": _chassis_redfish,  # one per bmcs[] entry with protocol: redfish
 }
 
 
