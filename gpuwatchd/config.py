@@ -70,6 +70,52 @@ class ZoneConfig:
     ceiling_celsius: float = field(default=85.0, metadata=rng(25, 120))
     min_duty: float = field(default=0.15, metadata=rng(0, 1))
     max_duty: float = field(default=1.0, metadata=rng(0, 1))
+    # PID (gpuwatchd.control.pid), in duty ratio per degree: hotter -> more duty.
+    kp: float = field(default=0.03, metadata=rng(0, 10))  # per C of error
+    ki: float = field(default=0.0015, metadata=rng(0, 10))  # per C of error per second
+    kd: float = field(default=0.5, metadata=rng(0, 1000))  # per C/s of the input's rise
+    derivative_filter_seconds: float = field(default=4.0, metadata=rng(0, 600))
+    # Slew limits of the commanded duty (ratio per second): up fast, down slow (as Dell's
+    # firmware: ramp up 0.1, down 0.05).
+    slew_up_per_second: float = field(default=0.1, metadata=rng(0.001, 10))
+    slew_down_per_second: float = field(default=0.01, metadata=rng(0.001, 10))
+    # An input older than this is stale: failsafe (default: 1.5 x interval_seconds).
+    stale_after_seconds: float | None = field(default=None, metadata=rng(0.1, 3600))
+    # Failsafe is left only after this long of good data.
+    failsafe_hold_seconds: float = field(default=30.0, metadata=rng(0, 3600))
+    # "gpu-margin:" inputs are seen as (this - margin); default: the GPU's slowdown temperature.
+    margin_reference_celsius: float | None = field(default=None, metadata=rng(20, 150))
+
+
+@dataclass(frozen=True)
+class DellConfig:
+    """Dell 11G-13G raw IPMI fan control (``fan_control.dell:``)."""
+
+    # The iDRAC's "third-party PCIe card default cooling response" (an 80 % floor for an
+    # unrecognised x16 card): unchanged, or disable it while gpuwatchd regulates (13G).
+    third_party_pcie_response: Literal["unchanged", "disable"] = "unchanged"
+    # What it becomes on exit: restore (as found), enable (Dell's default), leave (as is).
+    third_party_pcie_on_exit: Literal["restore", "enable", "leave"] = "restore"
+    # Fans addressed one by one where the iDRAC refuses "all fans" (selector 0xff, R510).
+    fan_count: int = field(default=6, metadata=rng(1, 16))
+
+
+@dataclass(frozen=True)
+class SupermicroConfig:
+    """Supermicro raw IPMI fan control (``fan_control.supermicro:``)."""
+
+    generation: Literal["auto", "x9", "x10"] = "auto"  # x10: X10-X13/H10-H13
+    zones: tuple[int, ...] = field(default=(0, 1), metadata=rng(0, 15))  # "all" fans
+    # The fan mode handed back on exit: the one found at start, or a fixed one.
+    release_mode: Literal["previous", "standard", "full", "optimal", "heavyio"] = "previous"
+
+
+@dataclass(frozen=True)
+class RedfishDellConfig:
+    """iDRAC9/10 Redfish OEM attributes: a coarse floor where raw control is gone."""
+
+    attribute: Literal["minimum_fan_speed", "offset"] = "minimum_fan_speed"
+    min_write_interval_seconds: float = field(default=60.0, metadata=rng(5, 3600))
 
 
 @dataclass(frozen=True)
@@ -79,6 +125,22 @@ class FanControlConfig:
     driver: Literal["auto", "dell", "supermicro", "redfish-dell", "nvml", "hwmon", "none"] = "none"
     bmc: str | None = None
     zones: tuple[ZoneConfig, ...] = ()
+    # Consecutive failed writes (after retries of a missing reply) before failsafe.
+    write_failures_to_failsafe: int = field(default=3, metadata=rng(1, 100))
+    # Each BMC call must finish within this (capped at interval_seconds); a later answer is
+    # a failed write.
+    write_deadline_seconds: float = field(default=2.5, metadata=rng(0.1, 60))
+    # Manual mode and the duty are written again this often even when nothing changed
+    # (a BMC that reverted to automatic unnoticed is corrected within this).
+    reassert_seconds: float = field(default=30.0, metadata=rng(1, 3600))
+    # How often the BMC's fan mode is read back (Supermicro) or its fan speeds checked
+    # against the commanded duty (Dell) to notice a revert to automatic.
+    mode_check_seconds: float = field(default=10.0, metadata=rng(1, 3600))
+    # Where `gpuwatchctl calibrate` stores the measured duty floor (calibration-<bmc>.json).
+    state_directory: str = "/var/lib/gpuwatchd"
+    dell: DellConfig = field(default_factory=DellConfig)
+    supermicro: SupermicroConfig = field(default_factory=SupermicroConfig)
+    redfish_dell: RedfishDellConfig = field(default_factory=RedfishDellConfig)
 
 
 @dataclass(frozen=True)
@@ -218,6 +280,66 @@ def _check_fan_control(config: Config, data: object, b: Builder) -> None:
                    f"{where}.setpoint_celsius",
                    f"setpoint {zone.setpoint_celsius} must be below the ceiling "
                    f"{zone.ceiling_celsius}")
+    _check_fan_driver(config, data, b)
+    for i, zone in enumerate(fc.zones):
+        _check_zone_control(config, zone, i, data, b)
+
+
+_BMC_DRIVERS = {"dell": "ipmi", "supermicro": "ipmi", "redfish-dell": "redfish"}
+
+
+def _check_fan_driver(config: Config, data: object, b: Builder) -> None:
+    """The driver needs the right kind of BMC (fan control, issue 4)."""
+    fc = config.fan_control
+    if fc.driver == "none" or not fc.zones:
+        return
+    line = _line(data, "fan_control", "driver")
+    bmc = next((m for m in config.bmcs if m.name == fc.bmc), None)
+    wanted = _BMC_DRIVERS.get(fc.driver)
+    if (wanted or fc.driver == "auto") and bmc is None:
+        b.fail(line, "fan_control.bmc", f"driver {fc.driver} needs a BMC: name one of bmcs")
+    if wanted and bmc is not None and bmc.protocol != wanted:
+        b.fail(_line(data, "fan_control", "bmc"), "fan_control.bmc",
+               f"driver {fc.driver} needs a BMC with protocol: {wanted}, and {bmc.name!r} "
+               f"speaks {bmc.protocol}")
+
+
+def _check_zone_control(config: Config, zone: ZoneConfig, i: int, data: object,
+                        b: Builder) -> None:
+    """Selectors, fans and timing of one zone (fan control, issue 4)."""
+    from gpuwatchd.control.selectors import SelectorError, parse_selector  # noqa: PLC0415
+
+    where = f"fan_control.zones[{i}]"
+    names = {m.name for m in config.bmcs}
+    for j, text in enumerate(zone.inputs):
+        try:
+            sel = parse_selector(text)
+        except SelectorError as exc:
+            b.fail(_line(data, "fan_control", "zones", i, "inputs", j), f"{where}.inputs[{j}]",
+                   str(exc))
+        if sel.bmc is not None and sel.bmc not in names:
+            b.fail(_line(data, "fan_control", "zones", i, "inputs", j), f"{where}.inputs[{j}]",
+                   f"no BMC named {sel.bmc!r} (bmcs: {', '.join(sorted(names)) or 'none'})")
+    if not zone.inputs:
+        b.fail(_line(data, "fan_control", "zones", i, "inputs"), f"{where}.inputs",
+               "a zone needs at least one input")
+    stale = zone.stale_after_seconds
+    if stale is not None and stale < config.interval_seconds:
+        b.fail(_line(data, "fan_control", "zones", i, "stale_after_seconds"),
+               f"{where}.stale_after_seconds",
+               f"{stale} is shorter than interval_seconds ({config.interval_seconds}): "
+               "every input would be stale")
+    if zone.fans != "all" and config.fan_control.driver in ("dell", "supermicro", "nvml"):
+        from gpuwatchd.control.drivers import channel_error  # noqa: PLC0415
+
+        for j, fan in enumerate(zone.fans):
+            problem = channel_error(config.fan_control.driver, fan)
+            if problem:
+                b.fail(_line(data, "fan_control", "zones", i, "fans", j), f"{where}.fans[{j}]",
+                       problem)
+    if zone.fans == "all" and config.fan_control.driver == "hwmon":
+        b.fail(_line(data, "fan_control", "zones", i, "fans"), f"{where}.fans",
+               "hwmon needs the PWM channels listed, e.g. [\"nct6798/pwm2\"]")
 
 
 def parse_listen(addr: str) -> tuple[str, int] | None:

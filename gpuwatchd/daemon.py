@@ -98,10 +98,10 @@ class Daemon:
                  __version__, ", ".join(f"{h}:{p}" for h, p in self._metrics.bound),
                  socket_path, len(self._state.runners))
 
-    def _build(self, config: Config) -> None:
+    def _build(self, config: Config, control: ControlLoop | None = None) -> None:
         self._state.runners = [CollectorRunner(s, self._clock)
                                for s in collectors.build_all(config, self.hw)]
-        self._control = _build_control(config, self.hw)
+        self._control = control if control is not None else _build_control(config, self.hw)
 
     def run(self) -> int:
         """Tick until stopped; always hands the fans back and closes everything."""
@@ -162,9 +162,12 @@ class Daemon:
         except GpuwatchdError as exc:
             log.error("reload refused, keeping the running configuration: %s", exc)
         else:
+            kept = _reconfigured(self._control, new)  # tunables only: no hand-back, no bump
+            if kept is not None:
+                self._control = None
             self._close_hardware()
             self.config = new
-            self._build(new)
+            self._build(new, kept)
             log.info("configuration reloaded from %s", new.source)
         self._state.phase = "running"
         self._notifier.send(READY=1, STATUS=summary(self.snapshot))
@@ -211,11 +214,15 @@ class Daemon:
 
 def _build_control(config: Config, hw: Hardware) -> ControlLoop | None:
     """The fan controller, when the config asks for one (gpuwatchd.control)."""
-    if config.fan_control.driver == "none" or not config.fan_control.zones:
-        return None
-    log.warning("fan_control.driver %s is configured, but fan control is not available in "
-                "this build: monitoring only", config.fan_control.driver)
-    return None
+    from gpuwatchd.control.loop import build  # noqa: PLC0415 - only when fan control is on
+
+    return build(config, hw)
+
+
+def _reconfigured(control: ControlLoop | None, config: Config) -> ControlLoop | None:
+    """``control`` if it took the reloaded config in place (gpuwatchd.control.loop)."""
+    reconfigure = getattr(control, "reconfigure", None)
+    return control if reconfigure is not None and reconfigure(config) else None
 
 
 def summary(snap: Snapshot) -> str:

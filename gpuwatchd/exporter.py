@@ -25,7 +25,7 @@ from prometheus_client.process_collector import ProcessCollector
 
 from gpuwatchd import __version__
 from gpuwatchd.clock import Clock
-from gpuwatchd.model import Family, Sample, Snapshot
+from gpuwatchd.model import Collected, Family, Sample, Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +47,11 @@ BUILD_INFO = Family("gpuwatchd_build_info", "gauge", "gpuwatchd's version; alway
 def families(snapshot: Snapshot, now_mono: float) -> list[Family]:
     """Every family to expose for ``snapshot`` at ``now_mono``: data, then self-health."""
     merged: dict[str, Family] = {}
-    for result in snapshot.results:
-        if result.is_stale(now_mono):
-            continue
-        for fam in result.collected.families:
+    published = [r.collected for r in snapshot.results if not r.is_stale(now_mono)]
+    # families the daemon itself publishes with the Snapshot (the fan controller's)
+    published += [item for item in snapshot.extra if isinstance(item, Collected)]
+    for collected in published:
+        for fam in collected.families:
             old = merged.get(fam.name)
             merged[fam.name] = fam if old is None else Family(
                 fam.name, fam.kind, fam.help, old.samples + fam.samples)

@@ -183,6 +183,32 @@ def _gpus(snapshot: Snapshot, now_mono: float) -> Section:
     return Section(rows, tuple(reasons))
 
 
+def _fan_control(snapshot: Snapshot, now_mono: float) -> Section:
+    """The fan controller's zones and driver; ``null`` when fan control is off."""
+    from gpuwatchd.control.state import FanControlReading, ZoneReading  # noqa: PLC0415
+
+    drivers = [r for r in snapshot.extra if isinstance(r, FanControlReading)]
+    if not drivers:
+        return Section(None)
+    ctl = drivers[0]
+    zones = [r for r in snapshot.extra if isinstance(r, ZoneReading)]
+    reasons = [f"fan zone {z.zone} in failsafe: {z.reason}" for z in zones
+               if z.mode == "failsafe"]
+    if ctl.message and not reasons:
+        reasons.append(f"fan control not regulating: {ctl.message}")
+    data = {
+        "driver": ctl.driver, "target": ctl.target, "manual": ctl.manual,
+        "message": ctl.message, "writes": ctl.writes, "reverts": ctl.reverts,
+        "write_errors": dict(ctl.write_errors), "channels": dict(ctl.channels),
+        "zones": [{"zone": z.zone, "mode": z.mode, "reason": z.reason, "input": z.input_id,
+                   "input_celsius": z.input_celsius, "setpoint_celsius": z.setpoint_celsius,
+                   "ceiling_celsius": z.ceiling_celsius, "duty": z.duty,
+                   "min_duty": z.min_duty, "max_duty": z.max_duty,
+                   "failsafe_entries": dict(z.failsafe_entries)} for z in zones],
+    }
+    return Section(data, tuple(reasons))
+
+
 # The document's sections after "daemon" and "health", in order. To add one (BMC fans and
 # PSUs, fan zones with mode/input/setpoint/duty, licences): write a builder that turns the
 # Snapshot into JSON-ready data plus health reasons (e.g. "zone gpu in failsafe: ..."),
@@ -191,6 +217,7 @@ SECTIONS: dict[str, SectionBuilder] = {
     "nvml": _nvml,
     "gpus": _gpus,
     "collectors": _collectors,
+    "fan_control": _fan_control,  # fan zones: mode, input vs setpoint, duty (issue 4)
 }
 
 

@@ -210,12 +210,38 @@ def _collectors(collectors: list[Json], style: Style) -> list[str]:
     return _table(["COLLECTOR", "STATE", "AGE", "DURATION", "ERROR"], rows, "llrrl", style)
 
 
+def _fan_control(fc: Json, style: Style) -> list[str]:
+    """Per zone: mode, controlling input vs setpoint, duty; then the driver's line."""
+    tones = {"control": "good", "monitor": "warn", "failsafe": "bad"}
+    rows = []
+    for z in fc["zones"]:
+        duty = z["duty"]
+        rows.append([(z["zone"], ""), (z["mode"], tones.get(z["mode"], "")),
+                     (z["input"] or "-", ""), _c(z["input_celsius"]),
+                     _c(z["setpoint_celsius"]), _c(z["ceiling_celsius"]),
+                     ("-" if duty is None else f"{float(duty) * 100:.0f}%", ""),
+                     (f"{float(z['min_duty']) * 100:.0f}-{float(z['max_duty']) * 100:.0f}%", ""),
+                     (z["reason"], "warn" if z["reason"] else "")])
+    head = ["FAN ZONE", "MODE", "INPUT", "TEMP", "SETPOINT", "CEILING", "DUTY", "LIMITS",
+            "NOTE"]
+    lines = _table(head, rows, "lllrrrrrl", style)
+    state = "manual" if fc["manual"] else "BMC automatic"
+    errors = sum(int(v) for v in fc["write_errors"].values())
+    line = (f"fan driver {fc['driver']} on {fc['target']}: {state}, {fc['writes']} writes, "
+            f"{errors} errors, {fc['reverts']} reverts")
+    lines.append(line)
+    if fc["message"]:
+        lines.append(f"  {style.paint(fc['message'], 'warn')}")
+    return lines
+
+
 # Table renderers by document section, in print order; a new section in gpuwatchd.status
 # (BMCs, fan zones, licences) gets its renderer here.
 RENDERERS: dict[str, Callable[[Any, Style], list[str]]] = {
     "nvml": _nvml,
     "gpus": _gpus,
     "collectors": _collectors,
+    "fan_control": _fan_control,
 }
 
 

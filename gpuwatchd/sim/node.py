@@ -23,6 +23,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from gpuwatchd.clock import Clock, SystemClock
 from gpuwatchd.hardware import Hardware
@@ -42,7 +43,8 @@ class SimNode:
     def __init__(self, clock: Clock | None = None, gpu_count: int = 2,
                  profile: str | Profile | Sequence[Profile] = "demo", fan_count: int = 8,
                  speed: float = 1.0, *, inlet_celsius: float = 24.0, gpu_spec: GpuSpec = P40,
-                 fan_spec: FanSpec = R730_FAN) -> None:
+                 fan_spec: FanSpec = R730_FAN, bmc: str | None = "idrac",
+                 bmc_vendor: str = "dell") -> None:
         if speed <= 0:
             raise ValueError("speed must be positive")
         self.clock: Clock = clock if clock is not None else SystemClock()
@@ -54,6 +56,13 @@ class SimNode:
             inlet_celsius=inlet_celsius, profiles=profiles.for_gpus(profile, gpu_count),
             duty=DELL_THIRD_PARTY_FLOOR_DUTY)
         self.nvml = SimNvml(self.gpu_view, gpu_count, gpu_spec, wall=self.clock.time)
+        # Further handles for Hardware.extras: the simulated BMC ("ipmi:<name>" connector,
+        # gpuwatchd.sim.bmc_oem), which the demo config's bmcs[] entry of that name uses.
+        self.extras: dict[str, Any] = {}
+        if bmc:
+            from gpuwatchd.sim.bmc_oem import attach  # noqa: PLC0415 - import cycle
+
+            attach(self, bmc, bmc_vendor)
 
     def sim_seconds(self) -> float:
         """Simulated seconds since the node was made: (monotonic - start) * speed."""
@@ -69,7 +78,15 @@ class SimNode:
     def hardware(self) -> Hardware:
         """The injected roots for the daemon and collectors: this node's clock and NVML."""
         return Hardware(clock=self.clock, nvml=lambda: self.nvml, demo=True,
-                        extras={"sim": self})
+                        extras={"sim": self, **self.extras})
+
+    @property
+    def gpu_count(self) -> int:
+        return self._plant.gpu_count
+
+    @property
+    def fan_count(self) -> int:
+        return self._plant.fan_count
 
     # --- GPUs and load ---
     def gpu_view(self, index: int) -> GpuView:

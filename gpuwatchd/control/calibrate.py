@@ -1,0 +1,149 @@
+"""Fan calibration: step the duty down, record rpm, find the lowest safe duty (the floor).
+
+``gpuwatchctl calibrate`` runs :func:`run` with the daemon stopped: it takes manual control,
+sets every fan to each duty of a descending ladder, waits ``settle_seconds``, reads every fan
+and its lower thresholds from the BMC (``ipmitool sensor``), and stops at the first duty where
+a fan is at or below ``(1 + margin)`` x its highest lower threshold (or stopped): going lower
+would make a Supermicro BMC force the zone to 100 % (smfc#33, #37) and a Dell report a fan
+failure (R730: 600 rpm non-critical, 360 rpm critical). The floor is the lowest duty that
+kept every fan clear of that; the BMC's automatic control is restored at the end, whatever
+happened. The result is stored as JSON in ``fan_control.state_directory``
+(``calibration-<bmc>.json``); the daemon raises every zone's ``min_duty`` to the floor and
+checks fan speeds against the measured curve (gpuwatchd.control.revert).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from gpuwatchd.control.drivers import Driver
+
+log = logging.getLogger(__name__)
+
+LADDER = (1.0, 0.8, 0.6, 0.5, 0.4, 0.3, 0.25, 0.2, 0.15, 0.1, 0.05)
+SCHEMA = 1
+
+
+@dataclass(frozen=True)
+class FanSample:
+    """One fan at one moment: its speed and its highest lower threshold (rpm)."""
+
+    fan: str
+    rpm: float | None
+    lower_threshold_rpm: float | None = None
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """What a calibration found; ``points`` are (duty, mean rpm, slowest fan's rpm)."""
+
+    target: str
+    driver: str
+    created_wall: float
+    points: tuple[tuple[float, float, float], ...]
+    floor_duty: float
+    lower_threshold_rpm: float | None
+
+    def curve(self) -> list[tuple[float, float]]:
+        """(duty, mean rpm), ascending: the expectation for revert detection."""
+        return sorted((duty, mean) for duty, mean, _ in self.points)
+
+
+def safe(samples: Sequence[FanSample], margin: float) -> tuple[bool, str]:
+    """Whether every fan turns clear of its lower thresholds; else which one does not."""
+    if not samples:
+        return False, "no fan reports a speed"
+    for s in samples:
+        if s.rpm is None or s.rpm <= 0:
+            return False, f"{s.fan} stopped or not reporting"
+        if s.lower_threshold_rpm is not None and s.rpm <= s.lower_threshold_rpm * (1 + margin):
+            return False, (f"{s.fan} at {s.rpm:.0f} rpm is within {margin:.0%} of its lower "
+                           f"threshold {s.lower_threshold_rpm:.0f} rpm")
+    return True, ""
+
+
+def run(driver: Driver, read_fans: Callable[[], Sequence[FanSample]],
+        sleep: Callable[[float], None], wall: Callable[[], float], *,
+        ladder: Sequence[float] = LADDER, settle_seconds: float = 15.0, margin: float = 0.2,
+        report: Callable[[str], None] = log.info) -> Calibration:
+    """Step the ladder; always hand the fans back to the BMC at the end."""
+    points: list[tuple[float, float, float]] = []
+    floor = 1.0
+    lowest_threshold: float | None = None
+    driver.take_control()
+    try:
+        for duty in sorted(ladder, reverse=True):
+            driver.write(dict.fromkeys(driver.channels(), duty))
+            sleep(settle_seconds)
+            samples = list(read_fans())
+            rpms = [s.rpm for s in samples if s.rpm is not None]
+            thresholds = [s.lower_threshold_rpm for s in samples
+                          if s.lower_threshold_rpm is not None]
+            if thresholds:
+                lowest_threshold = max(thresholds)
+            ok, why = safe(samples, margin)
+            if rpms:
+                points.append((duty, sum(rpms) / len(rpms), min(rpms)))
+            report(f"duty {duty:4.0%}: " + (f"mean {sum(rpms) / len(rpms):6.0f} rpm, slowest "
+                                            f"{min(rpms):6.0f} rpm" if rpms else "no fan speed")
+                   + ("" if ok else f"  <- {why}"))
+            if not ok:
+                break
+            floor = duty
+    finally:
+        driver.release()
+    return Calibration(driver.target, driver.name, wall(), tuple(points), floor,
+                       lowest_threshold)
+
+
+def path_for(directory: str, target: str) -> str:
+    safe_name = "".join(c if c.isalnum() or c in "-_." else "_" for c in target)
+    return os.path.join(directory, f"calibration-{safe_name}.json")
+
+
+def save(cal: Calibration, directory: str) -> str:
+    """Write atomically (temp file + rename); returns the path."""
+    os.makedirs(directory, mode=0o755, exist_ok=True)
+    path = path_for(directory, cal.target)
+    doc = {"schema": SCHEMA, "target": cal.target, "driver": cal.driver,
+           "created_wall": cal.created_wall, "floor_duty": cal.floor_duty,
+           "lower_threshold_rpm": cal.lower_threshold_rpm,
+           "points": [list(p) for p in cal.points]}
+    fd, tmp = tempfile.mkstemp(prefix=".calibration-", dir=directory)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(doc, f, indent=2)
+        f.write("\n")
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+    return path
+
+
+def load(directory: str, target: str, driver: str) -> Calibration | None:
+    """The stored calibration for ``target``; None (and a warning) if absent or unusable."""
+    path = path_for(directory, target)
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        log.warning("ignoring the fan calibration %s: %s", path, exc)
+        return None
+    try:
+        if doc["schema"] != SCHEMA or doc["driver"] != driver:
+            log.warning("ignoring the fan calibration %s: made for driver %s, schema %s",
+                        path, doc.get("driver"), doc.get("schema"))
+            return None
+        points = tuple((float(d), float(m), float(s)) for d, m, s in doc["points"])
+        floor = min(1.0, max(0.0, float(doc["floor_duty"])))
+        lower = doc.get("lower_threshold_rpm")
+        return Calibration(str(doc["target"]), driver, float(doc["created_wall"]), points,
+                           floor, None if lower is None else float(lower))
+    except (KeyError, TypeError, ValueError) as exc:
+        log.warning("ignoring the fan calibration %s: %s", path, exc)
+        return None

@@ -1,0 +1,104 @@
+"""GPU fans through NVML, for cards that have their own fans (workstation and consumer GPUs).
+
+Every call goes through gpuwatchd.links.nvml.NvmlLink (its own handle on the library; NVML
+counts nvmlInit calls, so the GPU collector's handle is unaffected):
+
+- ``nvmlDeviceGetNumFans`` at :meth:`take_control`; a GPU with none (a passive Tesla) has no
+  channel;
+- ``nvmlDeviceSetFanSpeed_v2(handle, fan, percent)`` per fan
+  (``nvidia-settings -a GPUTargetFanSpeed=NN`` on a desktop), which needs root;
+- back to the driver's own curve: ``nvmlDeviceSetDefaultFanSpeed_v2(handle, fan)``;
+- read back: ``nvmlDeviceGetTargetFanSpeed(handle, fan)``: a target other than ours means
+  someone else (nvidia-settings, another daemon) wrote it.
+
+NO_PERMISSION (not root) is a Refused: the controller stays in monitor mode and says so.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from gpuwatchd.control.drivers import percent
+from gpuwatchd.errors import GpuwatchdError, Unsupported
+from gpuwatchd.links.nvml import NvmlLink
+
+log = logging.getLogger(__name__)
+
+
+class NvmlFanDriver:
+    """Fan duty for every GPU with fans."""
+
+    name = "nvml"
+    target = "nvml"
+
+    def __init__(self, link: NvmlLink) -> None:
+        self._link = link
+        self._fans: dict[str, tuple[Any, int]] = {}  # channel -> (handle, fan count)
+        self._written: dict[str, int] = {}
+
+    def _discover(self) -> None:
+        if not self._link.initialized:
+            self._link.init()
+        fans = {}
+        for index in range(self._link.call("nvmlDeviceGetCount")):
+            handle = self._link.call("nvmlDeviceGetHandleByIndex", index)
+            try:
+                count = int(self._link.call("nvmlDeviceGetNumFans", handle))
+            except Unsupported:
+                count = 0
+            if count > 0:
+                fans[f"gpu{index}"] = (handle, count)
+        self._fans = fans
+        log.info("NVML fan control: %s", ", ".join(
+            f"{ch} ({n} fan{'s' if n > 1 else ''})" for ch, (_, n) in fans.items()) or
+            "no GPU with fans")
+
+    def channels(self) -> tuple[str, ...]:
+        if not self._fans:
+            self._discover()
+        return tuple(self._fans)
+
+    def take_control(self) -> None:
+        """Discover the GPUs with fans (setting a speed is what takes control)."""
+        self._discover()
+
+    def write(self, duties: Mapping[str, float]) -> None:
+        for channel, duty in sorted(duties.items()):
+            handle, count = self._fans[channel]
+            pct = percent(duty)
+            for fan in range(count):
+                self._link.call("nvmlDeviceSetFanSpeed_v2", handle, fan, pct)
+            self._written[channel] = pct
+
+    def in_control(self) -> bool | None:
+        try:
+            for channel, pct in self._written.items():
+                handle, count = self._fans[channel]
+                for fan in range(count):
+                    target = int(self._link.call("nvmlDeviceGetTargetFanSpeed", handle, fan))
+                    if abs(target - pct) > 1:
+                        return False
+        except Unsupported:
+            return None
+        return True
+
+    def failsafe(self) -> None:
+        self.release()
+
+    def release(self) -> None:
+        """Every fan back to the driver's automatic curve."""
+        first: GpuwatchdError | None = None
+        for handle, count in self._fans.values():
+            for fan in range(count):
+                try:
+                    self._link.call("nvmlDeviceSetDefaultFanSpeed_v2", handle, fan)
+                except GpuwatchdError as exc:
+                    first = first or exc
+        self._written.clear()
+        if first is not None:
+            raise first
+
+    def close(self) -> None:
+        self._link.shutdown()

@@ -1,0 +1,222 @@
+"""One fan zone: its inputs, its PID, its limits and its safety state machine. No I/O.
+
+Per tick the controller (gpuwatchd.control.loop) hands each zone the Snapshot; the zone
+resolves its inputs, aggregates them by max, and steps its state machine (DESIGN.md, "Fan
+control must be safe before it is quiet"):
+
+- ``monitor``: no writes. At start until the inputs are good and the driver holds manual
+  control; for good when the BMC refused manual control (``0xd4``/``0xc1``) or control is off.
+- ``control``: the PID output, clamped to [min_duty, max_duty], slew-limited (up fast, down
+  slow); once the input is above the setpoint and rising, the duty never goes down.
+- ``failsafe``: entered at once when an input is stale past its limit, a GPU is lost, an
+  input reaches the ceiling, or the driver reports failing writes or an unreachable BMC; the
+  controller then hands the fans back to the BMC. It is left only after
+  ``failsafe_hold_seconds`` of good data, re-entering control at ``max_duty`` (bumpless).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+from gpuwatchd.config import ZoneConfig
+from gpuwatchd.control.pid import Pid, PidGains, PidTerms
+from gpuwatchd.control.selectors import InputValue, parse_selector, resolve
+from gpuwatchd.model import Snapshot
+
+Mode = Literal["monitor", "control", "failsafe"]
+MODES: tuple[Mode, ...] = ("monitor", "control", "failsafe")
+# Failsafe reasons (the ``reason`` label of gpuwatchd_fan_zone_failsafe_entries_total).
+REASONS = ("stale_input", "gpu_lost", "ceiling", "writes_failing", "bmc_unreachable")
+STALE_AFTER_INTERVALS = 1.5  # default stale limit: failsafe within 2 intervals of a loss
+
+
+@dataclass(frozen=True)
+class Fault:
+    """Why a zone cannot be controlled now: a failsafe reason and a sentence."""
+
+    reason: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """A zone's inputs on one tick: the hottest good one, and the fault if there is one."""
+
+    inputs: tuple[InputValue, ...]
+    controlling: InputValue | None
+    fault: Fault | None
+
+
+@dataclass(frozen=True)
+class ZoneStep:
+    """What a zone decided on one tick."""
+
+    mode: Mode
+    reason: str  # why it is in this mode ("" in control)
+    duty: float | None  # the duty this zone asks for (None: not commanding)
+    terms: PidTerms | None
+    controlling: InputValue | None
+    entered: str = ""  # "failsafe:<reason>" or "control" when the mode changed this tick
+
+
+def assess(inputs: list[InputValue], stale_after: float, ceiling: float) -> Assessment:
+    """The zone's verdict on its inputs (ceiling first, then lost GPUs, then stale data)."""
+    values = [i for i in inputs if i.celsius is not None and not i.lost]
+    controlling = max(values, key=lambda i: i.celsius or 0.0) if values else None
+    fault = None
+    hot = [i for i in values if (i.celsius or 0.0) >= ceiling]
+    lost = [i for i in inputs if i.lost]
+    stale = [i for i in inputs if not i.lost and (i.celsius is None or i.age_seconds > stale_after)]
+    if hot:
+        fault = Fault("ceiling", f"{hot[0].id} at {hot[0].celsius:.0f} C reached the ceiling "
+                                 f"{ceiling:g} C")
+    elif lost:
+        fault = Fault("gpu_lost", f"{lost[0].id} lost: {lost[0].error}")
+    elif not inputs:
+        fault = Fault("stale_input", "no input: nothing matches the zone's selectors")
+    elif stale:
+        age = stale[0].age_seconds
+        why = stale[0].error if stale[0].celsius is None else \
+            f"data {age:.1f} s old (limit {stale_after:g} s)"
+        fault = Fault("stale_input", f"{stale[0].id}: {why}")
+    return Assessment(tuple(inputs), controlling, fault)
+
+
+class ZoneController:
+    """One zone's state; the controller calls :meth:`observe` then :meth:`step` each tick."""
+
+    def __init__(self, cfg: ZoneConfig, interval_seconds: float, floor_duty: float = 0.0) -> None:
+        self.cfg = cfg
+        self.name = cfg.name
+        self._interval = interval_seconds
+        self._selectors = tuple(parse_selector(text) for text in cfg.inputs)
+        self.floor_duty = floor_duty  # calibrated lowest duty that keeps every fan turning
+        self.pid = Pid(_gains(cfg), cfg.setpoint_celsius, self.min_duty, cfg.max_duty)
+        self.mode: Mode = "monitor"
+        self.reason = "starting"
+        self.duty: float | None = None
+        self._seen: set[str] = set()
+        self.last_fault: Fault | None = None  # what sent the zone to failsafe last
+        self._good_since: float | None = None
+        self._last_mono: float | None = None
+        self._last_value: float | None = None
+
+    @property
+    def min_duty(self) -> float:
+        """The configured minimum, raised to the calibrated floor (never above max_duty)."""
+        return min(self.cfg.max_duty, max(self.cfg.min_duty, self.floor_duty))
+
+    @property
+    def stale_after(self) -> float:
+        return self.cfg.stale_after_seconds or STALE_AFTER_INTERVALS * self._interval
+
+    def observe(self, snapshot: Snapshot, now_mono: float) -> Assessment:
+        """Resolve and judge the inputs; an input seen before and now missing is lost."""
+        inputs = resolve(self._selectors, snapshot, now_mono, self.cfg.margin_reference_celsius)
+        ids = {i.id for i in inputs}
+        for gone in sorted(self._seen - ids):
+            inputs.append(InputValue(gone, None, math.inf, lost=gone.startswith("gpu"),
+                                     error="no longer reported"))
+        self._seen |= ids
+        return assess(inputs, self.stale_after, self.cfg.ceiling_celsius)
+
+    def reconfigure(self, cfg: ZoneConfig) -> None:
+        """A reloaded zone config: same inputs kept, new gains/setpoint/limits bumpless."""
+        self.cfg = cfg
+        self._selectors = tuple(parse_selector(text) for text in cfg.inputs)
+        self.pid.retune(_gains(cfg), cfg.setpoint_celsius, self.min_duty, cfg.max_duty)
+
+    def ready_to_leave(self, a: Assessment, now_mono: float,
+                       driver_fault: Fault | None = None) -> bool:
+        """False while this zone is in failsafe and would stay there on this tick."""
+        if self.mode != "failsafe":
+            return True
+        return (a.fault is None and driver_fault is None and self._good_since is not None
+                and now_mono - self._good_since >= self.cfg.failsafe_hold_seconds)
+
+    def step(self, a: Assessment, now_mono: float, *, blocked: str = "",
+             driver_fault: Fault | None = None, entry_duty: float | None = None,
+             leave_ok: bool = True) -> ZoneStep:
+        """Advance the state machine one tick; ``blocked`` forces monitor mode (and why).
+
+        ``leave_ok`` False keeps a recovered zone in failsafe (zones sharing a BMC leave
+        failsafe together, when every one of them has recovered).
+        """
+        fault = a.fault or driver_fault
+        if blocked:
+            return self._monitor(a, blocked)
+        if self.mode == "control":
+            if fault is not None:
+                return self._failsafe(a, fault, now_mono, entering=True)
+            return self._control(a, now_mono)
+        if fault is not None:
+            if self.mode == "failsafe":
+                return self._failsafe(a, fault, now_mono, entering=False)
+            return self._monitor(a, f"waiting for good inputs: {fault.detail}")
+        if self.mode == "failsafe":
+            self._good_since = now_mono if self._good_since is None else self._good_since
+            held = now_mono - self._good_since
+            if held < self.cfg.failsafe_hold_seconds or not leave_ok:
+                self.reason = (f"recovering: good data for {held:.0f} of "
+                               f"{self.cfg.failsafe_hold_seconds:g} s")
+                if held >= self.cfg.failsafe_hold_seconds:
+                    self.reason = "recovered: waiting for the other zones on this BMC"
+                return ZoneStep("failsafe", self.reason, None, None, a.controlling)
+            entry_duty = self.cfg.max_duty  # back from a fault: start from full and slew down
+        return self._enter_control(a, now_mono, entry_duty)
+
+    def _monitor(self, a: Assessment, reason: str) -> ZoneStep:
+        self.mode, self.reason, self.duty = "monitor", reason, None
+        self._good_since = None
+        return ZoneStep("monitor", reason, None, None, a.controlling)
+
+    def _failsafe(self, a: Assessment, fault: Fault, now_mono: float,
+                  entering: bool) -> ZoneStep:
+        self.mode, self.reason, self.duty = "failsafe", f"{fault.reason}: {fault.detail}", None
+        self.last_fault = fault
+        self._good_since = None
+        entered = f"failsafe:{fault.reason}" if entering else ""
+        return ZoneStep("failsafe", self.reason, None, None, a.controlling, entered)
+
+    def _enter_control(self, a: Assessment, now_mono: float,
+                       entry_duty: float | None) -> ZoneStep:
+        assert a.controlling is not None and a.controlling.celsius is not None  # noqa: S101
+        start = self.cfg.max_duty if entry_duty is None else entry_duty
+        start = min(self.cfg.max_duty, max(self.min_duty, start))
+        self.pid.reset(a.controlling.celsius, start)
+        self.mode, self.reason, self.duty = "control", "", start
+        self._good_since = None
+        self._last_mono, self._last_value = now_mono, a.controlling.celsius
+        return ZoneStep("control", "", start, self.pid.terms, a.controlling, "control")
+
+    def _control(self, a: Assessment, now_mono: float) -> ZoneStep:
+        assert a.controlling is not None and a.controlling.celsius is not None  # noqa: S101
+        assert self.duty is not None  # noqa: S101 - set on entering control
+        value = a.controlling.celsius
+        dt = now_mono - self._last_mono if self._last_mono is not None else self._interval
+        terms = self.pid.update(value, dt)
+        rising = self._last_value is not None and value > self._last_value
+        duty = limit(terms.output, self.duty, dt, low=self.min_duty, high=self.cfg.max_duty,
+                     up_per_second=self.cfg.slew_up_per_second,
+                     down_per_second=self.cfg.slew_down_per_second,
+                     hold=rising and value > self.cfg.setpoint_celsius)
+        self.pid.applied(duty)
+        self.duty = duty
+        self._last_mono, self._last_value = now_mono, value
+        return ZoneStep("control", "", duty, self.pid.terms, a.controlling)
+
+
+def limit(raw: float, previous: float, dt: float, *, low: float, high: float,
+          up_per_second: float, down_per_second: float, hold: bool = False) -> float:
+    """The duty after slew limits, the no-retreat rule (``hold``) and [low, high]."""
+    duty = min(raw, previous + up_per_second * max(dt, 0.0))
+    duty = max(duty, previous - down_per_second * max(dt, 0.0))
+    if hold:
+        duty = max(duty, previous)
+    return min(high, max(low, duty))
+
+
+def _gains(cfg: ZoneConfig) -> PidGains:
+    return PidGains(cfg.kp, cfg.ki, cfg.kd, cfg.derivative_filter_seconds)

@@ -1,0 +1,257 @@
+"""Simulated Dell and Supermicro BMCs with their OEM fan commands, driving the thermal plant.
+
+:class:`SimDellBmc` and :class:`SimSupermicroBmc` extend gpuwatchd.sim.bmc.SimBmc (sensors,
+SDR, Get Device ID) with the raw OEM commands of reference/fan-control.md (b), and with the
+BMC's *own* fan behaviour, the baseline gpuwatchd is measured against:
+
+- Dell 13G iDRAC in automatic mode: an unrecognised x16 card with auxiliary power (a P40)
+  holds every fan at an 80 % floor while the third-party PCIe cooling response is enabled
+  (iDRAC8 ThermalConfig), else about 15 % (an R730 with the response off idles near
+  4,080 rpm). Start-up after a reset: 50 %.
+- Supermicro: mode Standard about 50 %, Optimal 30 %, HeavyIO 60 %, PUE 25 %, Full 100 %;
+  zone duties hold only in Full.
+
+Fault injection (:class:`OemFaults`, tests and benchmarks): refusing manual mode (``0xd4``,
+iDRAC9 from 3.34.34.34), refusing the all-fans selector (``0xcc``, R510), a completion code on
+every duty write, a BMC that stops answering, a revert to automatic, and a cold reset (no
+answer, then fan sensors that do not report, then automatic mode). Every OEM request is kept
+in :attr:`oem_log` as ``(netfn, bytes)``. Times are the node's simulated seconds.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from gpuwatchd.sim.bmc import SimBmc
+from gpuwatchd.sim.sdr import SensorDef
+
+if TYPE_CHECKING:
+    from gpuwatchd.sim.node import SimNode
+
+DELL_THIRD_PARTY_FLOOR = 0.8
+DELL_AUTO_DUTY = 0.15
+DELL_STARTUP_DUTY = 0.5
+SMC_MODE_DUTY = {0: 0.5, 1: 1.0, 2: 0.3, 3: 0.25, 4: 0.6}
+FAN_LOWER = {"lower_critical": 360.0, "lower_non_critical": 600.0}  # R730 fan-fail thresholds
+BASE_WATTS = 150.0  # CPUs, memory and disks of the simulated chassis
+EXHAUST_K_PER_W = 0.012  # exhaust rise per watt at full airflow (about 8 C at 650 W)
+
+
+@dataclass
+class OemFaults:
+    """What the simulated BMC does wrong; change the fields at any time."""
+
+    refuse_manual: int | None = None  # completion code for manual mode (0xd4)
+    refuse_all_fans: bool = False  # 0xcc for selector 0xff (R510)
+    write_code: int | None = None  # completion code for every duty write
+    silent: bool = False  # no answer at all (a dead BMC or network)
+    pcie_absent: bool = False  # 0xc1 for the third-party PCIe commands (12G, 14G+)
+
+
+def chassis_sensors(fan_count: int) -> list[SensorDef]:
+    """Fans (rpm, with R730 lower thresholds), inlet and exhaust temperatures."""
+    fans = [SensorDef(0x30 + i, f"Fan{i + 1} RPM", "fan", (29, i + 1), dict(FAN_LOWER))
+            for i in range(fan_count)]
+    return [*fans,
+            SensorDef(0x04, "Inlet Temp", "temperature", (64, 1),
+                      {"upper_non_critical": 38.0, "upper_critical": 42.0}),
+            SensorDef(0x01, "Exhaust Temp", "temperature", (64, 2),
+                      {"upper_non_critical": 70.0, "upper_critical": 75.0})]
+
+
+class _OemBmc(SimBmc):
+    """Common parts: plant-driven sensor values, faults, resets, the OEM log."""
+
+    def __init__(self, node: SimNode, manufacturer_id: int) -> None:
+        self.node = node
+        self.faults = OemFaults()
+        self.oem_log: list[tuple[int, bytes]] = []
+        self._oem_lock = threading.Lock()
+        self._down_until = float("-inf")
+        self._ns_until = float("-inf")
+        self._fans = node.fan_count
+        super().__init__(chassis_sensors(self._fans), self._sensor_values,
+                         manufacturer_id=manufacturer_id)
+
+    def _now(self) -> float:
+        return self.node.sim_seconds()
+
+    def _sensor_values(self) -> dict[int, float]:
+        if self._now() < self._ns_until:
+            return {}  # fans and temperatures "ns" while the BMC starts
+        rpms = self.node.fan_rpms()
+        values = {0x30 + i: rpm for i, rpm in enumerate(rpms)}
+        inlet = self.node.inlet_celsius()
+        watts = BASE_WATTS + sum(self.node.gpu_view(i).power_watts
+                                 for i in range(self.node.gpu_count))
+        airflow = max(sum(rpms) / len(rpms), 1000.0) / 17_600.0
+        values[0x04] = inlet
+        values[0x01] = inlet + EXHAUST_K_PER_W * watts / airflow
+        return values
+
+    def send_raw(self, lun: int, netfn: int, raw_bytes: bytes) -> bytes:
+        if self.faults.silent or self._now() < self._down_until:
+            raise TimeoutError("no response from the simulated BMC")
+        if netfn != 0x30:
+            return super().send_raw(lun, netfn, raw_bytes)
+        with self._oem_lock:
+            self.oem_log.append((netfn, bytes(raw_bytes)))
+            self.commands += 1
+            return self._oem(raw_bytes[0], bytes(raw_bytes[1:]))
+
+    def _oem(self, cmd: int, data: bytes) -> bytes:
+        raise NotImplementedError
+
+    def cold_reset(self, down_seconds: float = 30.0, ns_seconds: float = 60.0) -> None:
+        """``ipmitool mc reset cold``: no answer for ``down_seconds``, then ``ns_seconds``
+        with fan sensors not reporting; the BMC comes back in automatic mode (smfc measured
+        about 30 s down and 69 s of ``ns`` on an X11)."""
+        now = self._now()
+        self._down_until = now + down_seconds
+        self._ns_until = now + down_seconds + ns_seconds
+        self._reset_state()
+
+    def _reset_state(self) -> None:
+        raise NotImplementedError
+
+    def oem_requests(self) -> list[bytes]:
+        with self._oem_lock:
+            return [data for _, data in self.oem_log]
+
+
+class SimDellBmc(_OemBmc):
+    """An iDRAC8 (Dell 13G) with the ``0x30 0x30`` and ``0x30 0xce`` commands."""
+
+    def __init__(self, node: SimNode) -> None:
+        self.manual = False
+        self.pcie_enabled = True
+        self.duties: list[int] = []
+        super().__init__(node, manufacturer_id=674)
+        self.auto()
+
+    def auto_duty(self) -> float:
+        return DELL_THIRD_PARTY_FLOOR if self.pcie_enabled else DELL_AUTO_DUTY
+
+    def auto(self) -> None:
+        """Automatic mode: the iDRAC's own fan behaviour."""
+        self.manual = False
+        self.node.set_duty(self.auto_duty())
+
+    def revert(self) -> None:
+        """Fall back to automatic on its own (as users report after firmware events)."""
+        self.auto()
+
+    def _reset_state(self) -> None:
+        self.manual = False
+        self.node.set_duty(DELL_STARTUP_DUTY)
+
+    def _oem(self, cmd: int, data: bytes) -> bytes:
+        if cmd == 0x30:
+            return self._fan(data)
+        if cmd == 0xce:
+            return self._pcie(data)
+        return b"\xc1"
+
+    def _fan(self, data: bytes) -> bytes:
+        if data[:1] == b"\x01" and len(data) == 2:
+            if self.faults.refuse_manual is not None and data[1] == 0x00:
+                return bytes([self.faults.refuse_manual])
+            if data[1] == 0x00:
+                self.manual = True
+            else:
+                self.auto()
+            return b"\x00"
+        if data[:1] == b"\x02" and len(data) == 3:
+            selector, pct = data[1], data[2]
+            if pct > 100 or (selector != 0xff and selector >= self._fans):
+                return b"\xcc"
+            if selector == 0xff and self.faults.refuse_all_fans:
+                return b"\xcc"
+            if self.faults.write_code is not None:
+                return bytes([self.faults.write_code])
+            if self.manual:  # the iDRAC ignores duties while in automatic mode
+                self.node.set_duty(pct / 100.0, None if selector == 0xff else selector)
+            self.duties.append(pct)
+            return b"\x00"
+        return b"\xcc"
+
+    def _pcie(self, data: bytes) -> bytes:
+        if self.faults.pcie_absent:
+            return b"\xc1"
+        if data == b"\x01\x16\x05\x00\x00\x00":
+            flag = 0x00 if self.pcie_enabled else 0x01
+            return bytes([0x00, 0x16, 0x05, 0x00, 0x00, 0x00, 0x05, 0x00, flag, 0x00, 0x00])
+        if data[:8] == b"\x00\x16\x05\x00\x00\x00\x05\x00" and len(data) == 11:
+            self.pcie_enabled = data[8] == 0x00
+            if not self.manual:
+                self.node.set_duty(self.auto_duty())
+            return b"\x00"
+        return b"\xcc"
+
+
+class SimSupermicroBmc(_OemBmc):
+    """An X10-X13 BMC (``0x30 0x45``, ``0x30 0x70 0x66``), or an X9 (``0x30 0x91 0x5a``)."""
+
+    def __init__(self, node: SimNode, generation: str = "x10", mode: int = 0) -> None:
+        self.generation = generation
+        self.fan_mode = mode
+        super().__init__(node, manufacturer_id=10876)
+        self._apply_mode()
+
+    def zone_fans(self, zone: int) -> list[int]:
+        """Zone 0: the first half of the fans (FAN1...), zone 1: the rest (FANA...)."""
+        half = max(1, self._fans // 2)
+        return list(range(half)) if zone == 0 else list(range(half, self._fans))
+
+    def _apply_mode(self) -> None:
+        self.node.set_duty(SMC_MODE_DUTY.get(self.fan_mode, 0.5))
+
+    def revert(self, mode: int = 0) -> None:
+        """The BMC changes its fan mode on its own (smfc#99)."""
+        self.fan_mode = mode
+        self._apply_mode()
+
+    def _reset_state(self) -> None:
+        self.fan_mode = 0
+        self._apply_mode()
+
+    def _oem(self, cmd: int, data: bytes) -> bytes:
+        if cmd == 0x45 and data == b"\x00":
+            return bytes([0x00, self.fan_mode])
+        if cmd == 0x45 and data[:1] == b"\x01" and len(data) == 2:
+            if data[1] not in SMC_MODE_DUTY:
+                return b"\xcc"
+            if self.faults.refuse_manual is not None:
+                return bytes([self.faults.refuse_manual])
+            self.fan_mode = data[1]
+            self._apply_mode()
+            return b"\x00"
+        if cmd == 0x70 and data[:2] == b"\x66\x01" and len(data) == 4:
+            if self.generation != "x10":
+                return b"\xcc"
+            return self._zone(data[2], data[3] / 100.0, data[3] > 100)
+        if cmd == 0x91 and data[:2] == b"\x5a\x03" and len(data) == 4:
+            if self.generation != "x9":
+                return b"\xc1"
+            return self._zone(data[2] - 0x10, data[3] / 255.0, False)
+        return b"\xc1"
+
+    def _zone(self, zone: int, duty: float, bad: bool) -> bytes:
+        if bad or zone not in (0, 1):
+            return b"\xcc"
+        if self.faults.write_code is not None:
+            return bytes([self.faults.write_code])
+        if self.fan_mode == 1:  # zone duties hold only in Full
+            for fan in self.zone_fans(zone):
+                self.node.set_duty(duty, fan)
+        return b"\x00"
+
+
+def attach(node: SimNode, name: str = "idrac", vendor: str = "dell", **kwargs: Any) -> _OemBmc:
+    """Make a simulated BMC for ``node`` and register it as the IPMI peer of BMC ``name``."""
+    bmc: _OemBmc = SimDellBmc(node) if vendor == "dell" else SimSupermicroBmc(node, **kwargs)
+    node.extras[f"ipmi:{name}"] = bmc.connector
+    node.extras[f"bmc:{name}"] = bmc
+    return bmc
