@@ -68,8 +68,10 @@ class SimNode:
 
     def hardware(self) -> Hardware:
         """The injected roots for the daemon and collectors: this node's clock and NVML."""
+        from gpuwatchd.sim.bmc import demo_extras  # noqa: PLC0415 - the simulated iDRAC
+
         return Hardware(clock=self.clock, nvml=lambda: self.nvml, demo=True,
-                        extras={"sim": self})
+                        extras={"sim": self, **demo_extras(self)})
 
     # --- GPUs and load ---
     def gpu_view(self, index: int) -> GpuView:
