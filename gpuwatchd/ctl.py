@@ -1,7 +1,9 @@
 """``gpuwatchctl``: ask the running daemon how the node is, check a config file.
 
 It talks only to the daemon's status socket and never to hardware: a second IPMI or NVML
-client would compete with the daemon (and could leave a BMC in manual fan mode).
+client would compete with the daemon (and could leave a BMC in manual fan mode). The two
+exceptions run without the daemon (gpuwatchd.control.cli): ``failsafe`` hands the fans back to
+the BMC (systemd's ``ExecStopPost=``), ``calibrate`` measures them with the daemon stopped.
 
 Exit codes follow ``systemctl status`` (LSB):
 
@@ -27,6 +29,7 @@ from dataclasses import dataclass
 
 from gpuwatchd import __version__
 from gpuwatchd.config import EXIT_CONFIG, ConfigError, load
+from gpuwatchd.control import cli as _fan
 from gpuwatchd.paths import SOCKET_ENV, client_socket
 from gpuwatchd.status import NotRunning, QueryError, query
 from gpuwatchd.status_view import render
@@ -139,10 +142,12 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "version": Subcommand("print the version", lambda p: None, _version),
     "check-config": Subcommand("validate a config file (exit 6 if invalid)",
                                _check_config_arguments, _check_config),
-    # Reserved for later work (DESIGN.md "Contracts"), added here as Subcommand entries:
-    # "failsafe":  hand every fan zone back to the BMC's automatic control, directly, without
-    #              the daemon (ExecStopPost= after a crash); exit 0 when every BMC confirmed.
-    # "calibrate": measure fan duty -> rpm and GPU thermal response for a zone.
+    "failsafe": Subcommand("hand the fans back to the BMC's automatic control, without the "
+                           "daemon (ExecStopPost=)", _fan.failsafe_arguments,
+                           _fan.failsafe),
+    "calibrate": Subcommand("step the fan duty, record rpm, store the lowest safe duty "
+                            "(the daemon must be stopped)", _fan.calibrate_arguments,
+                            _fan.calibrate_cmd),
 }
 
 

@@ -213,9 +213,17 @@ def _fan_control(snapshot: Snapshot, now_mono: float) -> Section:
 # PSUs, fan zones with mode/input/setpoint/duty, licences): write a builder that turns the
 # Snapshot into JSON-ready data plus health reasons (e.g. "zone gpu in failsafe: ..."),
 # add it here, and add its table renderer to gpuwatchd.status_view.RENDERERS.
+def _bmcs(snapshot: Snapshot, now_mono: float) -> Section:
+    """BMCs with their fans, temperatures and PSUs (gpuwatchd.status_bmc)."""
+    from gpuwatchd import status_bmc  # noqa: PLC0415 - keeps the chassis code out of here
+
+    return Section(*status_bmc.section(snapshot, now_mono))
+
+
 SECTIONS: dict[str, SectionBuilder] = {
     "nvml": _nvml,
     "gpus": _gpus,
+    "bmcs": _bmcs,
     "collectors": _collectors,
     "fan_control": _fan_control,  # fan zones: mode, input vs setpoint, duty (issue 4)
 }

@@ -237,9 +237,16 @@ def _fan_control(fc: Json, style: Style) -> list[str]:
 
 # Table renderers by document section, in print order; a new section in gpuwatchd.status
 # (BMCs, fan zones, licences) gets its renderer here.
+def _bmcs(bmcs: list[Json], style: Style) -> list[str]:
+    from gpuwatchd import status_bmc  # noqa: PLC0415
+
+    return status_bmc.render(bmcs, style, _table)
+
+
 RENDERERS: dict[str, Callable[[Any, Style], list[str]]] = {
     "nvml": _nvml,
     "gpus": _gpus,
+    "bmcs": _bmcs,
     "collectors": _collectors,
     "fan_control": _fan_control,
 }

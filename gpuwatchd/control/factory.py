@@ -111,20 +111,11 @@ def _ipmi_driver(name: str, config: Config, link: Any, target: str) -> Driver:
 
 
 def _redfish_dell(config: Config, bmc: BmcConfig, hw: Hardware) -> Built:
-    """The Redfish OEM driver over gpuwatchd.links.redfish (the chassis telemetry's link)."""
+    """The Redfish OEM driver over its own RedfishLink session (with PATCH)."""
+    from gpuwatchd.control.drivers.redfish_link import RedfishWriteLink  # noqa: PLC0415
     from gpuwatchd.control.drivers.redfish_oem import RedfishDellDriver  # noqa: PLC0415
 
-    factory = hw.extras.get(f"redfish:{bmc.name}")
-    if factory is None:
-        try:
-            from gpuwatchd.links import redfish  # type: ignore[attr-defined]  # noqa: PLC0415
-        except ImportError:
-            raise Unsupported("driver redfish-dell needs gpuwatchd.links.redfish, which this "
-                              "build does not have") from None
-        factory = getattr(redfish, "attribute_client", None)
-        if factory is None:
-            raise Unsupported("gpuwatchd.links.redfish has no attribute_client(bmc, clock)")
-    link = factory(bmc, hw.clock)
+    link = RedfishWriteLink(bmc, hw.clock, client_factory=hw.extras.get(f"redfish:{bmc.name}"))
     driver = RedfishDellDriver(link, config.fan_control.redfish_dell, bmc.name,
                                hw.clock.monotonic)
-    return Built(driver, [getattr(link, "close", lambda: None)])
+    return Built(driver, [link.close])

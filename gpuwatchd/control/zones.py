@@ -30,6 +30,7 @@ MODES: tuple[Mode, ...] = ("monitor", "control", "failsafe")
 # Failsafe reasons (the ``reason`` label of gpuwatchd_fan_zone_failsafe_entries_total).
 REASONS = ("stale_input", "gpu_lost", "ceiling", "writes_failing", "bmc_unreachable")
 STALE_AFTER_INTERVALS = 1.5  # default stale limit: failsafe within 2 intervals of a loss
+GUESS_SPAN_CELSIUS = 20.0  # see ZoneController.guess_duty
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,13 @@ class ZoneController:
     def stale_after(self) -> float:
         return self.cfg.stale_after_seconds or STALE_AFTER_INTERVALS * self._interval
 
+    def guess_duty(self, celsius: float) -> float:
+        """A starting duty when the fans' present duty is unknown (a Dell reports rpm only):
+        min_duty 20 C or more below the setpoint, rising linearly to max_duty at it. The
+        PID takes over from there; a hot GPU starts with full airflow."""
+        span = (celsius - (self.cfg.setpoint_celsius - GUESS_SPAN_CELSIUS)) / GUESS_SPAN_CELSIUS
+        return self.min_duty + (self.cfg.max_duty - self.min_duty) * min(1.0, max(0.0, span))
+
     def observe(self, snapshot: Snapshot, now_mono: float) -> Assessment:
         """Resolve and judge the inputs; an input seen before and now missing is lost."""
         inputs = resolve(self._selectors, snapshot, now_mono, self.cfg.margin_reference_celsius)
@@ -183,7 +191,7 @@ class ZoneController:
     def _enter_control(self, a: Assessment, now_mono: float,
                        entry_duty: float | None) -> ZoneStep:
         assert a.controlling is not None and a.controlling.celsius is not None  # noqa: S101
-        start = self.cfg.max_duty if entry_duty is None else entry_duty
+        start = self.guess_duty(a.controlling.celsius) if entry_duty is None else entry_duty
         start = min(self.cfg.max_duty, max(self.min_duty, start))
         self.pid.reset(a.controlling.celsius, start)
         self.mode, self.reason, self.duty = "control", "", start

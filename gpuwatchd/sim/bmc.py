@@ -15,9 +15,12 @@ from __future__ import annotations
 import struct
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gpuwatchd.sim.sdr import PSU_AC_LOST, PSU_FAILED, PSU_PRESENT, SensorDef, repository
+
+if TYPE_CHECKING:
+    from gpuwatchd.sim.node import SimNode
 
 Values = Callable[[], Mapping[int, float]]  # sensor number -> value (unit, or state bits)
 
@@ -128,3 +131,70 @@ _HANDLERS: dict[tuple[int, int], Callable[[SimBmc, bytes], bytes]] = {
 
 PSU_OK = PSU_PRESENT
 PSU_BROKEN = PSU_PRESENT | PSU_FAILED | PSU_AC_LOST
+
+# --- the demo node's iDRAC ------------------------------------------------------------------
+# A Dell R730-class chassis: eight dual-rotor fans (Fan1A/Fan1B ... Fan8A/Fan8B; the second
+# rotor of a counter-rotating fan turns a little slower), inlet, exhaust and two CPU
+# temperatures, and two PSUs of which PS2 has failed (present, failure and AC lost asserted,
+# as on a freshly unboxed used server). Names follow the style of an iDRAC's `ipmitool sdr
+# elist` (both CPU sensors are called "Temp", told apart by entity 3.1/3.2). Fan thresholds:
+# 600 rpm non-critical, 360 rpm critical (R730 iDRAC8 ThermalConfig, reference/fan-control.md
+# (e)); the temperature thresholds (inlet 42/47 C, exhaust 70/75 C, CPU 96 C) are assumed.
+DEMO_BMC = "idrac"
+ROTOR_B_RATIO = 0.975
+CPU_WATTS = 70.0  # each of two CPUs, steady (the demo loads the GPUs only)
+BASE_WATTS = 90.0  # board, memory, drives
+PSU_EFFICIENCY = 0.94
+AIRFLOW_M3S_AT_MAX = 0.06  # about 127 CFM through a 2U chassis with all fans at 100 %
+AIR_J_PER_M3K = 1200.0  # volumetric heat capacity of air
+CPU_K_PER_W_AT_MAX = 0.25  # CPU heatsink to air at full airflow; scales like the GPUs'
+
+
+def demo_sensors(fans: int = 8) -> list[SensorDef]:
+    """The demo chassis' sensors (see above)."""
+    fan_thresholds = {"lower_critical": 360.0, "lower_non_critical": 600.0}
+    out = [SensorDef(0x30 + 2 * i + r, f"Fan{i + 1}{'AB'[r]}", "fan", (7, 1),
+                     fan_thresholds) for i in range(fans) for r in (0, 1)]
+    out += [SensorDef(0x04, "Inlet Temp", "temperature", (0x37, 1),
+                      {"upper_non_critical": 42.0, "upper_critical": 47.0}),
+            SensorDef(0x01, "Exhaust Temp", "temperature", (7, 1),
+                      {"upper_non_critical": 70.0, "upper_critical": 75.0}),
+            SensorDef(0x0e, "Temp", "temperature", (3, 1), {"upper_critical": 96.0}),
+            SensorDef(0x0f, "Temp", "temperature", (3, 2), {"upper_critical": 96.0}),
+            SensorDef(0x62, "PS1 Status", "psu", (10, 1)),
+            SensorDef(0x63, "PS2 Status", "psu", (10, 2)),
+            SensorDef(0x64, "PS1 Input Power", "power", (10, 1))]
+    return out
+
+
+def demo_values(node: SimNode) -> dict[int, float]:
+    """Every demo sensor's value now, from the thermal plant."""
+    with node.synced() as plant:
+        rpms = plant.fan_rpms()
+        gpu_watts = sum(plant.gpu(i).power_watts for i in range(plant.gpu_count))
+        inlet = plant.inlet_celsius
+        spec = plant.fan_spec
+    flow = max(sum(rpms) / len(rpms), 1.0) / spec.max_rpm  # fraction of full airflow
+    heat = gpu_watts + 2 * CPU_WATTS + BASE_WATTS
+    cpu_rise = CPU_WATTS * CPU_K_PER_W_AT_MAX * flow ** -0.8
+    values: dict[int, float] = {}
+    for i, rpm in enumerate(rpms):
+        values[0x30 + 2 * i] = rpm
+        values[0x31 + 2 * i] = rpm * ROTOR_B_RATIO
+    values.update({0x04: inlet, 0x01: inlet + heat / (AIR_J_PER_M3K * AIRFLOW_M3S_AT_MAX * flow),
+                   0x0e: inlet + cpu_rise, 0x0f: inlet + cpu_rise * 0.93,
+                   0x62: PSU_OK, 0x63: PSU_BROKEN, 0x64: heat / PSU_EFFICIENCY})
+    return values
+
+
+def demo_bmc(node: SimNode) -> SimBmc:
+    """The demo node's iDRAC: fans from the plant; DCMI power = what the chassis draws."""
+    with node.synced() as plant:
+        sensors = demo_sensors(plant.fan_count)
+    return SimBmc(sensors, lambda: demo_values(node), manufacturer_id=674, product_id=0x0100,
+                  firmware=(2, 0x83), power_watts=lambda: demo_values(node)[0x64])
+
+
+def demo_extras(node: SimNode) -> dict[str, Any]:
+    """Hardware.extras entries for the demo: the simulated iDRAC as an IPMI connector."""
+    return {f"ipmi:{DEMO_BMC}": demo_bmc(node).connector}

@@ -1,8 +1,9 @@
 """Simulated Dell and Supermicro BMCs with their OEM fan commands, driving the thermal plant.
 
-:class:`SimDellBmc` and :class:`SimSupermicroBmc` extend gpuwatchd.sim.bmc.SimBmc (sensors,
-SDR, Get Device ID) with the raw OEM commands of reference/fan-control.md (b), and with the
-BMC's *own* fan behaviour, the baseline gpuwatchd is measured against:
+:class:`SimDellBmc` and :class:`SimSupermicroBmc` extend gpuwatchd.sim.bmc.SimBmc (the demo
+chassis' sensors of gpuwatchd.sim.bmc.demo_sensors, SDR, Get Device ID) with the raw OEM
+commands of reference/fan-control.md (b), and with the BMC's *own* fan behaviour, the
+baseline gpuwatchd is measured against:
 
 - Dell 13G iDRAC in automatic mode: an unrecognised x16 card with auxiliary power (a P40)
   holds every fan at an 80 % floor while the third-party PCIe cooling response is enabled
@@ -24,8 +25,7 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from gpuwatchd.sim.bmc import SimBmc
-from gpuwatchd.sim.sdr import SensorDef
+from gpuwatchd.sim.bmc import SimBmc, demo_sensors, demo_values
 
 if TYPE_CHECKING:
     from gpuwatchd.sim.node import SimNode
@@ -34,9 +34,6 @@ DELL_THIRD_PARTY_FLOOR = 0.8
 DELL_AUTO_DUTY = 0.15
 DELL_STARTUP_DUTY = 0.5
 SMC_MODE_DUTY = {0: 0.5, 1: 1.0, 2: 0.3, 3: 0.25, 4: 0.6}
-FAN_LOWER = {"lower_critical": 360.0, "lower_non_critical": 600.0}  # R730 fan-fail thresholds
-BASE_WATTS = 150.0  # CPUs, memory and disks of the simulated chassis
-EXHAUST_K_PER_W = 0.012  # exhaust rise per watt at full airflow (about 8 C at 650 W)
 
 
 @dataclass
@@ -50,17 +47,6 @@ class OemFaults:
     pcie_absent: bool = False  # 0xc1 for the third-party PCIe commands (12G, 14G+)
 
 
-def chassis_sensors(fan_count: int) -> list[SensorDef]:
-    """Fans (rpm, with R730 lower thresholds), inlet and exhaust temperatures."""
-    fans = [SensorDef(0x30 + i, f"Fan{i + 1} RPM", "fan", (29, i + 1), dict(FAN_LOWER))
-            for i in range(fan_count)]
-    return [*fans,
-            SensorDef(0x04, "Inlet Temp", "temperature", (64, 1),
-                      {"upper_non_critical": 38.0, "upper_critical": 42.0}),
-            SensorDef(0x01, "Exhaust Temp", "temperature", (64, 2),
-                      {"upper_non_critical": 70.0, "upper_critical": 75.0})]
-
-
 class _OemBmc(SimBmc):
     """Common parts: plant-driven sensor values, faults, resets, the OEM log."""
 
@@ -72,24 +58,18 @@ class _OemBmc(SimBmc):
         self._down_until = float("-inf")
         self._ns_until = float("-inf")
         self._fans = node.fan_count
-        super().__init__(chassis_sensors(self._fans), self._sensor_values,
-                         manufacturer_id=manufacturer_id)
+        super().__init__(demo_sensors(self._fans), self._sensor_values,
+                         manufacturer_id=manufacturer_id,
+                         power_watts=lambda: self._sensor_values().get(0x64))
 
     def _now(self) -> float:
         return self.node.sim_seconds()
 
     def _sensor_values(self) -> dict[int, float]:
+        """The demo chassis' sensors (gpuwatchd.sim.bmc.demo_values); none while starting."""
         if self._now() < self._ns_until:
-            return {}  # fans and temperatures "ns" while the BMC starts
-        rpms = self.node.fan_rpms()
-        values = {0x30 + i: rpm for i, rpm in enumerate(rpms)}
-        inlet = self.node.inlet_celsius()
-        watts = BASE_WATTS + sum(self.node.gpu_view(i).power_watts
-                                 for i in range(self.node.gpu_count))
-        airflow = max(sum(rpms) / len(rpms), 1000.0) / 17_600.0
-        values[0x04] = inlet
-        values[0x01] = inlet + EXHAUST_K_PER_W * watts / airflow
-        return values
+            return {}  # every sensor "ns" while the BMC starts after a reset
+        return demo_values(self.node)
 
     def send_raw(self, lun: int, netfn: int, raw_bytes: bytes) -> bytes:
         if self.faults.silent or self._now() < self._down_until:

@@ -77,8 +77,10 @@ class SimNode:
 
     def hardware(self) -> Hardware:
         """The injected roots for the daemon and collectors: this node's clock and NVML."""
+        from gpuwatchd.sim.bmc import demo_extras  # noqa: PLC0415 - the simulated iDRAC
+
         return Hardware(clock=self.clock, nvml=lambda: self.nvml, demo=True,
-                        extras={"sim": self, **self.extras})
+                        extras={"sim": self, **demo_extras(self), **self.extras})
 
     @property
     def gpu_count(self) -> int:

@@ -89,6 +89,8 @@ class NvmlFanDriver:
 
     def release(self) -> None:
         """Every fan back to the driver's automatic curve."""
+        if not self._fans:
+            self._discover()  # a fresh process (gpuwatchctl failsafe)
         first: GpuwatchdError | None = None
         for handle, count in self._fans.values():
             for fan in range(count):

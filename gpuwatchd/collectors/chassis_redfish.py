@@ -1,0 +1,279 @@
+"""Chassis collector over Redfish: fans, temperatures, PSUs and power of every chassis of a BMC.
+
+Discovery (after login, and again after the BMC was unreachable): the Chassis collection;
+per chassis the modern resources when present (``ThermalSubsystem``, ``PowerSubsystem``,
+``EnvironmentMetrics``), else the legacy ``Thermal`` and ``Power``; the fan and PSU member
+lists; the ``Sensors`` behind ``ThermalMetrics`` (names and thresholds); the manager's
+firmware. Per tick only the readings are fetched (legacy: 2 GETs per chassis; modern: one per
+fan unless the service supports ``$expand``, plus ThermalMetrics, each PSU and its Metrics).
+
+A resource answering 404 is absent (not asked again until the next discovery); one answering
+500 or malformed JSON is missing from this tick only (``gpuwatchd_bmc_errors_total``); a BMC
+that does not answer at all gives ``gpuwatchd_bmc_up 0`` and no readings.
+
+Command-line equivalent: ``curl -su USER https://BMC/redfish/v1/Chassis/<id>/Thermal``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from gpuwatchd.collectors import Scheduled
+from gpuwatchd.collectors import redfish_read as rr
+from gpuwatchd.collectors.chassis_common import (
+    ChassisData,
+    LinkStats,
+    Psu,
+    Sensor,
+    render,
+    unique_names,
+)
+from gpuwatchd.errors import GpuwatchdError, Transient, Unsupported
+from gpuwatchd.links.redfish import RedfishLink
+from gpuwatchd.model import Collected
+
+if TYPE_CHECKING:
+    from gpuwatchd.config import BmcConfig, Config
+    from gpuwatchd.hardware import Hardware
+
+log = logging.getLogger(__name__)
+
+_VENDORS = {"dell": "Dell", "supermicro": "Supermicro", "hpe": "HPE", "hp": "HPE",
+            "lenovo": "Lenovo"}
+
+
+@dataclass
+class _Plan:
+    """What to read from one chassis every tick."""
+
+    id: str
+    thermal: str | None = None  # legacy
+    power: str | None = None  # legacy
+    subsystem: str | None = None  # modern ThermalSubsystem (fan redundancy)
+    fans: str | None = None
+    fan_members: list[str] = field(default_factory=list)
+    metrics: str | None = None  # ThermalMetrics
+    sensor_info: dict[str, rr.Doc] = field(default_factory=dict)
+    temperature_sensors: list[str] = field(default_factory=list)  # without ThermalMetrics
+    psus: list[str] = field(default_factory=list)
+    environment: str | None = None
+
+
+@dataclass
+class _Tick:
+    raws: list[rr.RawSensor] = field(default_factory=list)
+    psus: list[Psu] = field(default_factory=list)
+    power: list[tuple[str, float]] = field(default_factory=list)
+    redundancy: list[tuple[str, bool]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+class ChassisRedfishCollector:
+    """Reads one BMC over a RedfishLink."""
+
+    def __init__(self, bmc: BmcConfig, link: RedfishLink) -> None:
+        self.name = f"chassis_redfish:{bmc.name}"
+        self.bmc = bmc.name
+        self._link = link
+        self._plans: list[_Plan] | None = None
+        self._absent: set[str] = set()
+        self._identity: tuple[str, str] | None = None
+        self._expand: dict[str, str] | None = None
+        self._up: bool | None = None
+
+    @property
+    def link(self) -> RedfishLink:
+        return self._link
+
+    def collect(self) -> Collected:
+        """One tick; a BMC that does not answer is reported, not raised."""
+        try:
+            data, error = self._read()
+        except GpuwatchdError as exc:
+            data, error = None, str(exc)
+            self._plans = None  # discover again once it answers
+        if (data is not None) != self._up:
+            if data is None:
+                log.warning("%s", error, extra={"BMC": self.bmc})
+            else:
+                log.info("%s: reading %d chassis over Redfish", self._link.name,
+                         len(self._plans or []), extra={"BMC": self.bmc})
+        self._up = data is not None
+        stats = LinkStats(self._link.requests, self._link.sessions_opened,
+                          tuple(sorted(self._link.errors.items())))
+        return render(self.bmc, "redfish", self._identity, data, stats=stats, error=error)
+
+    def _read(self) -> tuple[ChassisData, str]:
+        self._link.login()
+        if self._plans is None:
+            self._discover()
+        tick = _Tick()
+        for plan in self._plans or []:
+            if plan.thermal or plan.power:
+                self._legacy(plan, tick)
+            else:
+                self._modern(plan, tick)
+        names = unique_names([(r.name, r.chassis) for r in tick.raws])
+        sensors = tuple(Sensor(n, r.kind, r.value, r.state, r.thresholds, r.ratio)
+                        for n, r in zip(names, tick.raws, strict=True))
+        psu_names = unique_names([(p.name, str(i + 1)) for i, p in enumerate(tick.psus)])
+        psus = tuple(Psu(n, p.present, p.failed, p.predictive_failure, p.ac_lost,
+                         p.input_watts, p.output_watts, p.capacity_watts)
+                     for n, p in zip(psu_names, tick.psus, strict=True))
+        data = ChassisData(sensors, psus, tuple(tick.power), tuple(tick.redundancy))
+        return data, "; ".join(tick.problems)
+
+    def _fetch(self, path: str | None, tick: _Tick | None = None,
+               expand: bool = False) -> rr.Doc | None:
+        """GET a resource; None if absent (remembered) or failing this tick only."""
+        if path is None or path in self._absent:
+            return None
+        try:
+            return self._link.get(path, self._expand if expand else None)
+        except Unsupported as exc:
+            log.info("%s", exc, extra={"BMC": self.bmc})
+            self._absent.add(path)
+        except Transient as exc:
+            if not self._link.connected or tick is None:
+                raise  # the BMC stopped answering: the whole tick is lost
+            tick.problems.append(str(exc))
+        return None
+
+    def _discover(self) -> None:
+        root = self._link.root
+        self._absent.clear()
+        self._expand = _expand_query(root)
+        chassis = self._fetch(rr.odata_id(root, "Chassis") or "/redfish/v1/Chassis") or {}
+        plans = [plan for path in rr.members(chassis) if (plan := self._plan(path))]
+        self._identity = (_vendor(root), self._firmware(root))
+        self._plans = plans
+        log.info("%s: %d chassis (%s)", self._link.name, len(plans),
+                 ", ".join(f"{p.id}: {'legacy' if p.thermal or p.power else 'modern'}"
+                           for p in plans), extra={"BMC": self.bmc})
+
+    def _plan(self, path: str) -> _Plan | None:
+        found = self._fetch(path)
+        if found is None:
+            return None
+        doc = found
+        plan = _Plan(id=str(doc.get("Id") or path.rstrip("/").rsplit("/", 1)[-1]))
+        subsystem = rr.odata_id(doc, "ThermalSubsystem")
+        power_subsystem = rr.odata_id(doc, "PowerSubsystem")
+        if subsystem is None and power_subsystem is None:
+            plan.thermal, plan.power = rr.odata_id(doc, "Thermal"), rr.odata_id(doc, "Power")
+            return plan if plan.thermal or plan.power else None
+        plan.environment = rr.odata_id(doc, "EnvironmentMetrics")
+        ts = self._fetch(subsystem) or {}
+        plan.subsystem = subsystem
+        plan.fans = rr.odata_id(ts, "Fans")
+        plan.fan_members = rr.members(self._fetch(plan.fans) or {})
+        plan.metrics = rr.odata_id(ts, "ThermalMetrics")
+        metrics = self._fetch(plan.metrics) or {}
+        for item in metrics.get("TemperatureReadingsCelsius", []):
+            uri = item.get("DataSourceUri") if isinstance(item, dict) else None
+            if isinstance(uri, str) and (info := self._fetch(uri)) is not None:
+                plan.sensor_info[uri] = info
+        if plan.metrics is None:  # temperatures only as Sensors: keep their paths
+            collection = rr.odata_id(doc, "Sensors")
+            paths = rr.members(self._fetch(collection) or {})
+            plan.temperature_sensors = [
+                str(d["@odata.id"]) for d in self._members(collection, paths, None)
+                if d.get("ReadingType") == "Temperature" and "@odata.id" in d]
+        ps = self._fetch(power_subsystem) or {}
+        plan.psus = rr.members(self._fetch(rr.odata_id(ps, "PowerSupplies")) or {})
+        return plan
+
+    def _legacy(self, plan: _Plan, tick: _Tick) -> None:
+        thermal = self._fetch(plan.thermal, tick)
+        if thermal is not None:
+            raws, groups = rr.legacy_thermal(thermal, plan.id)
+            tick.raws += raws
+            tick.redundancy += groups
+        power = self._fetch(plan.power, tick)
+        if power is not None:
+            psus, watts = rr.legacy_power(power)
+            tick.psus += psus
+            if watts is not None:
+                tick.power.append((plan.id, watts))
+
+    def _modern(self, plan: _Plan, tick: _Tick) -> None:
+        ts = self._fetch(plan.subsystem, tick)
+        if ts is not None:
+            tick.redundancy += rr.redundancy(ts.get("FanRedundancy", []))
+        for doc in self._members(plan.fans, plan.fan_members, tick):
+            if (fan := rr.modern_fan(doc, plan.id)) is not None:
+                tick.raws.append(fan)
+        metrics = self._fetch(plan.metrics, tick)
+        if metrics is not None:
+            tick.raws += rr.modern_temperatures(metrics, plan.sensor_info, plan.id)
+        for path in plan.temperature_sensors:
+            found = self._fetch(path, tick)
+            if found is not None and (sensor := rr.modern_sensor(found, plan.id)) is not None:
+                tick.raws.append(sensor)
+        for path in plan.psus:
+            psu = self._fetch(path, tick)
+            if psu is not None:
+                metrics_doc = self._fetch(rr.odata_id(psu, "Metrics"), tick)
+                tick.psus.append(rr.modern_psu(psu, metrics_doc))
+        environment = self._fetch(plan.environment, tick)
+        if environment is not None and (watts := rr.environment_watts(environment)) is not None:
+            tick.power.append((plan.id, watts))
+
+    def _members(self, collection: str | None, paths: list[str],
+                 tick: _Tick | None) -> list[rr.Doc]:
+        """Member documents: one expanded GET when the service supports $expand."""
+        if self._expand is not None and collection is not None:
+            doc = self._fetch(collection, tick, expand=True)
+            expanded = [m for m in (doc or {}).get("Members", []) if isinstance(m, dict)
+                        and len(m) > 1]
+            if expanded:
+                return expanded
+        return [d for p in paths if (d := self._fetch(p, tick)) is not None]
+
+    def _firmware(self, root: rr.Doc) -> str:
+        managers = self._fetch(rr.odata_id(root, "Managers")) or {}
+        for path in rr.members(managers)[:1]:
+            doc = self._fetch(path) or {}
+            return str(doc.get("FirmwareVersion") or "")
+        return ""
+
+    def close(self) -> None:
+        self._link.close()
+
+
+def _vendor(root: rr.Doc) -> str:
+    """ServiceRoot ``Vendor`` (Redfish 1.5+), else the ``Oem`` key, else 'unknown'."""
+    names = [str(root.get("Vendor") or "")]
+    if isinstance(root.get("Oem"), dict):
+        names += list(root["Oem"])
+    for name in names:
+        first = name.lower().replace(",", " ").replace(".", " ").split()[:1]
+        if first and first[0] in _VENDORS:
+            return _VENDORS[first[0]]
+    return names[0] or "unknown"
+
+
+def _expand_query(root: rr.Doc) -> dict[str, str] | None:
+    """``$expand=.($levels=1)`` when ProtocolFeaturesSupported.ExpandQuery allows it."""
+    features = root.get("ProtocolFeaturesSupported")
+    expand = features.get("ExpandQuery") if isinstance(features, dict) else None
+    if isinstance(expand, dict) and expand.get("NoLinks") and expand.get("Levels"):
+        return {"$expand": ".($levels=1)"}
+    return None
+
+
+def build(config: Config, hw: Hardware) -> Sequence[Scheduled]:
+    """The registry factory: one collector per Redfish BMC in ``bmcs``."""
+    out = []
+    for bmc in config.bmcs:
+        if bmc.protocol != "redfish":
+            continue
+        factory: Any = hw.extras.get(f"redfish:{bmc.name}")  # a simulated service, if any
+        link = RedfishLink(bmc, hw.clock, client_factory=factory)
+        interval = bmc.interval_seconds or config.interval_seconds
+        deadline = min(interval, bmc.timeout_seconds + 0.5)
+        out.append(Scheduled(ChassisRedfishCollector(bmc, link), interval, deadline))
+    return out

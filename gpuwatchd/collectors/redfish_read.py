@@ -1,0 +1,227 @@
+"""Redfish documents -> neutral chassis readings, for both schema generations. No I/O.
+
+Legacy (deprecated in Redfish 2020.4 but what most iDRAC8/9, iLO and X11 BMCs serve):
+``Chassis/{id}/Thermal`` (``Temperatures[]``, ``Fans[]``, ``Redundancy[]``) and
+``Chassis/{id}/Power`` (``PowerSupplies[]``, ``PowerControl[]``). Modern (2020.4+):
+``ThermalSubsystem`` (``FanRedundancy[]``), ``ThermalSubsystem/Fans/{id}`` (``SpeedPercent``),
+``ThermalSubsystem/ThermalMetrics`` (``TemperatureReadingsCelsius[]``), ``Sensors/{id}``
+(``Reading``, ``Thresholds``), ``PowerSubsystem/PowerSupplies/{id}`` and its ``/Metrics``,
+``EnvironmentMetrics`` (``PowerWatts``).
+
+Health maps to the sensor state: ``Status.Health`` OK/Warning/Critical; a resource whose
+``Status.State`` is ``Absent`` is left out; a null reading is "no_reading".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from gpuwatchd.collectors.chassis_common import Psu
+from gpuwatchd.model import SensorState
+
+Doc = dict[str, Any]
+_HEALTH: dict[str, SensorState] = {"OK": "ok", "Warning": "warning", "Critical": "critical"}
+_LEGACY_THRESHOLDS = {
+    "UpperThresholdNonCritical": "upper_non_critical", "UpperThresholdCritical": "upper_critical",
+    "UpperThresholdFatal": "upper_non_recoverable",
+    "LowerThresholdNonCritical": "lower_non_critical", "LowerThresholdCritical": "lower_critical",
+    "LowerThresholdFatal": "lower_non_recoverable"}
+_MODERN_THRESHOLDS = {
+    "UpperCaution": "upper_non_critical", "UpperCritical": "upper_critical",
+    "UpperFatal": "upper_non_recoverable", "LowerCaution": "lower_non_critical",
+    "LowerCritical": "lower_critical", "LowerFatal": "lower_non_recoverable"}
+_AC_LOST = {"LossOfInput", "NoPower", "OutOfRange"}  # Redfish LineInputStatus values
+
+
+@dataclass(frozen=True)
+class RawSensor:
+    """A sensor before names are made unique across the BMC's chassis."""
+
+    name: str
+    chassis: str
+    kind: str
+    value: float | None
+    state: SensorState
+    thresholds: tuple[tuple[str, float], ...] = ()
+    ratio: float | None = None
+
+
+def sub(doc: Doc, key: str) -> Doc:
+    """``doc[key]`` when it is an object, else an empty one."""
+    value = doc.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def odata_id(doc: Doc, key: str) -> str | None:
+    """``doc[key]["@odata.id"]`` or None."""
+    value = doc.get(key)
+    return value.get("@odata.id") if isinstance(value, dict) else None
+
+
+def members(doc: Doc) -> list[str]:
+    """The member paths of a collection."""
+    return [m["@odata.id"] for m in doc.get("Members", []) if isinstance(m, dict)
+            and isinstance(m.get("@odata.id"), str)]
+
+
+def absent(doc: Doc) -> bool:
+    status = doc.get("Status")
+    return isinstance(status, dict) and status.get("State") == "Absent"
+
+
+def health(doc: Doc, value: float | None = None) -> SensorState:
+    """The sensor state from ``Status.Health`` (no value: "no_reading")."""
+    status = sub(doc, "Status")
+    if value is None:
+        return "no_reading"
+    return _HEALTH.get(str(status.get("Health")), "ok")
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
+        else None
+
+
+def by_threshold(value: float | None, thresholds: tuple[tuple[str, float], ...]
+                 ) -> SensorState:
+    """The state a reading has against its thresholds (when the BMC gives no health)."""
+    if value is None:
+        return "no_reading"
+    t = dict(thresholds)
+    if any(value >= t[k] for k in ("upper_critical", "upper_non_recoverable") if k in t) or \
+            any(value <= t[k] for k in ("lower_critical", "lower_non_recoverable") if k in t):
+        return "critical"
+    if ("upper_non_critical" in t and value >= t["upper_non_critical"]) or \
+            ("lower_non_critical" in t and value <= t["lower_non_critical"]):
+        return "warning"
+    return "ok"
+
+
+def legacy_thresholds(doc: Doc) -> tuple[tuple[str, float], ...]:
+    return tuple((name, v) for key, name in _LEGACY_THRESHOLDS.items()
+                 if (v := _number(doc.get(key))) is not None)
+
+
+def modern_thresholds(doc: Doc) -> tuple[tuple[str, float], ...]:
+    t = sub(doc, "Thresholds")
+    return tuple((name, v) for key, name in _MODERN_THRESHOLDS.items()
+                 if (v := _number(sub(t, key).get("Reading"))) is not None)
+
+
+def legacy_thermal(doc: Doc, chassis: str) -> tuple[list[RawSensor], list[tuple[str, bool]]]:
+    """``Chassis/{id}/Thermal``: temperatures, fans (RPM or percent), fan redundancy."""
+    out: list[RawSensor] = []
+    for t in doc.get("Temperatures", []):
+        if isinstance(t, dict) and not absent(t):
+            value = _number(t.get("ReadingCelsius"))
+            out.append(RawSensor(_name(t), chassis, "temperature", value, health(t, value),
+                                 legacy_thresholds(t)))
+    for f in doc.get("Fans", []):
+        if isinstance(f, dict) and not absent(f):
+            value = _number(f.get("Reading"))
+            percent = str(f.get("ReadingUnits", "RPM")).lower() == "percent"
+            rpm, ratio = (None, value / 100.0 if value is not None else None) if percent \
+                else (value, None)
+            out.append(RawSensor(_name(f, "FanName"), chassis, "fan", rpm, health(f, value),
+                                 () if percent else legacy_thresholds(f), ratio))
+    return out, redundancy(doc.get("Redundancy", []))
+
+
+def redundancy(groups: Any) -> list[tuple[str, bool]]:
+    """Redundancy groups: fully redundant when the group's health is OK."""
+    out = []
+    for g in groups if isinstance(groups, list) else []:
+        if isinstance(g, dict) and not absent(g):
+            status = sub(g, "Status")
+            out.append((_name(g) or "Fan Redundancy", status.get("Health") == "OK"))
+    return out
+
+
+def legacy_power(doc: Doc) -> tuple[list[Psu], float | None]:
+    """``Chassis/{id}/Power``: power supplies and the chassis' consumed watts."""
+    psus = []
+    for p in doc.get("PowerSupplies", []):
+        if not isinstance(p, dict):
+            continue
+        voltage = _number(p.get("LineInputVoltage"))
+        output = _number(p.get("PowerOutputWatts"))
+        psus.append(_psu(p, ac_lost=voltage == 0.0, input_watts=_number(p.get("PowerInputWatts")),
+                         output_watts=output if output is not None
+                         else _number(p.get("LastPowerOutputWatts"))))
+    control = doc.get("PowerControl") or [{}]
+    watts = _number(control[0].get("PowerConsumedWatts")) if isinstance(control[0], dict) \
+        else None
+    return psus, watts
+
+
+def modern_fan(doc: Doc, chassis: str) -> RawSensor | None:
+    """``ThermalSubsystem/Fans/{id}``: ``SpeedPercent.SpeedRPM`` and ``.Reading`` (%)."""
+    if absent(doc):
+        return None
+    speed = sub(doc, "SpeedPercent")
+    rpm, percent = _number(speed.get("SpeedRPM")), _number(speed.get("Reading"))
+    value = rpm if rpm is not None else percent
+    return RawSensor(_name(doc), chassis, "fan", rpm, health(doc, value),
+                     ratio=percent / 100.0 if percent is not None else None)
+
+
+def modern_temperatures(metrics: Doc, sensors: dict[str, Doc], chassis: str
+                        ) -> list[RawSensor]:
+    """``ThermalMetrics.TemperatureReadingsCelsius[]``, named and thresholded from the
+    ``Sensors/{id}`` resource each one's ``DataSourceUri`` points at (read at discovery)."""
+    out = []
+    for item in metrics.get("TemperatureReadingsCelsius", []):
+        if not isinstance(item, dict):
+            continue
+        uri = str(item.get("DataSourceUri", ""))
+        info = sensors.get(uri, {})
+        name = info.get("Name") or item.get("DeviceName") or uri.rsplit("/", 1)[-1] or "Temp"
+        value = _number(item.get("Reading"))
+        thresholds = modern_thresholds(info)
+        out.append(RawSensor(str(name), chassis, "temperature", value,
+                             by_threshold(value, thresholds), thresholds))
+    return out
+
+
+def modern_sensor(doc: Doc, chassis: str) -> RawSensor | None:
+    """One ``Sensors/{id}`` of ReadingType Temperature (when there is no ThermalMetrics)."""
+    if absent(doc) or doc.get("ReadingType") != "Temperature":
+        return None
+    value = _number(doc.get("Reading"))
+    return RawSensor(_name(doc), chassis, "temperature", value, health(doc, value),
+                     modern_thresholds(doc))
+
+
+def modern_psu(doc: Doc, metrics: Doc | None) -> Psu:
+    """``PowerSupplies/{id}`` (status, ``LineInputStatus``, capacity) + its ``/Metrics``."""
+    m = metrics or {}
+
+    def reading(key: str) -> float | None:
+        return _number(m[key].get("Reading")) if isinstance(m.get(key), dict) else None
+    return _psu(doc, ac_lost=doc.get("LineInputStatus") in _AC_LOST,
+                input_watts=reading("InputPowerWatts"), output_watts=reading("OutputPowerWatts"))
+
+
+def _psu(doc: Doc, *, ac_lost: bool, input_watts: float | None,
+         output_watts: float | None) -> Psu:
+    status = sub(doc, "Status")
+    name = _name(doc).removesuffix(" Status")
+    return Psu(name, present=status.get("State") != "Absent",
+               failed=status.get("Health") == "Critical",
+               predictive_failure=status.get("Health") == "Warning", ac_lost=ac_lost,
+               input_watts=input_watts, output_watts=output_watts,
+               capacity_watts=_number(doc.get("PowerCapacityWatts")))
+
+
+def environment_watts(doc: Doc) -> float | None:
+    """``EnvironmentMetrics.PowerWatts.Reading``."""
+    power = doc.get("PowerWatts")
+    return _number(power.get("Reading")) if isinstance(power, dict) else None
+
+
+def _name(doc: Doc, alt: str = "") -> str:
+    for key in ("Name", alt, "MemberId", "Id"):
+        if key and isinstance(doc.get(key), str) and doc[key].strip():
+            return str(doc[key]).strip()
+    return ""

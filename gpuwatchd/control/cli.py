@@ -1,0 +1,165 @@
+"""``gpuwatchctl failsafe`` and ``gpuwatchctl calibrate``: fan control without the daemon.
+
+``failsafe`` hands every fan back to the BMC directly, reading only the config: systemd runs
+it as ``ExecStopPost=`` so the fans are restored after SIGKILL, a crash or a watchdog kill
+(when the daemon stopped cleanly it has already done the same). It tries ``--attempts``
+times, a second apart, and exits 0 once the BMC confirmed, 1 if it never did. A fresh process
+cannot know what the Dell third-party PCIe response was before gpuwatchd started; with
+``third_party_pcie_response: disable`` it turns it back on (Dell's default and the safe side)
+unless ``third_party_pcie_on_exit: leave``.
+
+``calibrate`` needs the daemon stopped (both would write the fans): see
+gpuwatchd.control.calibrate. Exit codes as gpuwatchctl's: 0 done, 1 failed, 2 usage,
+6 invalid config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable, Sequence
+
+from gpuwatchd.config import EXIT_CONFIG, Config, ConfigError, load
+from gpuwatchd.control import calibrate
+from gpuwatchd.control.factory import Built, bmc_of, ipmi_link, make_driver
+from gpuwatchd.errors import GpuwatchdError
+from gpuwatchd.hardware import Hardware, real
+from gpuwatchd.model import FanReading
+
+DEFAULT_CONFIG = "/etc/gpuwatchd/gpuwatchd.yaml"
+PROG = "gpuwatchctl"
+Hw = Callable[[], Hardware]
+
+
+def _err(message: str) -> None:
+    print(f"{PROG}: {message}", file=sys.stderr)
+
+
+def _config(path: str) -> Config | None:
+    try:
+        return load(path)
+    except ConfigError as exc:
+        _err(str(exc))
+        return None
+
+
+def failsafe_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE", default=DEFAULT_CONFIG,
+                   help=f"the daemon's config file (default {DEFAULT_CONFIG})")
+    p.add_argument("--attempts", type=int, default=3, choices=range(1, 31), metavar="N",
+                   help="tries, a second apart, before giving up (default 3)")
+
+
+def failsafe(args: argparse.Namespace, hardware: Hw = real) -> int:
+    """``gpuwatchctl failsafe``: the BMC's automatic fan control, now."""
+    config = _config(args.config)
+    if config is None:
+        return EXIT_CONFIG
+    fc = config.fan_control
+    if fc.driver == "none" or not fc.zones:
+        print("fan control is off in the config: nothing to hand back")
+        return 0
+    last = ""
+    for attempt in range(args.attempts):
+        if attempt:
+            time.sleep(1.0)
+        try:
+            built = make_driver(config, hardware())
+        except GpuwatchdError as exc:
+            last = str(exc)
+            continue
+        try:
+            _assume_worst(built, config)
+            built.driver.release()
+        except GpuwatchdError as exc:
+            last = str(exc)
+            continue
+        finally:
+            built.close()
+        print(f"fans handed back to {built.driver.target} ({built.driver.name}): automatic "
+              "control")
+        return 0
+    _err(f"could not hand the fans back after {args.attempts} attempt(s): {last}")
+    return 1
+
+
+def _assume_worst(built: Built, config: Config) -> None:
+    """A fresh process: treat the Dell third-party response as disabled by gpuwatchd."""
+    dell = config.fan_control.dell
+    if (built.driver.name == "dell" and dell.third_party_pcie_response == "disable"
+            and dell.third_party_pcie_on_exit != "leave"):
+        built.driver.pcie_disabled_by_us = True  # type: ignore[attr-defined]
+
+
+def calibrate_arguments(p: argparse.ArgumentParser) -> None:
+    failsafe_arguments(p)
+    p.add_argument("--settle", type=float, default=15.0, metavar="SECONDS",
+                   help="wait this long at each duty before reading the fans (default 15)")
+    p.add_argument("--margin", type=float, default=0.2,
+                   help="keep every fan this much above its lower threshold (default 0.2)")
+
+
+def read_fans(config: Config, hw: Hardware) -> Callable[[], Sequence[calibrate.FanSample]]:
+    """Fan speeds and lower thresholds of the fan-control BMC, through the chassis
+    collector's own code (``ipmitool sdr type Fan`` / ``ipmitool sensor``)."""
+    from gpuwatchd.collectors.chassis_ipmi import ChassisIpmiCollector  # noqa: PLC0415
+
+    bmc = bmc_of(config)
+    if bmc is None:
+        raise ConfigError("fan_control.bmc is not set")
+    collector = ChassisIpmiCollector(bmc, ipmi_link(bmc, hw))
+
+    def read() -> list[calibrate.FanSample]:
+        collected = collector.collect()
+        lower: dict[str, float] = {}
+        for fam in collected.families:
+            if fam.name == "gpuwatchd_fan_speed_threshold_rpm":
+                for s in fam.samples:
+                    lb = dict(s.labels)
+                    if lb.get("threshold", "").startswith("lower"):
+                        lower[lb["fan"]] = max(lower.get(lb["fan"], 0.0), s.value)
+        return [calibrate.FanSample(f.fan, f.rpm, lower.get(f.fan))
+                for f in collected.readings if isinstance(f, FanReading)]
+
+    return read
+
+
+def calibrate_cmd(args: argparse.Namespace, hardware: Hw = real,
+                  sleep: Callable[[float], None] = time.sleep) -> int:
+    """``gpuwatchctl calibrate``: measure duty -> rpm, store the floor."""
+    config = _config(args.config)
+    if config is None:
+        return EXIT_CONFIG
+    fc = config.fan_control
+    if fc.driver not in ("dell", "supermicro", "auto"):
+        _err(f"calibrate needs an IPMI fan driver (dell, supermicro, auto), not {fc.driver}")
+        return 2
+    if _daemon_running(config):
+        _err("gpuwatchd is running: stop it first (both would write the fans)")
+        return 1
+    hw = hardware()
+    try:
+        built = make_driver(config, hw)
+        try:
+            cal = calibrate.run(built.driver, read_fans(config, hw), sleep, hw.clock.time,
+                                settle_seconds=args.settle, margin=args.margin, report=print)
+        finally:
+            built.close()
+        path = calibrate.save(cal, fc.state_directory)
+    except (GpuwatchdError, OSError) as exc:
+        _err(f"calibration failed (the fans were handed back to the BMC): {exc}")
+        return 1
+    print(f"floor {cal.floor_duty:.0%}: every zone's min_duty is raised to it; saved {path}")
+    return 0
+
+
+def _daemon_running(config: Config) -> bool:
+    from gpuwatchd.paths import default_socket  # noqa: PLC0415
+    from gpuwatchd.status import QueryError, query  # noqa: PLC0415
+
+    try:
+        query(config.status_socket or default_socket(), 1.0)
+    except QueryError:
+        return False
+    return True
