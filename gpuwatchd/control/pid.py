@@ -9,8 +9,8 @@ duty per degree, ``ki`` duty per degree-second and ``kd`` duty per (degree per s
   noisy integer-degree step from NVML does not slam the fans.
 - Anti-windup: the caller reports the duty it actually applied (:meth:`Pid.applied`) after
   clamping and slew limiting; an integration step that pushed against that limit is undone,
-  and the integral is kept within [out_min, out_max]. So the integral never winds up while the
-  fans are at full speed, or while the slew limit holds the duty back.
+  and the integral is bounded (the output range, widened by its width). So the integral never
+  winds up while the fans are at full speed, or while the slew limit holds the duty back.
 - Bumpless entry (:meth:`Pid.reset`): the integral is set so the first output equals the duty
   the fans already run at. Gains and setpoint changes (:meth:`Pid.retune`) keep the output
   continuous too.
@@ -114,4 +114,8 @@ class Pid:
             self.terms = PidTerms(self.terms.p, self._integral, self.terms.d)
 
     def _clamp(self, value: float) -> float:
-        return min(self.out_max, max(self.out_min, value))
+        """The integral's bounds: the output range widened by its own width on each side,
+        room enough for a bumpless start far from the setpoint (a large P term), never a
+        store of windup (conditional integration stops that, see :meth:`applied`)."""
+        span = self.out_max - self.out_min
+        return min(self.out_max + span, max(self.out_min - span, value))

@@ -7,6 +7,7 @@ from dataclasses import replace
 
 from gpuwatchd.cli import _demo_config
 from gpuwatchd.clock import ManualClock
+from gpuwatchd.config import FanControlConfig
 from gpuwatchd.daemon import Daemon
 from gpuwatchd.model import BmcReading, ChassisTemperature, Collected, FanReading, PsuReading
 from gpuwatchd.sim.node import SimNode
@@ -17,7 +18,9 @@ from gpuwatchd.status_view import render
 def run_demo(ticks: int = 3, node: SimNode | None = None) -> tuple[Daemon, SimNode, ManualClock]:
     clock = ManualClock()
     node = node or SimNode(clock=clock)
-    daemon = Daemon(_demo_config(), node.hardware())
+    # fan control off: these tests are about the iDRAC's sensors (the fan tests: test_fan_*)
+    config = replace(_demo_config(), fan_control=FanControlConfig())
+    daemon = Daemon(config, node.hardware())
     daemon._build(daemon.config)
     for _ in range(ticks):
         daemon.tick()
