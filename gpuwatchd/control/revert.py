@@ -1,12 +1,12 @@
 """Noticing a BMC that went back to automatic fan control behind our back, from fan speeds.
 
 Supermicro reads its fan mode back (``ipmitool raw 0x30 0x45 0x00``); a Dell iDRAC has no
-such command. So for Dell the fans themselves are the witness: once the commanded duty has
-been steady for ``settle_seconds`` (fans take a few seconds to follow), the measured mean rpm
-must match what that duty gave before, within ``tolerance``. The expectation comes from the
+such command. So for Dell the fans themselves are the witness: the measured mean rpm must lie
+between what the lowest and the highest duty of the last ``settle_seconds`` give (fans take
+a few seconds to follow), widened by ``tolerance``. The expectation comes from the
 calibration (``gpuwatchctl calibrate``) where there is one, else it is learned while the
-duty is steady. Two steady checks in a row outside the tolerance are a revert: the controller
-logs it, counts it (``gpuwatchd_fan_control_reverts_total``) and re-asserts manual mode.
+duty is steady. Two ticks in a row outside the band are a revert: the controller logs it,
+counts it (``gpuwatchd_fan_control_reverts_total``) and re-asserts manual mode.
 
 Users' reports this guards against: smfc#99 (mode flipped after 20-40 min, nothing logged),
 chenxiaolong/ipmi-fan-control#43 (full blast every few minutes).
@@ -25,7 +25,7 @@ class RpmWatch:
     """Expected rpm per duty, and the verdict on each observation."""
 
     def __init__(self, curve: Sequence[tuple[float, float]] = (), settle_seconds: float = 10.0,
-                 tolerance: float = 0.3) -> None:
+                 tolerance: float = 0.35) -> None:
         self._curve = sorted(curve)
         self._learned: dict[int, float] = {}
         self._settle = settle_seconds
@@ -39,12 +39,16 @@ class RpmWatch:
         self._strikes = 0
 
     def expected_rpm(self, duty: float) -> float | None:
-        """The mean rpm this duty should give (calibration first, then what was learned)."""
+        """The mean rpm this duty should give: the calibration curve, else the learned points
+        (interpolated; one point alone is scaled in proportion to the duty)."""
         if len(self._curve) >= 2:
             return _interpolate(self._curve, duty)
-        pct = round(duty * 100)
-        near = [p for p in self._learned if abs(p - pct) <= 2]
-        return self._learned[min(near, key=lambda p: abs(p - pct))] if near else None
+        learned = sorted((pct / 100.0, rpm) for pct, rpm in self._learned.items())
+        if len(learned) >= 2:
+            return _interpolate(learned, duty)
+        if learned and learned[0][0] > 0:
+            return learned[0][1] * duty / learned[0][0]
+        return None
 
     def duty_for_rpm(self, rpm: float) -> float | None:
         """The duty that gives ``rpm`` on the calibration curve (None without one)."""
@@ -54,26 +58,31 @@ class RpmWatch:
         return _interpolate(inverse, rpm)
 
     def observe(self, now: float, duty: float | None, rpm: float | None) -> bool:
-        """One tick's commanded duty and measured mean rpm; True when a revert is found."""
+        """One tick's commanded duty and measured mean rpm; True when a revert is found.
+
+        The measured speed must lie within the speeds of the lowest and highest duty of the
+        last ``settle_seconds`` (fans lag the duty by a few seconds), widened by the
+        tolerance; two ticks in a row outside that band are a revert.
+        """
         if duty is None or rpm is None:
             self.reset()
             return False
         self._history.append((now, duty))
         while self._history and now - self._history[0][0] > self._settle:
             self._history.popleft()
+        if now - self._history[0][0] < self._settle - 1e-6:
+            return False  # not enough history since the last (re)start
         duties = [d for _, d in self._history]
-        steady = (now - self._history[0][0] >= self._settle - 1e-6
-                  and max(duties) - min(duties) <= STEADY_DUTY_SPAN)
-        if not steady:
-            self._strikes = 0
+        low, high = min(duties), max(duties)
+        steady = high - low <= STEADY_DUTY_SPAN
+        expect_low, expect_high = self.expected_rpm(low), self.expected_rpm(high)
+        if expect_low is None or expect_high is None:
+            if steady:
+                self._learned[round(duty * 100)] = rpm
             return False
-        expected = self.expected_rpm(duty)
-        if expected is None or expected <= 0:
-            self._learned[round(duty * 100)] = rpm
-            return False
-        if abs(rpm / expected - 1.0) <= self._tolerance:
+        if expect_low * (1 - self._tolerance) <= rpm <= expect_high * (1 + self._tolerance):
             self._strikes = 0
-            if not self._curve:
+            if steady and not self._curve:
                 self._learned[round(duty * 100)] = rpm
             return False
         self._strikes += 1

@@ -81,9 +81,10 @@ duties = st.floats(min_value=0.0, max_value=1.0, allow_nan=False)
 @settings(max_examples=200, deadline=None)
 @given(raw=st.floats(min_value=-50, max_value=50, allow_nan=False), prev=duties,
        dt=st.floats(min_value=0.0, max_value=10.0), lo=duties, hi=duties,
-       up=st.floats(min_value=0.001, max_value=1.0), down=st.floats(min_value=0.001, max_value=1.0),
+       up=st.floats(min_value=0.001, max_value=1.0),
+       down=st.floats(min_value=0.001, max_value=1.0),
        hold=st.booleans())
-def test_limit_stays_within_min_max_and_the_slew_rates(raw: float, prev: float, dt: float,
+def test_limit_stays_within_min_max_and_the_slew_rates(*, raw: float, prev: float, dt: float,
                                                        lo: float, hi: float, up: float,
                                                        down: float, hold: bool) -> None:
     lo, hi = min(lo, hi), max(lo, hi)

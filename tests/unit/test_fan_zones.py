@@ -194,7 +194,7 @@ temps = st.floats(min_value=20.0, max_value=84.0, allow_nan=False)
        up=st.floats(min_value=0.01, max_value=0.5), down=st.floats(min_value=0.005,
                                                                     max_value=0.2))
 def test_zone_duty_within_limits_slew_limited_and_never_retreating_on_a_rise(
-        start: float, seq: list[tuple[float, float]], lo: float, hi: float, up: float,
+        *, start: float, seq: list[tuple[float, float]], lo: float, hi: float, up: float,
         down: float) -> None:
     cfg = replace(ZONE, min_duty=lo, max_duty=hi, slew_up_per_second=up,
                   slew_down_per_second=down, stale_after_seconds=10.0)

@@ -1,0 +1,265 @@
+"""The fan controller in the daemon, over the simulated node and its simulated iDRAC (through
+the real IpmiLink, chassis collector and GPU collector): regulation, and every failsafe path."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from gpuwatchd.cli import _demo_config
+from gpuwatchd.clock import ManualClock
+from gpuwatchd.config import Config, loads
+from gpuwatchd.control.loop import FanController
+from gpuwatchd.control.state import FanControlReading, ZoneReading
+from gpuwatchd.daemon import Daemon
+from gpuwatchd.exporter import Renderer
+from gpuwatchd.sim import profiles
+from gpuwatchd.sim.bmc_oem import DELL_THIRD_PARTY_FLOOR, SimDellBmc, SimSupermicroBmc
+from gpuwatchd.sim.node import SimNode
+
+
+class Rig:
+    """A daemon on a simulated node, ticked by hand on a manual clock."""
+
+    def __init__(self, profile: Any = "full", config: Config | None = None,
+                 vendor: str = "dell", **zone: Any) -> None:
+        self.clock = ManualClock()
+        self.node = SimNode(clock=self.clock, profile=profile, bmc_vendor=vendor)
+        self.bmc: Any = self.node.extras["bmc:idrac"]
+        config = config or _demo_config()
+        if zone:
+            fc = config.fan_control
+            config = replace(config, fan_control=replace(
+                fc, zones=(replace(fc.zones[0], **zone),)))
+        self.daemon = Daemon(config, self.node.hardware())
+        self.daemon._build(config)
+
+    @property
+    def control(self) -> FanController:
+        ctl = self.daemon._control
+        assert isinstance(ctl, FanController)
+        return ctl
+
+    def tick(self, n: int = 1) -> ZoneReading:
+        for _ in range(n):
+            self.daemon.tick()
+            self.clock.advance(self.daemon.config.interval_seconds)
+        return self.zone()
+
+    def zone(self) -> ZoneReading:
+        return self.daemon.snapshot.readings(ZoneReading)[0]
+
+    def driver(self) -> FanControlReading:
+        return self.daemon.snapshot.readings(FanControlReading)[0]
+
+    def until(self, mode: str, limit: int) -> int:
+        """Ticks until the zone is in ``mode`` (fails after ``limit``)."""
+        for n in range(1, limit + 1):
+            if self.tick().mode == mode:
+                return n
+        raise AssertionError(f"not {mode} after {limit} ticks: {self.zone()}")
+
+    def gpu_temp(self) -> float:
+        return max(self.node.gpu_view(i).temperature_celsius for i in range(2))
+
+    def close(self) -> None:
+        self.daemon._close_hardware()
+
+
+@pytest.fixture
+def rig() -> Iterator[Rig]:
+    r = Rig()
+    yield r
+    r.close()
+
+
+def test_full_load_settles_near_the_setpoint_with_less_duty_than_the_dell_floor(rig: Rig) -> None:
+    z = rig.tick()
+    assert z.mode == "control" and rig.driver().manual
+    rig.tick(600)
+    z = rig.zone()
+    assert z.mode == "control" and z.input_celsius is not None
+    assert abs(rig.gpu_temp() - 75.0) < 2.0
+    assert z.duty is not None and z.duty < DELL_THIRD_PARTY_FLOOR / 1.5
+    oracle = rig.node.oracle_duty(250.0, 75.0)
+    assert z.duty == pytest.approx(oracle, abs=0.05)
+    assert rig.node.duty(0) == pytest.approx(round(z.duty * 100) / 100)  # what the iDRAC got
+    assert not rig.bmc.pcie_enabled  # third_party_pcie_response: disable
+
+
+def test_idle_goes_to_min_duty_and_a_step_raises_it() -> None:
+    rig = Rig(profile=profiles.Step(at_seconds=400.0))
+    try:
+        rig.tick(390)
+        assert rig.zone().duty == pytest.approx(0.15)
+        rig.tick(200)
+        assert rig.zone().duty is not None and rig.zone().duty > 0.3  # type: ignore[operator]
+        assert rig.gpu_temp() < 79.0
+    finally:
+        rig.close()
+
+
+def test_release_on_exit_hands_back_auto_and_the_third_party_response(rig: Rig) -> None:
+    rig.tick(5)
+    rig.close()
+    assert not rig.bmc.manual and rig.bmc.pcie_enabled
+    assert rig.node.duty(0) == pytest.approx(DELL_THIRD_PARTY_FLOOR)
+    assert rig.bmc.oem_requests()[-2:] == [b"\x30\x01\x01",
+                                           bytes.fromhex("ce00160500000005000000" "00")]
+
+
+def failsafe_entries(rig: Rig) -> dict[str, int]:
+    return dict(rig.zone().failsafe_entries)
+
+
+def test_nvml_dropout_is_failsafe_within_two_intervals_then_recovers() -> None:
+    config = loads(_demo_config_text().replace("enabled: true", "enabled: true\n  "
+                                               "deadline_seconds: 0.05"), "t.yaml")
+    rig = Rig(config=config, failsafe_hold_seconds=5.0)
+    try:
+        rig.tick(20)
+        rig.node.nvml.hang("nvmlDeviceGetTemperature", 30.0)
+        ticks = rig.until("failsafe", 5)
+        assert ticks <= 2
+        assert failsafe_entries(rig)["stale_input"] == 1
+        assert not rig.bmc.manual and rig.bmc.pcie_enabled  # auto, the iDRAC sees the GPUs
+        rig.node.nvml.unhang()
+        assert rig.until("control", 20) >= 5  # the hold
+    finally:
+        rig.node.nvml.unhang()
+        rig.close()
+
+
+def _demo_config_text() -> str:
+    from importlib import resources
+
+    return resources.files("gpuwatchd.sim").joinpath("demo.yaml").read_text()
+
+
+def test_gpu_lost_is_failsafe_at_once(rig: Rig) -> None:
+    rig.tick(5)
+    rig.node.nvml.lose_gpu(1)
+    assert rig.tick().mode == "failsafe"
+    assert failsafe_entries(rig)["gpu_lost"] == 1 and not rig.bmc.manual
+
+
+def test_ceiling_is_failsafe_at_once(rig: Rig) -> None:
+    rig.tick(5)
+    rig.node.nvml.override_temperature(0, 85)
+    z = rig.tick()
+    assert z.mode == "failsafe" and "ceiling" in z.reason
+    assert failsafe_entries(rig)["ceiling"] == 1
+    assert rig.node.duty(0) == pytest.approx(DELL_THIRD_PARTY_FLOOR)
+
+
+def test_failing_writes_are_failsafe_after_three(rig: Rig) -> None:
+    rig.tick(5)
+    rig.bmc.faults.write_code = 0xc9  # parameter out of range
+    rig.node.set_profile(0, profiles.Constant(50.0))  # make the duty change every tick
+    rig.node.set_profile(1, profiles.Constant(50.0))
+    rig.until("failsafe", 10)
+    assert failsafe_entries(rig)["writes_failing"] == 1
+    assert rig.driver().write_errors == (("refused_0xc9", 3),)
+    assert not rig.bmc.manual
+
+
+def test_bmc_unreachable_is_failsafe_and_handed_back_when_it_answers(rig: Rig) -> None:
+    rig.tick(5)
+    rig.bmc.faults.silent = True
+    z = rig.tick()
+    assert z.mode == "failsafe" and "bmc_unreachable" in z.reason
+    assert rig.bmc.manual  # it could not be told
+    rig.tick(3)
+    rig.bmc.faults.silent = False
+    rig.until("failsafe", 1)
+    for _ in range(120):  # the link re-opens after its backoff; the hand-back follows
+        if not rig.bmc.manual:
+            break
+        rig.tick()
+    assert not rig.bmc.manual
+    assert rig.until("control", 60)
+
+
+def test_refused_manual_mode_is_monitor_with_an_actionable_message() -> None:
+    rig = Rig()
+    try:
+        rig.bmc.faults.refuse_manual = 0xd4
+        z = rig.tick(3)
+        assert z.mode == "monitor" and "0xd4" in z.reason and "3.34.34.34" in z.reason
+        assert rig.driver().message == z.reason
+        assert rig.node.duty(0) == pytest.approx(DELL_THIRD_PARTY_FLOOR)  # untouched
+        assert rig.control.regulating()  # monitoring is not a fault
+        doc = rig.daemon.status()
+        assert doc["health"]["status"] == "degraded"
+        assert any("0xd4" in r for r in doc["health"]["reasons"])
+    finally:
+        rig.close()
+
+
+def test_a_dell_reverting_to_auto_is_detected_counted_and_reasserted(rig: Rig) -> None:
+    rig.tick(400)  # settled: the duty is steady and its fan speed learned
+    rig.bmc.revert()
+    assert rig.node.duty(0) == pytest.approx(0.15)  # automatic, third-party response off
+    for _ in range(30):
+        rig.tick()
+        if rig.driver().reverts:
+            break
+    assert rig.driver().reverts == 1
+    duty = rig.tick().duty
+    assert rig.bmc.manual and duty is not None
+    assert rig.node.duty(0) == pytest.approx(round(duty * 100) / 100, abs=0.011)
+    text = Renderer(lambda: rig.daemon.snapshot, rig.clock, process_metrics=False).render()
+    assert b'gpuwatchd_fan_control_reverts_total{driver="dell",target="idrac"} 1.0' in text
+
+
+def test_a_supermicro_mode_flip_is_read_back_and_reasserted() -> None:
+    text = _demo_config_text().replace("driver: dell", "driver: auto").replace(
+        "    third_party_pcie_response: disable\n    fan_count: 8"
+        "                # the demo chassis has eight fans\n", "    zones: [0, 1]\n").replace(
+        "  dell:\n", "  supermicro:\n")
+    rig = Rig(config=loads(text, "smc.yaml"), vendor="supermicro")
+    try:
+        assert isinstance(rig.bmc, SimSupermicroBmc)
+        rig.tick(30)
+        assert rig.control.driver_name == "supermicro" and rig.bmc.fan_mode == 1
+        rig.bmc.revert(mode=2)  # the BMC goes to Optimal on its own
+        rig.tick(12)  # mode_check_seconds: 10
+        assert rig.driver().reverts == 1 and rig.bmc.fan_mode == 1
+    finally:
+        rig.close()
+    assert rig.bmc.fan_mode == 0  # the mode found at start (Standard)
+
+
+def test_cold_reset_waits_for_the_fan_sensors_before_writing(rig: Rig) -> None:
+    assert isinstance(rig.bmc, SimDellBmc)
+    rig.tick(10)
+    rig.bmc.cold_reset(down_seconds=20, ns_seconds=30)
+    assert rig.until("failsafe", 3) <= 2
+    writes = rig.driver().writes
+    rig.tick(45)  # down, then "ns": no duty write
+    assert rig.zone().mode == "failsafe" and rig.driver().writes == writes
+    assert rig.until("control", 120)
+    assert rig.driver().writes > writes and rig.bmc.manual
+
+
+def test_watchdog_stops_while_manual_control_cannot_be_handed_back(rig: Rig) -> None:
+    rig.tick(5)
+    assert rig.control.regulating()
+    rig.bmc.faults.silent = True
+    rig.tick(2)
+    assert not rig.control.regulating()  # manual mode held, BMC not answering
+
+
+def test_reload_retunes_in_place_without_a_hand_back(rig: Rig) -> None:
+    rig.tick(10)
+    requests = len(rig.bmc.oem_requests())
+    new = replace(rig.daemon.config, fan_control=replace(
+        rig.daemon.config.fan_control,
+        zones=(replace(rig.daemon.config.fan_control.zones[0], setpoint_celsius=70.0),)))
+    rig.daemon._reload_fn = lambda: new
+    rig.daemon._reload()
+    assert b"\x30\x01\x01" not in rig.bmc.oem_requests()[requests:]  # never back to auto
+    assert rig.tick().setpoint_celsius == 70.0 and rig.zone().mode == "control"

@@ -1,0 +1,358 @@
+"""Fan drivers over recorded BMC answers (the real IpmiLink over FakeIpmi), a fake sysfs tree,
+a fake NVML module and fake Redfish attributes: exact bytes, completion codes as facts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pyipmi.errors import IpmiTimeoutError
+
+from gpuwatchd.clock import ManualClock
+from gpuwatchd.config import BmcConfig, DellConfig, RedfishDellConfig, SupermicroConfig
+from gpuwatchd.control.drivers import channel_error, percent
+from gpuwatchd.control.drivers.dell import DellDriver
+from gpuwatchd.control.drivers.hwmon import HwmonDriver
+from gpuwatchd.control.drivers.nvml_fan import NvmlFanDriver
+from gpuwatchd.control.drivers.redfish_oem import MFS, OFFSET, PATHS, RedfishDellDriver
+from gpuwatchd.control.drivers.supermicro import SupermicroDriver
+from gpuwatchd.credentials import Secret
+from gpuwatchd.errors import Refused, Transient, Unsupported
+from gpuwatchd.links.ipmi import IpmiLink
+from tests.fakes.ipmi import FakeIpmi
+
+OK = b"\x00"
+MANUAL, AUTO = (0x30, b"\x30\x01\x00"), (0x30, b"\x30\x01\x01")
+PCIE_QUERY = (0x30, b"\xce\x01\x16\x05\x00\x00\x00")
+PCIE_ENABLED = bytes.fromhex("00" "1605000000050000" "0000")
+PCIE_DISABLED = bytes.fromhex("00" "1605000000050001" "0000")
+PCIE_DISABLE = (0x30, bytes.fromhex("ce00160500000005000100" "00"))
+PCIE_ENABLE = (0x30, bytes.fromhex("ce00160500000005000000" "00"))
+
+
+def link(fake: FakeIpmi) -> IpmiLink:
+    bmc = BmcConfig(name="idrac", host="192.0.2.10", username="root", password_file="/x")
+    return IpmiLink(bmc, ManualClock(), connector=fake.connector,
+                    password=lambda: Secret("pw"))
+
+
+def oem(fake: FakeIpmi) -> list[bytes]:
+    """The OEM (netfn 0x30) requests, in order."""
+    return [data for netfn, data in fake.requests if netfn == 0x30]
+
+
+def all_fans(pct: int) -> tuple[int, bytes]:
+    return (0x30, bytes([0x30, 0x02, 0xff, pct]))
+
+
+# ---- Dell ----------------------------------------------------------------------------------
+
+def test_percent_is_decimal_never_hex() -> None:
+    assert percent(0.6) == 60 and percent(0.6) != 0x60 and percent(1.7) == 100 and percent(-1) == 0
+
+
+def test_dell_manual_duty_and_back_to_auto_exact_bytes() -> None:
+    fake = FakeIpmi({MANUAL: OK, AUTO: OK, all_fans(38): OK})
+    dell = DellDriver(link(fake), DellConfig(fan_count=2), "idrac")
+    dell.take_control()
+    dell.write({"fan1": 0.38, "fan2": 0.38})
+    dell.release()
+    assert oem(fake) == [b"\x30\x01\x00", b"\x30\x02\xff\x26", b"\x30\x01\x01"]
+
+
+def test_dell_0xd4_is_refused_with_an_actionable_message() -> None:
+    fake = FakeIpmi({MANUAL: b"\xd4"})
+    with pytest.raises(Refused) as info:
+        DellDriver(link(fake), DellConfig(), "idrac").take_control()
+    message = str(info.value)
+    assert "0xd4" in message and "3.34.34.34" in message and "privilege" in message
+    assert "redfish-dell" in message
+
+
+def test_dell_0xc1_is_unsupported() -> None:
+    fake = FakeIpmi({MANUAL: b"\xc1"})
+    with pytest.raises(Unsupported, match="command absent"):
+        DellDriver(link(fake), DellConfig(), "idrac").take_control()
+
+
+def test_dell_selector_0xff_refused_falls_back_to_one_fan_at_a_time() -> None:
+    fake = FakeIpmi({all_fans(50): b"\xcc", (0x30, b"\x30\x02\x00\x32"): OK,
+                     (0x30, b"\x30\x02\x01\x32"): OK, (0x30, b"\x30\x02\x00\x28"): OK,
+                     (0x30, b"\x30\x02\x01\x28"): OK})
+    dell = DellDriver(link(fake), DellConfig(fan_count=2), "idrac")
+    dell.write({"fan1": 0.5, "fan2": 0.5})
+    assert dell.per_fan
+    dell.write({"fan1": 0.4, "fan2": 0.4})  # 0xff not tried again
+    assert oem(fake) == [b"\x30\x02\xff\x32", b"\x30\x02\x00\x32", b"\x30\x02\x01\x32",
+                         b"\x30\x02\x00\x28", b"\x30\x02\x01\x28"]
+
+
+def test_dell_different_duties_go_fan_by_fan() -> None:
+    fake = FakeIpmi({(0x30, b"\x30\x02\x00\x14"): OK, (0x30, b"\x30\x02\x01\x3c"): OK})
+    DellDriver(link(fake), DellConfig(fan_count=2), "idrac").write({"fan1": 0.2, "fan2": 0.6})
+    assert oem(fake) == [b"\x30\x02\x00\x14", b"\x30\x02\x01\x3c"]
+
+
+def test_dell_other_refusals_of_a_write_propagate() -> None:
+    fake = FakeIpmi({all_fans(50): b"\xd4"})
+    with pytest.raises(Refused) as info:
+        DellDriver(link(fake), DellConfig(fan_count=1), "idrac").write({"fan1": 0.5})
+    assert info.value.code == 0xd4
+
+
+def test_dell_no_reply_is_transient() -> None:
+    fake = FakeIpmi({all_fans(50): IpmiTimeoutError()})
+    with pytest.raises(Transient):
+        DellDriver(link(fake), DellConfig(fan_count=1), "idrac").write({"fan1": 0.5})
+
+
+def test_dell_third_party_response_disabled_while_regulating_and_restored() -> None:
+    fake = FakeIpmi({MANUAL: OK, AUTO: OK, PCIE_QUERY: PCIE_ENABLED, PCIE_DISABLE: OK,
+                     PCIE_ENABLE: OK})
+    dell = DellDriver(link(fake), DellConfig(third_party_pcie_response="disable"), "idrac")
+    dell.take_control()
+    assert dell.pcie_found is True and dell.pcie_disabled_by_us
+    dell.failsafe()  # the iDRAC must see the GPUs again: response back on
+    assert not dell.pcie_disabled_by_us
+    dell.take_control()  # control again: off again
+    dell.release()
+    assert oem(fake) == [MANUAL[1], PCIE_QUERY[1], PCIE_DISABLE[1], AUTO[1], PCIE_ENABLE[1],
+                         MANUAL[1], PCIE_QUERY[1], PCIE_DISABLE[1], AUTO[1], PCIE_ENABLE[1]]
+
+
+def test_dell_third_party_already_disabled_is_left_as_found() -> None:
+    fake = FakeIpmi({MANUAL: OK, AUTO: OK, PCIE_QUERY: PCIE_DISABLED})
+    dell = DellDriver(link(fake), DellConfig(third_party_pcie_response="disable"), "idrac")
+    dell.take_control()
+    dell.release()
+    assert oem(fake) == [MANUAL[1], PCIE_QUERY[1], AUTO[1]]
+
+
+@pytest.mark.parametrize(("on_exit", "tail"), [("leave", []), ("enable", [PCIE_ENABLE[1]])])
+def test_dell_third_party_on_exit_setting(on_exit: Any, tail: list[bytes]) -> None:
+    fake = FakeIpmi({MANUAL: OK, AUTO: OK, PCIE_QUERY: PCIE_ENABLED, PCIE_DISABLE: OK,
+                     PCIE_ENABLE: OK})
+    dell = DellDriver(link(fake), DellConfig(third_party_pcie_response="disable",
+                                             third_party_pcie_on_exit=on_exit), "idrac")
+    dell.take_control()
+    dell.release()
+    assert oem(fake)[3:] == [AUTO[1], *tail]
+
+
+def test_dell_12g_without_the_third_party_command_still_regulates() -> None:
+    fake = FakeIpmi({MANUAL: OK, AUTO: OK})  # 0xc1 for 0x30 0xce
+    dell = DellDriver(link(fake), DellConfig(third_party_pcie_response="disable"), "idrac")
+    dell.take_control()
+    assert dell.pcie_found is None and not dell.pcie_disabled_by_us
+    dell.release()
+
+
+def test_dell_release_tries_every_step_and_reports_the_first_failure() -> None:
+    fake = FakeIpmi({MANUAL: OK, AUTO: IpmiTimeoutError(), PCIE_QUERY: PCIE_ENABLED,
+                     PCIE_DISABLE: OK, PCIE_ENABLE: OK})
+    dell = DellDriver(link(fake), DellConfig(third_party_pcie_response="disable"), "idrac")
+    dell.take_control()
+    with pytest.raises(Transient):
+        dell.release()
+
+
+# ---- Supermicro -------------------------------------------------------------------------
+
+GET_MODE = (0x30, b"\x45\x00")
+
+
+def smc(fake: FakeIpmi, **kw: Any) -> SupermicroDriver:
+    return SupermicroDriver(link(fake), SupermicroConfig(**kw), "smc")
+
+
+def test_supermicro_full_mode_zone_duties_and_previous_mode_back() -> None:
+    fake = FakeIpmi({GET_MODE: b"\x00\x02", (0x30, b"\x45\x01\x01"): OK,
+                     (0x30, b"\x70\x66\x01\x00\x2d"): OK, (0x30, b"\x70\x66\x01\x01\x2d"): OK,
+                     (0x30, b"\x45\x01\x02"): OK})
+    driver = smc(fake)
+    driver.take_control()
+    driver.write({"zone0": 0.45, "zone1": 0.45})
+    driver.release()
+    assert oem(fake) == [b"\x45\x00", b"\x45\x01\x01", b"\x70\x66\x01\x00\x2d",
+                         b"\x70\x66\x01\x01\x2d", b"\x45\x01\x02"]
+    assert driver.generation == "x10"
+
+
+def test_supermicro_x9_found_from_0xcc_uses_the_0_255_scale() -> None:
+    fake = FakeIpmi({(0x30, b"\x70\x66\x01\x00\x32"): b"\xcc",
+                     (0x30, b"\x91\x5a\x03\x10\x80"): OK})
+    driver = smc(fake)
+    driver.write({"zone0": 0.5})
+    assert driver.generation == "x9"
+    assert oem(fake)[-1] == b"\x91\x5a\x03\x10\x80"
+
+
+def test_supermicro_revert_is_read_back_and_failsafe_is_full() -> None:
+    fake = FakeIpmi({GET_MODE: b"\x00\x00", (0x30, b"\x45\x01\x01"): OK})
+    driver = smc(fake)
+    assert driver.in_control() is False
+    fake.responses[GET_MODE] = b"\x00\x01"
+    assert driver.in_control() is True
+    driver.failsafe()
+    assert oem(fake)[-1] == b"\x45\x01\x01"
+
+
+def test_supermicro_release_mode_overrides_previous() -> None:
+    fake = FakeIpmi({GET_MODE: b"\x00\x01", (0x30, b"\x45\x01\x00"): OK})
+    driver = smc(fake, release_mode="standard")
+    driver.take_control()  # already Full: not set again
+    driver.release()
+    assert oem(fake) == [b"\x45\x00", b"\x45\x01\x00"]
+
+
+def test_supermicro_refused_mode_is_refused() -> None:
+    fake = FakeIpmi({GET_MODE: b"\xd4"})
+    with pytest.raises(Refused):
+        smc(fake).take_control()
+
+
+def test_channel_names() -> None:
+    assert channel_error("dell", "fan3") == ""
+    assert "fan1 ... fan16" in channel_error("dell", "zone0")
+    assert channel_error("supermicro", "peripheral") == ""
+    assert channel_error("nvml", "gpu12") == ""
+    assert channel_error("hwmon", "nct6798/pwm2") == ""
+
+
+# ---- hwmon ---------------------------------------------------------------------------------
+
+@pytest.fixture
+def sysfs(tmp_path: Path) -> Path:
+    chip = tmp_path / "class" / "hwmon" / "hwmon3"
+    chip.mkdir(parents=True)
+    (chip / "name").write_text("nct6798\n")
+    (chip / "pwm2").write_text("200\n")
+    (chip / "pwm2_enable").write_text("5\n")
+    (chip / "pwm3").write_text("255\n")  # no pwm3_enable: no automatic mode
+    return tmp_path
+
+
+def test_hwmon_manual_write_detect_third_party_and_restore(sysfs: Path) -> None:
+    chip = sysfs / "class" / "hwmon" / "hwmon3"
+    driver = HwmonDriver(("nct6798/pwm2", "hwmon3/pwm3"), str(sysfs))
+    driver.take_control()
+    assert (chip / "pwm2_enable").read_text() == "1"
+    driver.write({"nct6798/pwm2": 0.4, "hwmon3/pwm3": 0.2})
+    assert (chip / "pwm2").read_text() == "102" and (chip / "pwm3").read_text() == "51"
+    assert driver.in_control() is True
+    (chip / "pwm2").write_text("180")  # somebody else (fancontrol, a BIOS tool) wrote it
+    assert driver.in_control() is False
+    driver.release()
+    assert (chip / "pwm2_enable").read_text() == "5"  # the chip's own mode, as found
+    assert (chip / "pwm3").read_text() == "255"  # no automatic mode: full speed
+
+
+def test_hwmon_unknown_channel_names_the_chips(sysfs: Path) -> None:
+    with pytest.raises(Unsupported, match="hwmon3"):
+        HwmonDriver(("it8688/pwm1",), str(sysfs)).take_control()
+
+
+# ---- NVML ----------------------------------------------------------------------------------
+
+class FakeNvml:
+    """The few pynvml calls the NVML fan driver makes; GPU 1 has two fans."""
+
+    class NVMLError(Exception):
+        def __init__(self, value: int) -> None:
+            super().__init__(f"NVML error {value}")
+            self.value = value
+
+    def __init__(self) -> None:
+        self.speeds: dict[tuple[int, int], int | str] = {}
+        self.calls: list[tuple[Any, ...]] = []
+        self.refuse = False
+
+    def nvmlInit(self) -> None: ...
+    def nvmlShutdown(self) -> None: ...
+    def nvmlDeviceGetCount(self) -> int:
+        return 2
+
+    def nvmlDeviceGetHandleByIndex(self, i: int) -> int:
+        return i
+
+    def nvmlDeviceGetNumFans(self, h: int) -> int:
+        return 2 * h
+
+    def nvmlDeviceSetFanSpeed_v2(self, h: int, fan: int, pct: int) -> None:
+        if self.refuse:
+            raise self.NVMLError(4)  # NO_PERMISSION
+        self.speeds[(h, fan)] = pct
+
+    def nvmlDeviceGetTargetFanSpeed(self, h: int, fan: int) -> int:
+        value = self.speeds.get((h, fan), 30)
+        return value if isinstance(value, int) else 30
+
+    def nvmlDeviceSetDefaultFanSpeed_v2(self, h: int, fan: int) -> None:
+        self.speeds[(h, fan)] = "auto"
+
+
+def test_nvml_fans_set_read_back_and_restored() -> None:
+    from gpuwatchd.links.nvml import NvmlLink
+
+    lib = FakeNvml()
+    driver = NvmlFanDriver(NvmlLink(lib))
+    driver.take_control()
+    assert driver.channels() == ("gpu1",)  # GPU 0 is passive
+    driver.write({"gpu1": 0.55})
+    assert lib.speeds == {(1, 0): 55, (1, 1): 55}
+    assert driver.in_control() is True
+    lib.speeds[(1, 1)] = 80  # nvidia-settings wrote it
+    assert driver.in_control() is False
+    driver.release()
+    assert lib.speeds == {(1, 0): "auto", (1, 1): "auto"}
+    lib.refuse = True
+    with pytest.raises(Refused):
+        driver.write({"gpu1": 0.5})
+
+
+# ---- Redfish (Dell OEM attributes) ----------------------------------------------------------
+
+class FakeAttributes:
+    def __init__(self, attrs: dict[str, Any], modern: bool = True) -> None:
+        self.attrs, self.modern = attrs, modern
+        self.patches: list[dict[str, Any]] = []
+
+    def get(self, path: str) -> dict[str, Any]:
+        if path != PATHS[0 if self.modern else 1]:
+            raise Unsupported(f"{path}: HTTP 404")
+        return {"Attributes": dict(self.attrs)}
+
+    def patch(self, path: str, body: dict[str, Any]) -> None:
+        self.patches.append(body["Attributes"])
+        self.attrs.update(body["Attributes"])
+
+
+def test_redfish_minimum_fan_speed_clamped_rate_limited_and_restored() -> None:
+    clock = ManualClock()
+    attrs = FakeAttributes({MFS: 20, "ThermalSettings.1.MFSMinimumLimit": 9,
+                            "ThermalSettings.1.MFSMaximumLimit": 60}, modern=False)
+    driver = RedfishDellDriver(attrs, RedfishDellConfig(min_write_interval_seconds=60),
+                               "idrac9", clock.monotonic)
+    driver.take_control()
+    driver.write({"all": 0.05})  # below MFSMinimumLimit -> 9
+    driver.write({"all": 0.9})  # above the maximum -> 60, a rise: at once
+    clock.advance(10)
+    driver.write({"all": 0.3})  # a fall within the interval: later
+    clock.advance(60)
+    driver.write({"all": 0.3})
+    driver.release()
+    assert [p[MFS] for p in attrs.patches] == [9, 60, 30, 20]
+
+
+def test_redfish_offset_steps_and_missing_attributes() -> None:
+    attrs = FakeAttributes({OFFSET: "Off"})
+    driver = RedfishDellDriver(attrs, RedfishDellConfig(attribute="offset"), "idrac9",
+                               ManualClock().monotonic)
+    driver.take_control()
+    assert [driver.value_for(d) for d in (0.0, 0.2, 0.3, 0.6, 0.9)] == \
+        ["Off", "Low", "Medium", "High", "Max"]
+    with pytest.raises(Unsupported, match="no Dell thermal attributes"):
+        RedfishDellDriver(FakeAttributes({}), RedfishDellConfig(), "x",
+                          ManualClock().monotonic).take_control()
+
