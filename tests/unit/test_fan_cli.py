@@ -1,0 +1,187 @@
+"""gpuwatchctl failsafe and calibrate over the simulated iDRAC; the fan status section; the
+fan-control config checks."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+from gpuwatchd.clock import ManualClock
+from gpuwatchd.config import ConfigError, loads
+from gpuwatchd.control import calibrate
+from gpuwatchd.control import cli as fan_cli
+from gpuwatchd.ctl import main
+from gpuwatchd.sim.bmc_oem import DELL_THIRD_PARTY_FLOOR
+from gpuwatchd.sim.node import SimNode
+from gpuwatchd.status_view import render
+
+DEMO = resources.files("gpuwatchd.sim").joinpath("demo.yaml").read_text()
+
+
+def config_file(tmp_path: Path) -> Path:
+    text = DEMO.replace("fan_control:\n", f"fan_control:\n  state_directory: {tmp_path}/state\n")
+    text += f"status_socket: {tmp_path}/status.sock\n"
+    path = tmp_path / "gpuwatchd.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_failsafe_hands_back_a_bmc_left_in_manual_mode(tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    node = SimNode(clock=ManualClock())
+    bmc = node.extras["bmc:idrac"]
+    bmc.send_raw(0, 0x30, b"\x30\x01\x00")  # a daemon died holding manual control at 20 %
+    bmc.send_raw(0, 0x30, bytes.fromhex("ce00160500000005000100" "00"))
+    bmc.send_raw(0, 0x30, b"\x30\x02\xff\x14")
+    assert bmc.manual and not bmc.pcie_enabled and node.duty(0) == pytest.approx(0.2)
+    args = argparse.Namespace(config=str(config_file(tmp_path)), attempts=1)
+    assert fan_cli.failsafe(args, hardware=node.hardware) == 0
+    assert not bmc.manual and bmc.pcie_enabled
+    assert node.duty(0) == pytest.approx(DELL_THIRD_PARTY_FLOOR)
+    assert "fans handed back to idrac" in capsys.readouterr().out
+
+
+def test_failsafe_fails_with_exit_1_when_the_bmc_never_answers(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    node = SimNode(clock=ManualClock())
+    node.extras["bmc:idrac"].faults.silent = True
+    args = argparse.Namespace(config=str(config_file(tmp_path)), attempts=1)
+    assert fan_cli.failsafe(args, hardware=node.hardware) == 1
+    assert "could not hand the fans back after 1 attempt" in capsys.readouterr().err
+
+
+def test_failsafe_with_fan_control_off_and_a_bad_config(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    off = tmp_path / "off.yaml"
+    off.write_text("gpus: {enabled: false}\n")
+    assert main(["failsafe", "--config", str(off)]) == 0
+    assert "nothing to hand back" in capsys.readouterr().out
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("fan_control:\n  drivr: dell\n")
+    assert main(["failsafe", "--config", str(bad)]) == 6
+    assert "did you mean 'driver'" in capsys.readouterr().err
+
+
+def test_calibrate_finds_the_floor_and_the_daemon_uses_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    clock = ManualClock()
+    node = SimNode(clock=clock, profile="idle")
+    args = argparse.Namespace(config=str(config_file(tmp_path)), attempts=1, settle=10.0,
+                              margin=3.0)  # keep 4x the 600 rpm threshold: stops at 5 %
+    assert fan_cli.calibrate_cmd(args, hardware=node.hardware, sleep=clock.advance) == 0
+    out = capsys.readouterr().out
+    assert "<- Fan1A at 2400 rpm is within 300% of its lower threshold" in out
+    assert "floor 10%" in out
+    cal = calibrate.load(str(tmp_path / "state"), "idrac", "dell")
+    assert cal is not None and cal.floor_duty == 0.1 and cal.lower_threshold_rpm == 600.0
+    assert [round(d, 2) for d, _, _ in cal.points] == [1.0, 0.8, 0.6, 0.5, 0.4, 0.3, 0.25,
+                                                        0.2, 0.15, 0.1, 0.05]
+    mean_at_half = dict((d, m) for d, m, _ in cal.points)[0.5]
+    assert mean_at_half == pytest.approx((1600 + 8000) * (1 + 0.975) / 2, rel=0.02)
+    assert not node.extras["bmc:idrac"].manual  # handed back at the end
+    from gpuwatchd.config import load
+    from gpuwatchd.control.loop import build
+
+    config = load(args.config)
+    controller = build(config, node.hardware())
+    assert controller is not None and controller.zones[0].min_duty == 0.15  # max(0.15, 0.1)
+    controller.release()
+
+
+def test_calibrate_refuses_while_the_daemon_runs_and_non_ipmi_drivers(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from gpuwatchd.status import StatusServer
+
+    path = config_file(tmp_path)
+    server = StatusServer(str(tmp_path / "status.sock"), lambda: {"schema": 1}, group=None)
+    server.start()
+    try:
+        assert main(["calibrate", "--config", str(path)]) == 1
+        assert "stop it first" in capsys.readouterr().err
+    finally:
+        server.stop()
+    hwmon = tmp_path / "hwmon.yaml"
+    hwmon.write_text("fan_control:\n  driver: hwmon\n  zones:\n    - name: case\n"
+                     "      fans: [nct6798/pwm2]\n")
+    assert main(["calibrate", "--config", str(hwmon)]) == 2
+
+
+def test_corrupt_calibration_is_ignored(tmp_path: Path) -> None:
+    (tmp_path / "calibration-idrac.json").write_text("{not json")
+    assert calibrate.load(str(tmp_path), "idrac", "dell") is None
+    (tmp_path / "calibration-idrac.json").write_text(json.dumps(
+        {"schema": 1, "driver": "supermicro", "points": [], "floor_duty": 0.2,
+         "target": "idrac", "created_wall": 0}))
+    assert calibrate.load(str(tmp_path), "idrac", "dell") is None
+
+
+# ---- status ---------------------------------------------------------------------------------
+
+def test_status_shows_each_zone_mode_input_setpoint_and_duty() -> None:
+    from gpuwatchd.cli import _demo_config
+    from gpuwatchd.daemon import Daemon
+
+    clock = ManualClock()
+    node = SimNode(clock=clock, profile="full")
+    daemon = Daemon(_demo_config(), node.hardware())
+    daemon._build(daemon.config)
+    try:
+        for _ in range(3):
+            daemon.tick()
+            clock.advance(1.0)
+        doc = json.loads(json.dumps(daemon.status()))
+        zone = doc["fan_control"]["zones"][0]
+        assert zone["mode"] == "control" and zone["setpoint_celsius"] == 75.0
+        assert zone["input"].startswith("gpu:") and 0.15 <= zone["duty"] <= 1.0
+        text = render(doc, clock.time())
+        lines = text.splitlines()
+        head = next(i for i, line in enumerate(lines) if line.startswith("FAN ZONE"))
+        assert lines[head].split()[:8] == ["FAN", "ZONE", "MODE", "INPUT", "TEMP", "SETPOINT",
+                                           "CEILING", "DUTY"]
+        assert lines[head + 1].split()[:2] == ["gpu", "control"]
+        assert f"{zone['duty'] * 100:.0f}%" in lines[head + 1]
+        assert "fan driver dell on idrac: manual" in text
+        node.nvml.lose_gpu(0)
+        daemon.tick()
+        doc = daemon.status()
+        assert doc["health"]["status"] == "degraded"
+        assert any(r.startswith("fan zone gpu in failsafe: gpu_lost") for r in
+                   doc["health"]["reasons"])
+    finally:
+        daemon._close_hardware()
+
+
+# ---- config ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("fan_control:\n  driver: dell\n  zones: [{name: z}]\n", "driver dell needs a BMC"),
+    ("bmcs: [{name: r, protocol: redfish, host: h}]\nfan_control:\n  driver: dell\n  bmc: r\n"
+     "  zones: [{name: z}]\n", "needs a BMC with protocol: ipmi"),
+    ("fan_control:\n  driver: nvml\n  zones: [{name: z, inputs: ['gpu:x']}]\n",
+     "inputs[0]: 'gpu:x': after gpu: give"),
+    ("fan_control:\n  driver: nvml\n  zones: [{name: z, inputs: ['bmc:nope:Exhaust']}]\n",
+     "no BMC named 'nope'"),
+    ("fan_control:\n  driver: nvml\n  zones: [{name: z, fans: [fan1]}]\n",
+     "not a nvml fan channel"),
+    ("fan_control:\n  driver: hwmon\n  zones: [{name: z}]\n", "hwmon needs the PWM channels"),
+    ("interval_seconds: 2\nfan_control:\n  driver: nvml\n  zones: [{name: z, "
+     "stale_after_seconds: 1}]\n", "shorter than interval_seconds"),
+    ("fan_control:\n  driver: nvml\n  zones: [{name: z, slew_down_per_second: 0}]\n",
+     "out of range"),
+    ("fan_control:\n  dell: {third_party_pcie_response: off}\n", "is not one of"),
+])
+def test_fan_control_config_errors_name_the_key(text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        loads(text, "t.yaml")
+    assert message in str(info.value) and "t.yaml:" in str(info.value)
+
+
+def test_the_demo_config_loads_with_the_documented_defaults() -> None:
+    cfg = loads(DEMO, "demo.yaml")
+    zone = cfg.fan_control.zones[0]
+    assert (zone.kp, zone.slew_up_per_second, zone.slew_down_per_second) == (0.03, 0.1, 0.01)
+    assert cfg.fan_control.dell.fan_count == 8
