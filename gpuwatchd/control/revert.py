@@ -40,15 +40,19 @@ class RpmWatch:
 
     def expected_rpm(self, duty: float) -> float | None:
         """The mean rpm this duty should give: the calibration curve, else the learned points
-        (interpolated; one point alone is scaled in proportion to the duty)."""
+        (interpolated between them, in proportion to the duty beyond them)."""
         if len(self._curve) >= 2:
             return _interpolate(self._curve, duty)
-        learned = sorted((pct / 100.0, rpm) for pct, rpm in self._learned.items())
-        if len(learned) >= 2:
-            return _interpolate(learned, duty)
-        if learned and learned[0][0] > 0:
-            return learned[0][1] * duty / learned[0][0]
-        return None
+        learned = sorted((pct / 100.0, rpm) for pct, rpm in self._learned.items()
+                         if pct > 0)
+        if not learned:
+            return None
+        (low, low_rpm), (high, high_rpm) = learned[0], learned[-1]
+        if duty < low:  # beyond what was learned: in proportion to the nearest point
+            return low_rpm * duty / low
+        if duty > high:
+            return high_rpm * duty / high
+        return _interpolate(learned, duty)
 
     def duty_for_rpm(self, rpm: float) -> float | None:
         """The duty that gives ``rpm`` on the calibration curve (None without one)."""
