@@ -29,7 +29,7 @@ from gpuwatchd.hardware import Hardware
 from gpuwatchd.model import GpuReading, Snapshot
 from gpuwatchd.notify import Notifier
 from gpuwatchd.paths import default_socket
-from gpuwatchd.status import DaemonInfo, StatusServer, build_status
+from gpuwatchd.status import DaemonInfo, DaemonState, StatusServer, build_status
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class _State:
     seq: int = 0
     ticks: int = 0
     last_tick_mono: float = 0.0
-    phase: str = "starting"
+    phase: DaemonState = "starting"
     runners: list[CollectorRunner] = field(default_factory=list)
 
 
@@ -204,7 +204,7 @@ class Daemon:
         info = DaemonInfo(version=__version__, pid=os.getpid(), started_wall=self._started_wall,
                           config_path=self.config_path,
                           interval_seconds=self.config.interval_seconds,
-                          state=st.phase,  # type: ignore[arg-type]
+                          state=st.phase,
                           ticks=st.ticks, last_tick_mono=st.last_tick_mono)
         return build_status(self.snapshot, info, self._clock.monotonic())
 
