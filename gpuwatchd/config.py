@@ -239,7 +239,7 @@ def _check_licence(config: Config, data: object, b: Builder) -> None:
                "licence.unlicensed_critical_seconds",
                f"{lic.unlicensed_critical_seconds:g} must be below grace_seconds "
                f"{lic.grace_seconds:g}: the alert has to come before the GPU is restricted")
-    if lic.remediation.unlicensed_seconds >= lic.grace_seconds:
+    if lic.remediation.restart_gridd and lic.remediation.unlicensed_seconds >= lic.grace_seconds:
         b.fail(_line(data, "licence", "remediation", "unlicensed_seconds"),
                "licence.remediation.unlicensed_seconds",
                f"{lic.remediation.unlicensed_seconds:g} must be below grace_seconds "

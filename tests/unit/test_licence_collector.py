@@ -241,7 +241,7 @@ def test_registry_and_factory(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("text", "message"), [
     ("licence: {unlicensed_critical_seconds: 1200}\n", "must be below grace_seconds"),
-    ("licence: {remediation: {unlicensed_seconds: 1500}}\n", "too late"),
+    ("licence: {remediation: {restart_gridd: true, unlicensed_seconds: 1500}}\n", "too late"),
     ("licence: {remediation: {restart: true}}\n", "did you mean 'restart_gridd'"),
     ("licence: {token_dir: relative/path}\n", "absolute path"),
 ])
