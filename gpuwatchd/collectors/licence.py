@@ -96,7 +96,7 @@ class LicenceCollector:
         """One probe of every GPU and the node; see the module docstring."""
         self._ensure_init()
         probes = self._probe_all()
-        guests = [(g, p) for g, p in probes if p.supported is not False]
+        guests = [(g, p) for g, p in probes if self._tracker(g).applies(p)]
         node = self._node.check() if guests or self._cfg.enabled is True else None
         conf = node.conf if node is not None else None
         ftype = conf.feature_type if conf is not None else None
@@ -105,13 +105,15 @@ class LicenceCollector:
         readings: list[object] = []
         assessed: list[Assessment] = []
         conf_problems: dict[str, griddconf.Problem] = {}
+        if node is not None and not guests:  # enabled: true without a licensed GPU: the file
+            conf_problems.update({p.message: p for p in griddconf.lint(
+                node.conf, None, set(), None, len(node.tokens.files))})
         for gpu, probe in probes:
             lint = self._lint(node, probe) if probe.supported else ()
             conf_problems.update({p.message: p for p in lint})
             report = smi.lookup(gpu.uuid, gpu.bus_id) if smi is not None else None
             evidence = Evidence(probe, report, smi.taken_wall if smi else None, lint, ftype)
-            tracker = self._trackers.setdefault(gpu.uuid, GpuTracker())
-            a = tracker.assess(evidence, self._clock.time(), self._th)
+            a = self._tracker(gpu).assess(evidence, self._clock.time(), self._th)
             m.gpu(b, gpu.index, gpu.uuid, probe, a)
             m.instances(b, gpu.index, gpu.uuid, probe)
             readings.extend(_instance_readings(gpu, probe))
@@ -123,6 +125,9 @@ class LicenceCollector:
         m.smi_runs(b, self._smi.runs)
         return Collected(readings=tuple(readings), families=b.build())
 
+    def _tracker(self, gpu: _Gpu) -> GpuTracker:
+        return self._trackers.setdefault(gpu.uuid, GpuTracker())
+
     def _ensure_init(self) -> None:
         now = self._clock.monotonic()
         if self._link.initialized or now < self._next_init:
@@ -133,9 +138,9 @@ class LicenceCollector:
         except GpuwatchdError as exc:
             self._link.shutdown()
             self._gpus = []
+            log.info("licence: NVML unavailable (%s); retrying in %.0f s", exc, self._backoff)
             self._next_init = now + self._backoff
             self._backoff = min(self._backoff * 2, MAX_REINIT_SECONDS)
-            log.info("licence: NVML unavailable (%s); retrying in %.0f s", exc, self._backoff)
             return
         self._backoff = self._cfg.interval_seconds
         self._probe.reset()
@@ -164,8 +169,7 @@ class LicenceCollector:
                       and not f.licensed and not is_vapps(p, f, ftype)]
         if not unlicensed:
             return None
-        fresh = any(self._trackers.get(g.uuid, GpuTracker()).unlicensed_since is None
-                    for g in unlicensed)
+        fresh = any(self._tracker(g).unlicensed_since is None for g in unlicensed)
         return self._smi.read(force=fresh)
 
     def _lint(self, node: NodeReport | None, probe: GpuProbe) -> tuple[griddconf.Problem, ...]:

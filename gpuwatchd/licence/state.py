@@ -93,6 +93,13 @@ class GpuTracker:
     def __init__(self) -> None:
         self._forget()
         self.failures = 0
+        self.seen_licensing = False  # a probe has shown licensing on this GPU
+
+    def applies(self, probe: GpuProbe) -> bool:
+        """Licensing applies: the probe says so, or it failed on a vGPU guest GPU or on one
+        seen with licensing before (a lost bare-metal GPU is the GPU collector's business)."""
+        return bool(probe.supported) or (probe.supported is None and (
+            self.seen_licensing or probe.mode is VirtualizationMode.VGPU))
 
     def _forget(self) -> None:
         self.unlicensed_since: float | None = None
@@ -104,6 +111,9 @@ class GpuTracker:
     def assess(self, ev: Evidence, now: float, th: Thresholds) -> Assessment:
         """One verdict; updates the memory."""
         probe = ev.probe
+        if probe.supported is None and not self.applies(probe):
+            return Assessment(LicenceState.NOT_APPLICABLE, Severity.OK, mode=probe.mode,
+                              reason=f"not known to have licensing; probe failed: {probe.error}")
         if probe.supported is None:
             self.failures += 1
             severity = (Severity.WARNING if self.failures >= th.unknown_warning_cycles
@@ -111,6 +121,7 @@ class GpuTracker:
             return Assessment(LicenceState.UNKNOWN, severity, f"probe failed: {probe.error}",
                               probe.mode, unlicensed_since=self.unlicensed_since)
         self.failures = 0
+        self.seen_licensing = bool(probe.supported)
         feature = probe.chosen(ev.feature_type)
         if not probe.supported or feature is None:
             self._forget()  # nothing to track

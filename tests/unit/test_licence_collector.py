@@ -119,6 +119,10 @@ def test_bare_metal_has_no_licence_series_and_no_node_checks(tmp_path: Path) -> 
     assert reading(out, LicenceReading) == []
     (nr,) = reading(out, LicenceNodeReading)
     assert not nr.applicable
+    node.nvml.lost.add(0)  # a lost bare-metal GPU is not a licence problem
+    out = node.collect(60)
+    assert reading(out, LicenceReading) == []
+    assert node.runner.calls == []
 
 
 def test_enabled_true_runs_node_checks_without_gpus(tmp_path: Path) -> None:
@@ -126,6 +130,10 @@ def test_enabled_true_runs_node_checks_without_gpus(tmp_path: Path) -> None:
     node.nvml.init_error = pynvml.NVML_ERROR_LIBRARY_NOT_FOUND
     out = node.collect()
     assert samples(out, "gpuwatchd_gridd_up") == {(): 1.0}
+    assert not any(samples(out, "gpuwatchd_licence_config_problem").values())
+    node.conf.unlink()
+    out = node.collect(60)
+    assert samples(out, "gpuwatchd_licence_config_problem")[(("problem", "missing"),)] == 1
 
 
 def test_expiry_to_grace_to_restricted_to_renewed(tmp_path: Path) -> None:

@@ -46,12 +46,15 @@ def test_not_applicable_and_unknown() -> None:
     tracker = GpuTracker()
     none = tracker.assess(ev(GpuProbe(VirtualizationMode.NONE, supported=False)), T0, TH)
     assert (none.state, none.severity) == (S.NOT_APPLICABLE, Severity.OK)
+    lost = ev(GpuProbe(None, supported=None, error="gpu_is_lost"))
+    assert tracker.assess(lost, T0, TH).state is S.NOT_APPLICABLE  # never seen with licensing
     failing = ev(GpuProbe(VirtualizationMode.VGPU, supported=None, error="no_permission"))
     severities = [tracker.assess(failing, T0 + i, TH).severity for i in range(4)]
     assert tracker.assess(failing, T0, TH).state is S.UNKNOWN
     assert severities == [Severity.OK, Severity.OK, Severity.WARNING, Severity.WARNING]
     tracker.assess(ev(probe()), T0, TH)
     assert tracker.assess(failing, T0, TH).severity is Severity.OK  # the count restarted
+    assert tracker.assess(lost, T0, TH).state is S.UNKNOWN  # now known to have licensing
 
 
 @pytest.mark.parametrize("status", [ExpiryStatus.PERMANENT, ExpiryStatus.NOT_APPLICABLE,
