@@ -80,15 +80,16 @@ class Daemon:
                                  taken_mono=self._clock.monotonic())
         self._control: ControlLoop | None = None
         self._metrics: MetricsServer | None = None
+        self._renderer: Renderer | None = None
         self._status: StatusServer | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
         """Build collectors and controller, bind the endpoints (raises on failure)."""
         self._build(self.config)
-        renderer = Renderer(lambda: self.snapshot, self._clock)
+        self._renderer = Renderer(lambda: self.snapshot, self._clock)
         addresses = [a for a in map(parse_listen, self.config.exporter.listen) if a]
-        self._metrics = MetricsServer(addresses, renderer.render,
+        self._metrics = MetricsServer(addresses, self._renderer.render,
                                       self.config.exporter.telemetry_path)
         self._metrics.start()
         socket_path = self.config.status_socket or default_socket()
@@ -136,6 +137,8 @@ class Daemon:
             snap = Snapshot(snap.seq, snap.taken_wall, snap.taken_mono, snap.results,
                             extra=self._control.step(snap))
         self.snapshot = snap
+        if self._renderer is not None:
+            self._renderer.refresh()
         st.ticks += 1
         st.last_tick_mono = snap.taken_mono
         self._notify(snap)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from gpuwatchd.clock import ManualClock
 from gpuwatchd.cli import _demo_config
+from gpuwatchd.clock import ManualClock
 from gpuwatchd.daemon import Daemon
 from gpuwatchd.exporter import Renderer
 from gpuwatchd.sim.node import SimNode
