@@ -45,7 +45,7 @@ class FamilyBuilder:
         self._catalogue = catalogue
         self._samples: dict[str, list[Sample]] = {}
 
-    def add(self, name: str, value: float | int | bool | None, **labels: str | int) -> None:
+    def add(self, name: str, value: float | int | bool | None, /, **labels: str | int) -> None:
         """Add one sample; ``None`` means unsupported and adds nothing (absent, never 0)."""
         if value is None:
             return

@@ -103,20 +103,29 @@ class GpuCollector:
             self._xid.arm([(g.handle, g.index, g.uuid) for g in self._gpus.values() if g.up])
 
     def _discover(self, index: int) -> rd.GpuState | None:
-        """One GPU's handle, identity and static values; None if that GPU alone fails."""
+        """One GPU's handle, identity and static values; None if that GPU alone fails.
+
+        A GPU lost after its UUID was read (fake libnvidia-ml: handle and UUID answer, the
+        next call returns GPU_IS_LOST) is kept as down, and the other GPUs stay up.
+        """
+        uuid = ""
         try:
             handle = self._link.call("nvmlDeviceGetHandleByIndex", index)
             uuid = self._link.text("nvmlDeviceGetUUID", handle)
+            gpu = self._gpus.get(uuid) or rd.GpuState(index=index, uuid=uuid)
+            gpu.index, gpu.handle, gpu.error = index, handle, ""
+            gpu.name = self._link.text("nvmlDeviceGetName", handle)
+            gpu.unsupported.clear()
+            rd.read_static(self._link, gpu)
         except (Lost, Transient) as exc:
             if isinstance(exc, NotInstalled):
                 raise
             log.error("GPU %d cannot be opened: %s", index, exc)
+            if uuid:
+                lost = self._gpus.setdefault(uuid, rd.GpuState(index=index, uuid=uuid))
+                lost.up, lost.error = False, str(exc)
             return None
-        gpu = self._gpus.get(uuid) or rd.GpuState(index=index, uuid=uuid)
-        gpu.index, gpu.handle, gpu.up, gpu.error = index, handle, True, ""
-        gpu.name = self._link.text("nvmlDeviceGetName", handle)
-        gpu.unsupported.clear()
-        rd.read_static(self._link, gpu)
+        gpu.up = True
         return gpu
 
     def _init_failed(self, now: float, exc: GpuwatchdError) -> None:
@@ -147,14 +156,16 @@ class GpuCollector:
 
     def _read(self, gpu: rd.GpuState, b: FamilyBuilder, slow_due: bool) -> None:
         plausible = (self._cfg.plausible_min_celsius, self._cfg.plausible_max_celsius)
+        fast = FamilyBuilder(rd.CATALOGUE)  # kept only if the GPU answers every call
         try:
-            rd.read_fast(self._link, gpu, b, plausible)
+            rd.read_fast(self._link, gpu, fast, plausible)
             if slow_due or gpu.slow is None:
                 gpu.slow = rd.read_slow(self._link, gpu)
         except Lost as exc:
             gpu.up, gpu.error = False, str(exc)
             log.error("GPU %d (%s) lost: %s", gpu.index, gpu.uuid, exc, extra={"GPU": gpu.uuid})
             return
+        b.extend(fast)
         b.extend(gpu.slow)
 
     def _render(self, b: FamilyBuilder) -> Collected:

@@ -128,8 +128,7 @@ def read_static(link: NvmlLink, gpu: GpuState) -> None:
         "pcie_max": (ask(link, gpu, "pcie_max_gen", "nvmlDeviceGetMaxPcieLinkGeneration", h),
                      ask(link, gpu, "pcie_max_width", "nvmlDeviceGetMaxPcieLinkWidth", h)),
         "fans": ask(link, gpu, "num_fans", "nvmlDeviceGetNumFans", h) or 0,
-        "event_mask": ask(link, gpu, "supported_events",
-                          "nvmlDeviceGetSupportedClocksEventReasons", h),
+        "event_mask": _event_reasons(link, gpu, "supported_events", "Supported"),
     }
 
 
@@ -156,7 +155,7 @@ def read_fast(link: NvmlLink, gpu: GpuState, b: FamilyBuilder,
     for clock, code in CLOCKS.items():
         mhz = ask(link, gpu, f"clock_{clock}", "nvmlDeviceGetClockInfo", h, code)
         b.add(G + "clock_hertz", mhz * 1e6 if mhz is not None else None, **lb, clock=clock)
-    reasons = ask(link, gpu, "events", "nvmlDeviceGetCurrentClocksEventReasons", h)
+    reasons = _event_reasons(link, gpu, "events", "Current")
     mask = gpu.static.get("event_mask")
     if reasons is not None:
         for reason, bit in CLOCK_EVENTS.items():
@@ -253,6 +252,17 @@ def _pcie(link: NvmlLink, gpu: GpuState, b: FamilyBuilder) -> None:
           which="current")
     b.add(G + "pcie_replays_total",
           ask(link, gpu, "pcie_replays", "nvmlDeviceGetPcieReplayCounter", h), **lb)
+
+
+def _event_reasons(link: NvmlLink, gpu: GpuState, key: str, which: str) -> int | None:
+    """``nvmlDeviceGet{which}ClocksEventReasons``, or on drivers before R535 (no such symbol:
+    FunctionNotFound, proven with the fake library's old-driver build) the older name
+    ``nvmlDeviceGet{which}ClocksThrottleReasons``, which returns the same bits."""
+    value = ask(link, gpu, key, f"nvmlDeviceGet{which}ClocksEventReasons", gpu.handle)
+    if value is None and key in gpu.unsupported:
+        value = ask(link, gpu, f"{key}_legacy", f"nvmlDeviceGet{which}ClocksThrottleReasons",
+                    gpu.handle)
+    return value
 
 
 def _memory_temperature(link: NvmlLink, gpu: GpuState) -> float | None:

@@ -21,7 +21,10 @@ from gpuwatchd.links.nvml import NvmlLink
 log = logging.getLogger(__name__)
 
 XID_CRITICAL_ERROR = 0x8  # nvmlEventTypeXidCriticalError
-WAIT_MS = 1000  # one wait returns at least once a second, so stop() takes at most ~1 s
+# One wait returns at least every WAIT_MS. disarm() joins the thread from inside a collect
+# (every re-init), which must finish well within its deadline (1 s at a 1 s interval): a
+# 1,000 ms wait made each re-init take ~1 s and miss it (seen with gpuwatchd.sim).
+WAIT_MS = 250
 
 
 class XidWatcher:

@@ -1,0 +1,7 @@
+"""``python -m gpuwatchd`` runs the daemon, like the ``gpuwatchd`` console script."""
+
+import sys
+
+from gpuwatchd.daemon import main
+
+sys.exit(main())

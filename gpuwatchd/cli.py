@@ -1,0 +1,105 @@
+"""``gpuwatchd`` command line: ``--config FILE``, ``--demo``, ``--check-config FILE``.
+
+Flags follow the Prometheus exporters' spelling where one exists (``--web.listen-address``,
+``--log.level``). Every user error ends with a one-line message and a documented exit code,
+never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+from importlib import resources
+from pathlib import Path
+
+from gpuwatchd import __version__, config, logs
+from gpuwatchd.config import EXIT_CONFIG, Config, ConfigError
+from gpuwatchd.daemon import EXIT_FAILURE, Daemon, install_signals
+from gpuwatchd.errors import GpuwatchdError
+from gpuwatchd.hardware import Hardware, real
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CONFIG = "/etc/gpuwatchd/gpuwatchd.yaml"
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="gpuwatchd",
+        description="GPU server telemetry and fan-control daemon.",
+        epilog="Exit codes: 0 stopped cleanly, 1 runtime failure, 2 usage error, "
+               "6 invalid configuration.")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--config", metavar="FILE", help=f"config file (default {DEFAULT_CONFIG})")
+    mode.add_argument("--demo", action="store_true",
+                      help="run on a simulated Dell server with two Tesla P40s (no hardware)")
+    mode.add_argument("--check-config", metavar="FILE", help="validate FILE and exit")
+    p.add_argument("--log.level", "--log-level", dest="log_level", default="info",
+                   choices=logs.LEVELS, help="log level (default info)")
+    p.add_argument("--web.listen-address", dest="listen", action="append", metavar="HOST:PORT",
+                   help="override exporter.listen (repeatable)")
+    p.add_argument("--status-socket", metavar="PATH", help="override status_socket")
+    p.add_argument("--version", action="version", version=f"gpuwatchd {__version__}")
+    return p
+
+
+def _demo_config() -> Config:
+    text = resources.files("gpuwatchd.sim").joinpath("demo.yaml").read_text(encoding="utf-8")
+    return config.loads(text, "<demo.yaml>")
+
+
+def _overrides(cfg: Config, args: argparse.Namespace) -> Config:
+    """Apply command-line overrides, validated like the file itself."""
+    if args.listen:
+        for addr in args.listen:
+            if config.parse_listen(addr) is None:
+                raise ConfigError(f"--web.listen-address: {addr!r} is not HOST:PORT")
+        cfg = dataclasses.replace(
+            cfg, exporter=dataclasses.replace(cfg.exporter, listen=tuple(args.listen)))
+    if args.status_socket:
+        cfg = dataclasses.replace(cfg, status_socket=args.status_socket)
+    return cfg
+
+
+def _demo_hardware() -> Hardware:
+    from gpuwatchd.sim.node import SimNode  # noqa: PLC0415 - the simulator only for --demo
+
+    return SimNode().hardware()
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Parse arguments and run; returns the exit code."""
+    args = parser().parse_args(argv)
+    logs.setup(args.log_level)
+    if args.check_config:
+        try:
+            config.load(args.check_config)
+        except ConfigError as exc:
+            print(f"gpuwatchd: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
+        print(f"{args.check_config}: OK")
+        return 0
+    path = None if args.demo else (args.config or DEFAULT_CONFIG)
+    try:
+        cfg = _demo_config() if args.demo else config.load(path or DEFAULT_CONFIG)
+        cfg = _overrides(cfg, args)
+    except ConfigError as exc:
+        log.error("%s", exc)
+        return EXIT_CONFIG
+    hw = _demo_hardware() if args.demo else real()
+
+    def reload() -> Config:
+        return _overrides(config.load(path or DEFAULT_CONFIG), args)
+
+    daemon = Daemon(cfg, hw, config_path=str(Path(path)) if path else None,
+                    reload=None if args.demo else reload)
+    install_signals(daemon)
+    try:
+        daemon.start()
+    except (OSError, GpuwatchdError) as exc:
+        log.error("cannot start: %s", exc)
+        daemon.shutdown()
+        return EXIT_FAILURE
+    return daemon.run()

@@ -1,0 +1,245 @@
+"""The daemon: the tick loop, signals, reload, and sd_notify; ``main`` is ``gpuwatchd``.
+
+Each tick (every ``interval_seconds``, on a monotonic schedule that does not drift): run the
+due collectors in parallel under their deadlines, build an immutable Snapshot, let the fan
+controller act on it (when configured), publish it (one reference assignment: readers never see
+half a tick), then tell systemd ``WATCHDOG=1`` and a one-line ``STATUS=``. A hung hardware call
+makes its collector's data stale; it never delays the tick past its deadline or a scrape.
+
+Exit codes: 0 stopped cleanly, 1 runtime failure (e.g. the listen address is taken),
+2 usage error, 6 invalid configuration.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from gpuwatchd import __version__, collectors
+from gpuwatchd.collectors.runner import CollectorRunner, run_due
+from gpuwatchd.config import Config, parse_listen
+from gpuwatchd.errors import GpuwatchdError
+from gpuwatchd.exporter import MetricsServer, Renderer
+from gpuwatchd.hardware import Hardware
+from gpuwatchd.model import GpuReading, Snapshot
+from gpuwatchd.notify import Notifier
+from gpuwatchd.paths import default_socket
+from gpuwatchd.status import DaemonInfo, StatusServer, build_status
+
+log = logging.getLogger(__name__)
+
+EXIT_OK, EXIT_FAILURE = 0, 1
+
+
+class ControlLoop(Protocol):
+    """The fan controller as the daemon sees it (gpuwatchd.control)."""
+
+    def step(self, snapshot: Snapshot) -> tuple[object, ...]:
+        """Act on one Snapshot; return readings (e.g. zone states) to publish with it."""
+
+    def release(self) -> None:
+        """Hand every fan back to the BMC's automatic control (every exit path calls this)."""
+
+    def regulating(self) -> bool:
+        """False while the controller cannot regulate (the watchdog ping then stops)."""
+
+
+@dataclass
+class _State:
+    """Mutable loop state, owned by the loop thread."""
+
+    seq: int = 0
+    ticks: int = 0
+    last_tick_mono: float = 0.0
+    phase: str = "starting"
+    runners: list[CollectorRunner] = field(default_factory=list)
+
+
+class Daemon:
+    """Owns the collectors, the controller, the servers and the published Snapshot."""
+
+    def __init__(self, config: Config, hw: Hardware, config_path: str | None = None,
+                 notifier: Notifier | None = None,
+                 reload: Callable[[], Config] | None = None) -> None:
+        self.config = config
+        self.hw = hw
+        self.config_path = config_path
+        self._notifier = notifier or Notifier()
+        self._reload_fn = reload  # returns the new Config or raises ConfigError
+        self._clock = hw.clock
+        self._stop = threading.Event()
+        self._reload_requested = threading.Event()
+        self._state = _State()
+        self._started_wall = self._clock.time()
+        self.snapshot = Snapshot(seq=0, taken_wall=self._started_wall,
+                                 taken_mono=self._clock.monotonic())
+        self._control: ControlLoop | None = None
+        self._metrics: MetricsServer | None = None
+        self._status: StatusServer | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        """Build collectors and controller, bind the endpoints (raises on failure)."""
+        self._build(self.config)
+        renderer = Renderer(lambda: self.snapshot, self._clock)
+        addresses = [a for a in map(parse_listen, self.config.exporter.listen) if a]
+        self._metrics = MetricsServer(addresses, renderer.render,
+                                      self.config.exporter.telemetry_path)
+        self._metrics.start()
+        socket_path = self.config.status_socket or default_socket()
+        self._status = StatusServer(socket_path, self.status)
+        self._status.start()
+        log.info("gpuwatchd %s started: metrics on %s, status on %s, %d collector(s)",
+                 __version__, ", ".join(f"{h}:{p}" for h, p in self._metrics.bound),
+                 socket_path, len(self._state.runners))
+
+    def _build(self, config: Config) -> None:
+        self._state.runners = [CollectorRunner(s, self._clock)
+                               for s in collectors.build_all(config, self.hw)]
+        self._control = _build_control(config, self.hw)
+
+    def run(self) -> int:
+        """Tick until stopped; always hands the fans back and closes everything."""
+        try:
+            self._loop()
+        finally:
+            self.shutdown()
+        return EXIT_OK
+
+    def _loop(self) -> None:
+        next_tick = self._clock.monotonic()
+        while not self._stop.is_set():
+            if self._reload_requested.is_set():
+                self._reload_requested.clear()
+                self._reload()
+            self.tick()
+            next_tick += self.config.interval_seconds
+            delay = next_tick - self._clock.monotonic()
+            if delay < 0:  # overran (a slow tick): start again from now, do not burst
+                next_tick, delay = self._clock.monotonic(), 0.0
+            self._stop.wait(delay)
+
+    def tick(self) -> Snapshot:
+        """One iteration: collect, control, publish, notify."""
+        st = self._state
+        run_due(st.runners)
+        st.seq += 1
+        snap = Snapshot(seq=st.seq, taken_wall=self._clock.time(),
+                        taken_mono=self._clock.monotonic(),
+                        results=tuple(r.result for r in st.runners))
+        if self._control is not None:
+            snap = Snapshot(snap.seq, snap.taken_wall, snap.taken_mono, snap.results,
+                            extra=self._control.step(snap))
+        self.snapshot = snap
+        st.ticks += 1
+        st.last_tick_mono = snap.taken_mono
+        self._notify(snap)
+        return snap
+
+    def _notify(self, snap: Snapshot) -> None:
+        fields: dict[str, str | int] = {"STATUS": summary(snap)}
+        if self._state.phase == "starting":
+            self._state.phase = "running"
+            fields["READY"] = 1
+        if self._control is None or self._control.regulating():
+            fields["WATCHDOG"] = 1
+        self._notifier.send(**fields)
+
+    def _reload(self) -> None:
+        """SIGHUP: re-read the config; a bad one is refused and the old one kept."""
+        if self._reload_fn is None:
+            log.warning("reload requested, but there is no config file to re-read (demo)")
+            return
+        self._state.phase = "reloading"
+        self._notifier.send(RELOADING=1, STATUS="reloading configuration")
+        try:
+            new = self._reload_fn()
+        except GpuwatchdError as exc:
+            log.error("reload refused, keeping the running configuration: %s", exc)
+        else:
+            self._close_hardware()
+            self.config = new
+            self._build(new)
+            log.info("configuration reloaded from %s", new.source)
+        self._state.phase = "running"
+        self._notifier.send(READY=1, STATUS=summary(self.snapshot))
+
+    def request_stop(self) -> None:
+        """Ask the loop to stop (signal handlers call this)."""
+        self._stop.set()
+
+    def request_reload(self) -> None:
+        self._reload_requested.set()
+
+    def shutdown(self) -> None:
+        """Restore the BMC's fan control first, then stop servers and collectors."""
+        self._state.phase = "stopping"
+        self._notifier.send(STOPPING=1, STATUS="stopping")
+        self._close_hardware()
+        for server in (self._metrics, self._status):
+            if server is not None:
+                server.stop()
+        self._metrics = self._status = None
+        self._notifier.close()
+
+    def _close_hardware(self) -> None:
+        if self._control is not None:
+            try:
+                self._control.release()
+            except Exception:  # keep closing; ExecStopPost= is the backstop
+                log.exception("restoring the BMC's fan control failed")
+            self._control = None
+        for runner in self._state.runners:
+            runner.close()
+        self._state.runners = []
+
+    def status(self) -> dict[str, object]:
+        """The status document (served on the unix socket); reads only the Snapshot."""
+        st = self._state
+        info = DaemonInfo(version=__version__, pid=os.getpid(), started_wall=self._started_wall,
+                          config_path=self.config_path,
+                          interval_seconds=self.config.interval_seconds,
+                          state=st.phase,  # type: ignore[arg-type]
+                          ticks=st.ticks, last_tick_mono=st.last_tick_mono)
+        return build_status(self.snapshot, info, self._clock.monotonic())
+
+
+def _build_control(config: Config, hw: Hardware) -> ControlLoop | None:
+    """The fan controller, when the config asks for one (gpuwatchd.control)."""
+    if config.fan_control.driver == "none" or not config.fan_control.zones:
+        return None
+    log.warning("fan_control.driver %s is configured, but fan control is not available in "
+                "this build: monitoring only", config.fan_control.driver)
+    return None
+
+
+def summary(snap: Snapshot) -> str:
+    """One line for systemd's STATUS=: GPUs and hottest temperature, failing collectors."""
+    gpus = snap.readings(GpuReading)
+    temps = [g.temperature_celsius for g in gpus if g.temperature_celsius is not None]
+    up = sum(1 for g in gpus if g.up)
+    parts = [f"{up}/{len(gpus)} GPUs up"]
+    if temps:
+        parts.append(f"max {max(temps):.0f} C")
+    failing = [r.name for r in snap.results if not r.ok]
+    parts.append(f"failing: {', '.join(failing)}" if failing else "collectors ok")
+    return "; ".join(parts)
+
+
+def install_signals(daemon: Daemon) -> None:
+    """SIGTERM/SIGINT stop the loop; SIGHUP reloads (handled in the loop thread)."""
+    signal.signal(signal.SIGTERM, lambda *_: daemon.request_stop())
+    signal.signal(signal.SIGINT, lambda *_: daemon.request_stop())
+    signal.signal(signal.SIGHUP, lambda *_: daemon.request_reload())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console script ``gpuwatchd``; see gpuwatchd.cli."""
+    from gpuwatchd.cli import run  # noqa: PLC0415 - keeps this module's imports minimal
+
+    return run(argv)

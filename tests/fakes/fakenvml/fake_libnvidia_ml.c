@@ -1,0 +1,768 @@
+/* A fake libnvidia-ml.so.1 for gpuwatchd's integration tests (written for gpuwatchd).
+ *
+ * It exports the NVML symbols that nvidia-ml-py (pynvml) 13.615.71 looks up for every call the
+ * GPU collector makes, with the struct layouts of pynvml's ctypes declarations. The values come
+ * from a text file named by $FAKE_NVML_STATE. The file is re-read whenever its inode, size or
+ * mtime changes, so a test can change a reading while the library stays loaded. The file has
+ * one "key value" pair per line ('#' starts a comment line):
+ *
+ *   init_rc 9                            nvmlInit* returns 9 (DRIVER_NOT_LOADED)
+ *   driver_version 550.54.15             also: cuda_version 12040, count 2
+ *   event_wait_cap_ms 50                 nvmlEventSetWait_v2 waits at most this long
+ *   gpu.0.rc 15                          every call on GPU 0 returns 15 (GPU_IS_LOST)
+ *   gpu.0.temperature.0 45               a reading; one that is absent is NOT_SUPPORTED (3)
+ *   call.nvmlDeviceGetPowerUsage.rc 3    that call returns 3 on every GPU;
+ *   gpu.1.call.nvmlDeviceGetPowerUsage.rc 3   ... or on GPU 1 only (wins over gpu.1.rc)
+ *   call.nvmlDeviceGetPowerUsage.sleep_ms 5000   that call hangs, until the time is up or
+ *                                        the key leaves the file
+ *   event.1 0 8 79                       queued event 1: GPU 0, type 8 (XID), data 79;
+ *                                        each event is returned once, in id order
+ *
+ * Keys are the NVML symbol names (nvmlDeviceGetCount_v2, nvmlEventSetWait_v2, ...). Built with
+ * -DFAKE_NVML_OLD_DRIVER it leaves out symbols that older drivers lack, so pynvml raises
+ * NVMLError_FunctionNotFound for them. fakeNvmlReset() is a test hook (not an NVML symbol).
+ */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+typedef int nvmlReturn_t;
+enum {
+    OK = 0, UNINITIALIZED = 1, INVALID_ARGUMENT = 2, NOT_SUPPORTED = 3, INSUFFICIENT_SIZE = 7,
+    TIMEOUT = 10, MEMORY = 20, ARGUMENT_VERSION_MISMATCH = 25, UNKNOWN = 999
+};
+#define MAX_GPUS 16
+#define MAX_KV 1024
+#define MAX_SETS 8
+
+struct fake_device { int unused; };
+struct fake_event_set { int in_use; unsigned long long types; unsigned int gpus; };
+typedef struct fake_device *nvmlDevice_t;
+typedef struct fake_event_set *nvmlEventSet_t;
+
+typedef struct { /* c_nvmlPciInfo_t (nvmlPciInfo_t, v3) */
+    char busIdLegacy[16];
+    unsigned int domain, bus, device, pciDeviceId, pciSubSystemId;
+    char busId[32];
+} nvmlPciInfo_t;
+typedef struct { unsigned int gpu, memory; } nvmlUtilization_t;
+typedef struct { unsigned long long total, free, used; } nvmlMemory_t;
+typedef struct {
+    unsigned int version;
+    unsigned long long total, reserved, free, used;
+} nvmlMemory_v2_t;
+typedef struct { unsigned long long referenceTime, violationTime; } nvmlViolationTime_t;
+typedef struct { unsigned int version; int marginTemperature; } nvmlMarginTemperature_v1_t;
+typedef union {
+    double dVal; unsigned int uiVal; unsigned long ulVal; unsigned long long ullVal;
+    long long sllVal; int siVal; unsigned short usVal;
+} nvmlValue_t;
+typedef struct {
+    unsigned int fieldId, scopeId;
+    long long timestamp, latencyUsec;
+    unsigned int valueType; nvmlReturn_t nvmlReturn;
+    nvmlValue_t value;
+} nvmlFieldValue_t;
+typedef struct {
+    nvmlDevice_t device;
+    unsigned long long eventType, eventData;
+    unsigned int gpuInstanceId, computeInstanceId;
+} nvmlEventData_t;
+
+#define MARGIN_V1 0x1000008u         /* nvmlMarginTemperature_v1 */
+#define MEMORY_V2 0x2000028u         /* nvmlMemory_v2 */
+#define VALUE_TYPE_ULL 3u            /* NVML_VALUE_TYPE_UNSIGNED_LONG_LONG */
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static struct { char key[96]; char val[128]; } kv[MAX_KV];
+static int nkv;
+static int have_state;
+static struct stat last_st;
+static char last_path[4096];
+static int init_count;
+static unsigned long long delivered; /* highest event id returned */
+static struct fake_device devices[MAX_GPUS];
+static struct fake_event_set sets[MAX_SETS];
+
+/* ---- state file -------------------------------------------------------------------------- */
+
+static void parse_locked(FILE *f)
+{
+    char line[512];
+    nkv = 0;
+    while (nkv < MAX_KV && fgets(line, sizeof line, f)) {
+        char *p = line + strspn(line, " \t");
+        if (*p == '#' || *p == '\n' || *p == '\0')
+            continue;
+        char *key = p;
+        p += strcspn(p, " \t\r\n");
+        if (*p != ' ' && *p != '\t')
+            continue; /* a key with no value */
+        *p++ = '\0';
+        p += strspn(p, " \t");
+        p[strcspn(p, "\r\n")] = '\0';
+        snprintf(kv[nkv].key, sizeof kv[nkv].key, "%s", key);
+        snprintf(kv[nkv].val, sizeof kv[nkv].val, "%s", p);
+        nkv++;
+    }
+}
+
+static void reload_locked(void)
+{
+    const char *path = getenv("FAKE_NVML_STATE");
+    struct stat st;
+    if (path == NULL || stat(path, &st) != 0) {
+        nkv = 0;
+        have_state = 0;
+        return;
+    }
+    if (have_state && st.st_ino == last_st.st_ino && st.st_dev == last_st.st_dev
+        && st.st_size == last_st.st_size && st.st_mtim.tv_sec == last_st.st_mtim.tv_sec
+        && st.st_mtim.tv_nsec == last_st.st_mtim.tv_nsec && strcmp(path, last_path) == 0)
+        return;
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        nkv = 0;
+        have_state = 0;
+        return;
+    }
+    parse_locked(f);
+    fclose(f);
+    last_st = st;
+    snprintf(last_path, sizeof last_path, "%s", path);
+    have_state = 1;
+}
+
+static const char *lookup_locked(const char *key)
+{
+    for (int i = 0; i < nkv; i++)
+        if (strcmp(kv[i].key, key) == 0)
+            return kv[i].val;
+    return NULL;
+}
+
+static const char *gpu_lookup_locked(int gpu, const char *key)
+{
+    char full[160];
+    snprintf(full, sizeof full, "gpu.%d.%s", gpu, key);
+    return lookup_locked(full);
+}
+
+/* A per-call setting ("rc", "sleep_ms"): for this GPU first, then for every GPU. */
+static int setting_locked(const char *call, int gpu, const char *what, long long *out)
+{
+    char key[192];
+    const char *v = NULL;
+    if (gpu >= 0) {
+        snprintf(key, sizeof key, "call.%s.%s", call, what);
+        v = gpu_lookup_locked(gpu, key);
+    }
+    if (v == NULL) {
+        snprintf(key, sizeof key, "call.%s.%s", call, what);
+        v = lookup_locked(key);
+    }
+    if (v == NULL)
+        return 0;
+    *out = strtoll(v, NULL, 0);
+    return 1;
+}
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void nap_ms(long ms)
+{
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+    nanosleep(&ts, NULL);
+}
+
+/* ---- call prologue: hang, return-code overrides, lost GPUs; returns with `mu` held ------- */
+
+static nvmlReturn_t begin(const char *call, int gpu, int need_init)
+{
+    long long value = 0;
+    pthread_mutex_lock(&mu);
+    reload_locked();
+    if (setting_locked(call, gpu, "sleep_ms", &value) && value > 0) {
+        double until = now_seconds() + (double)value / 1000.0;
+        for (;;) {
+            pthread_mutex_unlock(&mu);
+            nap_ms(10);
+            pthread_mutex_lock(&mu);
+            reload_locked();
+            long long still = 0;
+            if (now_seconds() >= until || !setting_locked(call, gpu, "sleep_ms", &still)
+                || still <= 0)
+                break;
+        }
+    }
+    if (need_init && init_count == 0)
+        return UNINITIALIZED;
+    if (setting_locked(call, gpu, "rc", &value))
+        return (nvmlReturn_t)value;
+    if (gpu >= 0) {
+        const char *rc = gpu_lookup_locked(gpu, "rc");
+        if (rc != NULL)
+            return (nvmlReturn_t)strtol(rc, NULL, 0);
+    }
+    return OK;
+}
+
+static nvmlReturn_t end(nvmlReturn_t rc)
+{
+    pthread_mutex_unlock(&mu);
+    return rc;
+}
+
+static int gpu_of(nvmlDevice_t dev)
+{
+    uintptr_t p = (uintptr_t)dev, first = (uintptr_t)&devices[0];
+    if (p < first || p >= (uintptr_t)&devices[MAX_GPUS] || (p - first) % sizeof devices[0])
+        return -1;
+    return (int)((p - first) / sizeof devices[0]);
+}
+
+static nvmlReturn_t begin_dev(const char *call, nvmlDevice_t dev, int *gpu)
+{
+    *gpu = gpu_of(dev);
+    if (*gpu < 0) {
+        pthread_mutex_lock(&mu);
+        return INVALID_ARGUMENT;
+    }
+    return begin(call, *gpu, 1);
+}
+
+/* ---- value readers (called with `mu` held) ----------------------------------------------- */
+
+static nvmlReturn_t ull_locked(int gpu, const char *key, unsigned long long *out)
+{
+    const char *v = gpu_lookup_locked(gpu, key);
+    if (v == NULL)
+        return NOT_SUPPORTED;
+    *out = strtoull(v, NULL, 0);
+    return OK;
+}
+
+static nvmlReturn_t uint_locked(int gpu, const char *key, unsigned int *out)
+{
+    unsigned long long v = 0;
+    nvmlReturn_t rc = ull_locked(gpu, key, &v);
+    if (rc == OK)
+        *out = (unsigned int)v;
+    return rc;
+}
+
+static nvmlReturn_t str_locked(const char *v, char *buf, unsigned int len)
+{
+    if (v == NULL)
+        return NOT_SUPPORTED;
+    if (buf == NULL || strlen(v) + 1 > len)
+        return INSUFFICIENT_SIZE;
+    memcpy(buf, v, strlen(v) + 1);
+    return OK;
+}
+
+static nvmlReturn_t dev_uint(const char *call, nvmlDevice_t dev, const char *key,
+                             unsigned int *out)
+{
+    int gpu;
+    nvmlReturn_t rc = begin_dev(call, dev, &gpu);
+    if (rc == OK)
+        rc = out ? uint_locked(gpu, key, out) : INVALID_ARGUMENT;
+    return end(rc);
+}
+
+static nvmlReturn_t dev_ull(const char *call, nvmlDevice_t dev, const char *key,
+                            unsigned long long *out)
+{
+    int gpu;
+    nvmlReturn_t rc = begin_dev(call, dev, &gpu);
+    if (rc == OK)
+        rc = out ? ull_locked(gpu, key, out) : INVALID_ARGUMENT;
+    return end(rc);
+}
+
+static nvmlReturn_t dev_uint_by(const char *call, nvmlDevice_t dev, const char *prefix,
+                                unsigned int which, unsigned int *out)
+{
+    char key[64];
+    snprintf(key, sizeof key, "%s.%u", prefix, which);
+    return dev_uint(call, dev, key, out);
+}
+
+static nvmlReturn_t dev_str(const char *call, nvmlDevice_t dev, const char *key, char *buf,
+                            unsigned int len)
+{
+    int gpu;
+    nvmlReturn_t rc = begin_dev(call, dev, &gpu);
+    if (rc == OK)
+        rc = str_locked(gpu_lookup_locked(gpu, key), buf, len);
+    return end(rc);
+}
+
+/* Several keys at once: all present, or NOT_SUPPORTED. */
+static nvmlReturn_t many_locked(int gpu, const char *const *keys, int n, unsigned long long *out)
+{
+    for (int i = 0; i < n; i++)
+        if (ull_locked(gpu, keys[i], &out[i]) != OK)
+            return NOT_SUPPORTED;
+    return OK;
+}
+
+#define DEV_UINT(sym, key) \
+    nvmlReturn_t sym(nvmlDevice_t dev, unsigned int *out) { return dev_uint(#sym, dev, key, out); }
+#define DEV_ULL(sym, key) \
+    nvmlReturn_t sym(nvmlDevice_t dev, unsigned long long *out) \
+    { return dev_ull(#sym, dev, key, out); }
+#define DEV_UINT_BY(sym, prefix) \
+    nvmlReturn_t sym(nvmlDevice_t dev, unsigned int which, unsigned int *out) \
+    { return dev_uint_by(#sym, dev, prefix, which, out); }
+#define DEV_STR(sym, key) \
+    nvmlReturn_t sym(nvmlDevice_t dev, char *buf, unsigned int len) \
+    { return dev_str(#sym, dev, key, buf, len); }
+
+/* ---- library lifecycle ------------------------------------------------------------------- */
+
+static nvmlReturn_t do_init(const char *call)
+{
+    long long rc = 0;
+    nvmlReturn_t out = begin(call, -1, 0);
+    if (out == OK) {
+        const char *v = lookup_locked("init_rc");
+        rc = v ? strtoll(v, NULL, 0) : 0;
+        if (rc != 0)
+            out = (nvmlReturn_t)rc;
+        else
+            init_count++;
+    }
+    return end(out);
+}
+
+nvmlReturn_t nvmlInitWithFlags(unsigned int flags) { (void)flags; return do_init(__func__); }
+nvmlReturn_t nvmlInit_v2(void) { return do_init(__func__); }
+
+nvmlReturn_t nvmlShutdown(void)
+{
+    nvmlReturn_t rc = begin(__func__, -1, 1);
+    if (rc == OK)
+        init_count--;
+    return end(rc);
+}
+
+const char *nvmlErrorString(nvmlReturn_t rc)
+{
+    switch (rc) {
+    case OK: return "Success";
+    case UNINITIALIZED: return "Uninitialized";
+    case INVALID_ARGUMENT: return "Invalid Argument";
+    case NOT_SUPPORTED: return "Not Supported";
+    case 9: return "Driver Not Loaded";
+    case TIMEOUT: return "Timeout";
+    case 15: return "GPU is lost";
+    case 28: return "GPU not found";
+    default: return "Unknown Error";
+    }
+}
+
+/* Test hook: forget initialisations, event sets and delivered events. */
+void fakeNvmlReset(void)
+{
+    pthread_mutex_lock(&mu);
+    init_count = 0;
+    delivered = 0;
+    have_state = 0;
+    memset(sets, 0, sizeof sets);
+    pthread_mutex_unlock(&mu);
+}
+
+/* ---- system ------------------------------------------------------------------------------ */
+
+nvmlReturn_t nvmlSystemGetDriverVersion(char *buf, unsigned int len)
+{
+    nvmlReturn_t rc = begin(__func__, -1, 1);
+    if (rc == OK)
+        rc = str_locked(lookup_locked("driver_version"), buf, len);
+    return end(rc);
+}
+
+#ifndef FAKE_NVML_OLD_DRIVER
+nvmlReturn_t nvmlSystemGetCudaDriverVersion_v2(int *out)
+{
+    nvmlReturn_t rc = begin(__func__, -1, 1);
+    if (rc == OK) {
+        const char *v = lookup_locked("cuda_version");
+        if (v == NULL)
+            rc = NOT_SUPPORTED;
+        else
+            *out = (int)strtol(v, NULL, 0);
+    }
+    return end(rc);
+}
+#endif
+
+nvmlReturn_t nvmlDeviceGetCount_v2(unsigned int *out)
+{
+    nvmlReturn_t rc = begin(__func__, -1, 1);
+    if (rc == OK) {
+        const char *v = lookup_locked("count");
+        *out = v ? (unsigned int)strtoul(v, NULL, 0) : 0;
+        if (*out > MAX_GPUS)
+            *out = MAX_GPUS;
+    }
+    return end(rc);
+}
+
+nvmlReturn_t nvmlDeviceGetHandleByIndex_v2(unsigned int index, nvmlDevice_t *out)
+{
+    if (index >= MAX_GPUS)
+        return INVALID_ARGUMENT;
+    nvmlReturn_t rc = begin(__func__, (int)index, 1);
+    if (rc == OK) {
+        const char *count = lookup_locked("count");
+        if (count == NULL || index >= strtoul(count, NULL, 0))
+            rc = INVALID_ARGUMENT;
+        else
+            *out = &devices[index];
+    }
+    return end(rc);
+}
+
+/* ---- identity and static values ---------------------------------------------------------- */
+
+DEV_STR(nvmlDeviceGetUUID, "uuid")
+DEV_STR(nvmlDeviceGetName, "name")
+DEV_STR(nvmlDeviceGetSerial, "serial")
+DEV_STR(nvmlDeviceGetVbiosVersion, "vbios")
+
+nvmlReturn_t nvmlDeviceGetPciInfo_v3(nvmlDevice_t dev, nvmlPciInfo_t *out)
+{
+    static const char *const keys[] = {
+        "pci.domain", "pci.bus", "pci.device", "pci.device_id", "pci.subsystem_id"
+    };
+    unsigned long long v[5];
+    int gpu;
+    nvmlReturn_t rc = begin_dev(__func__, dev, &gpu);
+    if (rc == OK)
+        rc = many_locked(gpu, keys, 5, v);
+    if (rc == OK) {
+        const char *bus_id = gpu_lookup_locked(gpu, "pci.bus_id");
+        memset(out, 0, sizeof *out);
+        snprintf(out->busId, sizeof out->busId, "%s", bus_id ? bus_id : "");
+        snprintf(out->busIdLegacy, sizeof out->busIdLegacy, "%s", bus_id ? bus_id + 4 : "");
+        out->domain = (unsigned int)v[0];
+        out->bus = (unsigned int)v[1];
+        out->device = (unsigned int)v[2];
+        out->pciDeviceId = (unsigned int)v[3];
+        out->pciSubSystemId = (unsigned int)v[4];
+    }
+    return end(rc);
+}
+
+DEV_UINT_BY(nvmlDeviceGetTemperatureThreshold, "threshold")
+DEV_UINT_BY(nvmlDeviceGetMaxClockInfo, "max_clock")
+DEV_UINT(nvmlDeviceGetMaxPcieLinkGeneration, "pcie.max_gen")
+DEV_UINT(nvmlDeviceGetMaxPcieLinkWidth, "pcie.max_width")
+DEV_UINT(nvmlDeviceGetNumFans, "fans")
+DEV_ULL(nvmlDeviceGetSupportedClocksThrottleReasons, "supported_clock_events")
+#ifndef FAKE_NVML_OLD_DRIVER
+DEV_ULL(nvmlDeviceGetSupportedClocksEventReasons, "supported_clock_events")
+#endif
+
+/* ---- fast tier --------------------------------------------------------------------------- */
+
+DEV_UINT_BY(nvmlDeviceGetTemperature, "temperature")
+DEV_UINT_BY(nvmlDeviceGetClockInfo, "clock")
+DEV_UINT_BY(nvmlDeviceGetFanSpeed_v2, "fan")
+DEV_UINT(nvmlDeviceGetPowerUsage, "power_mw")
+DEV_ULL(nvmlDeviceGetTotalEnergyConsumption, "energy_mj")
+DEV_UINT(nvmlDeviceGetPerformanceState, "pstate")
+DEV_ULL(nvmlDeviceGetCurrentClocksThrottleReasons, "clock_events")
+#ifndef FAKE_NVML_OLD_DRIVER
+DEV_ULL(nvmlDeviceGetCurrentClocksEventReasons, "clock_events")
+
+nvmlReturn_t nvmlDeviceGetMarginTemperature(nvmlDevice_t dev, nvmlMarginTemperature_v1_t *out)
+{
+    int gpu;
+    nvmlReturn_t rc = begin_dev(__func__, dev, &gpu);
+    if (rc == OK && out->version != MARGIN_V1)
+        rc = ARGUMENT_VERSION_MISMATCH;
+    if (rc == OK) {
+        const char *v = gpu_lookup_locked(gpu, "margin");
+        if (v == NULL)
+            rc = NOT_SUPPORTED;
+        else
+            out->marginTemperature = (int)strtol(v, NULL, 0);
+    }
+    return end(rc);
+}
+#endif
+
+/* Field values: gpu.N.field.<id>; a field not in the file gets NOT_SUPPORTED in its slot. */
+nvmlReturn_t nvmlDeviceGetFieldValues(nvmlDevice_t dev, int count, nvmlFieldValue_t *values)
+{
+    int gpu;
+    nvmlReturn_t rc = begin_dev(__func__, dev, &gpu);
+    for (int i = 0; rc == OK && i < count; i++) {
+        char key[32];
+        unsigned long long v = 0;
+        snprintf(key, sizeof key, "field.%u", values[i].fieldId);
+        values[i].latencyUsec = 0;
+        values[i].timestamp = (long long)(now_seconds() * 1e6);
+        values[i].nvmlReturn = ull_locked(gpu, key, &v);
+        values[i].valueType = VALUE_TYPE_ULL;
+        memset(&values[i].value, 0, sizeof values[i].value);
+        values[i].value.ullVal = v;
+    }
+    return end(rc);
+}
+
+/* ---- slow tier --------------------------------------------------------------------------- */
+
+DEV_UINT(nvmlDeviceGetEnforcedPowerLimit, "limit.enforced_mw")
+DEV_UINT(nvmlDeviceGetPowerManagementLimit, "limit.current_mw")
+DEV_UINT(nvmlDeviceGetPowerManagementDefaultLimit, "limit.default_mw")
+DEV_UINT(nvmlDeviceGetCurrPcieLinkGeneration, "pcie.gen")
+DEV_UINT(nvmlDeviceGetCurrPcieLinkWidth, "pcie.width")
+DEV_UINT(nvmlDeviceGetPcieReplayCounter, "pcie.replays")
+DEV_UINT(nvmlDeviceGetPersistenceMode, "persistence")
+
+nvmlReturn_t nvmlDeviceGetPowerManagementLimitConstraints(nvmlDevice_t dev, unsigned int *lo,
+                                                          unsigned int *hi)
+{
+    static const char *const keys[] = {"limit.min_mw", "limit.max_mw"};
+    unsigned long long v[2];
+    int gpu;
+    nvmlReturn_t rc = begin_dev(__func__, dev, &gpu);
+    if (rc == OK && (rc = many_locked(gpu, keys, 2, v)) == OK) {
+        *lo = (unsigned int)v[0];
+        *hi = (unsigned int)v[1];
+    }
+    return end(rc);
+}
+
+nvmlReturn_t nvmlDeviceGetUtilizationRates(nvmlDevice_t dev, nvmlUtilization_t *out)
+{
+    static const char *const keys[] = {"util.gpu", "util.memory"};
+    unsigned long long v[2];
+    int gpu;
+    nvmlReturn_t rc = begin_dev(__func__, dev, &gpu);
+    if (rc == OK && (rc = many_locked(gpu, keys, 2, v)) == OK) {
+        out->gpu = (unsigned int)v[0];
+        out->memory = (unsigned int)v[1];
+    }
+    return end(rc);
+}
+
+static nvmlReturn_t codec(const char *call, nvmlDevice_t dev, const char *key,
+                          unsigned int *util, unsigned int *period_us)
+{
+    int gpu;
+    nvmlReturn_t rc = begin_dev(call, dev, &gpu);
+    if (rc == OK && (rc = uint_locked(gpu, key, util)) == OK)
+        *period_us = 167000;
+    return end(rc);
+}
+
+nvmlReturn_t nvmlDeviceGetEncoderUtilization(nvmlDevice_t dev, unsigned int *u, unsigned int *p)
+{
+    return codec(__func__, dev, "util.encoder", u, p);
+}
+
+nvmlReturn_t nvmlDeviceGetDecoderUtilization(nvmlDevice_t dev, unsigned int *u, unsigned int *p)
+{
+    return codec(__func__, dev, "util.decoder", u, p);
+}
+
+nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t dev, nvmlMemory_t *out)
+{
+    static const char *const keys[] = {"mem.total", "mem.free", "mem.used"};
+    unsigned long long v[3];
+    int gpu;
+    nvmlReturn_t rc = begin_dev(__func__, dev, &gpu);
+    if (rc == OK && (rc = many_locked(gpu, keys, 3, v)) == OK) {
+        out->total = v[0];
+        out->free = v[1];
+        out->used = v[2];
+    }
+    return end(rc);
+}
+
+#ifndef FAKE_NVML_OLD_DRIVER
+nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t dev, nvmlMemory_v2_t *out)
+{
+    static const char *const keys[] = {"mem.total", "mem.reserved", "mem.free", "mem.used"};
+    unsigned long long v[4];
+    int gpu;
+    nvmlReturn_t rc = begin_dev(__func__, dev, &gpu);
+    if (rc == OK && out->version != MEMORY_V2)
+        rc = ARGUMENT_VERSION_MISMATCH;
+    if (rc == OK && (rc = many_locked(gpu, keys, 4, v)) == OK) {
+        out->total = v[0];
+        out->reserved = v[1];
+        out->free = v[2];
+        out->used = v[3];
+    }
+    return end(rc);
+}
+#endif
+
+/* ECC: gpu.N.ecc.<error type>.<counter type>, e.g. ecc.1.0 = uncorrected, volatile. */
+nvmlReturn_t nvmlDeviceGetTotalEccErrors(nvmlDevice_t dev, unsigned int type,
+                                         unsigned int counter, unsigned long long *out)
+{
+    char key[48];
+    snprintf(key, sizeof key, "ecc.%u.%u", type, counter);
+    return dev_ull(__func__, dev, key, out);
+}
+
+#ifndef FAKE_NVML_OLD_DRIVER
+nvmlReturn_t nvmlDeviceGetRemappedRows(nvmlDevice_t dev, unsigned int *corr, unsigned int *unc,
+                                       unsigned int *pending, unsigned int *failure)
+{
+    static const char *const keys[] = {
+        "remap.correctable", "remap.uncorrectable", "remap.pending", "remap.failed"
+    };
+    unsigned long long v[4];
+    int gpu;
+    nvmlReturn_t rc = begin_dev(__func__, dev, &gpu);
+    if (rc == OK && (rc = many_locked(gpu, keys, 4, v)) == OK) {
+        *corr = (unsigned int)v[0];
+        *unc = (unsigned int)v[1];
+        *pending = (unsigned int)v[2];
+        *failure = (unsigned int)v[3];
+    }
+    return end(rc);
+}
+#endif
+
+/* Violation time: gpu.N.violation.<NVML_PERF_POLICY_*> in nanoseconds. */
+nvmlReturn_t nvmlDeviceGetViolationStatus(nvmlDevice_t dev, unsigned int policy,
+                                          nvmlViolationTime_t *out)
+{
+    char key[48];
+    int gpu;
+    snprintf(key, sizeof key, "violation.%u", policy);
+    nvmlReturn_t rc = begin_dev(__func__, dev, &gpu);
+    if (rc == OK && (rc = ull_locked(gpu, key, &out->violationTime)) == OK)
+        out->referenceTime = (unsigned long long)(now_seconds() * 1e6);
+    return end(rc);
+}
+
+/* ---- events ------------------------------------------------------------------------------ */
+
+nvmlReturn_t nvmlEventSetCreate(nvmlEventSet_t *out)
+{
+    nvmlReturn_t rc = begin(__func__, -1, 1);
+    if (rc == OK) {
+        rc = MEMORY;
+        for (int i = 0; i < MAX_SETS; i++) {
+            if (!sets[i].in_use) {
+                memset(&sets[i], 0, sizeof sets[i]);
+                sets[i].in_use = 1;
+                *out = &sets[i];
+                rc = OK;
+                break;
+            }
+        }
+    }
+    return end(rc);
+}
+
+static int valid_set(nvmlEventSet_t set)
+{
+    for (int i = 0; i < MAX_SETS; i++)
+        if (set == &sets[i] && sets[i].in_use)
+            return 1;
+    return 0;
+}
+
+nvmlReturn_t nvmlDeviceRegisterEvents(nvmlDevice_t dev, unsigned long long types,
+                                      nvmlEventSet_t set)
+{
+    int gpu;
+    nvmlReturn_t rc = begin_dev(__func__, dev, &gpu);
+    if (rc == OK && !valid_set(set))
+        rc = INVALID_ARGUMENT;
+    if (rc == OK) {
+        set->types |= types;
+        set->gpus |= 1u << gpu;
+    }
+    return end(rc);
+}
+
+nvmlReturn_t nvmlEventSetFree(nvmlEventSet_t set)
+{
+    nvmlReturn_t rc = begin(__func__, -1, 1);
+    if (rc == OK && !valid_set(set))
+        rc = INVALID_ARGUMENT;
+    if (rc == OK)
+        set->in_use = 0;
+    return end(rc);
+}
+
+/* The oldest queued event (id > delivered) for a GPU in the set; 1 if one was taken. */
+static int take_event_locked(nvmlEventSet_t set, nvmlEventData_t *out)
+{
+    unsigned long long best = 0, type = 0, data = 0;
+    unsigned int best_gpu = 0;
+    for (int i = 0; i < nkv; i++) {
+        unsigned long long id, t, d;
+        unsigned int gpu;
+        if (strncmp(kv[i].key, "event.", 6) != 0)
+            continue;
+        id = strtoull(kv[i].key + 6, NULL, 10);
+        if (sscanf(kv[i].val, "%u %llu %llu", &gpu, &t, &d) != 3 || gpu >= MAX_GPUS)
+            continue;
+        if (id <= delivered || !(set->gpus & (1u << gpu)) || !(set->types & t))
+            continue;
+        if (best == 0 || id < best) {
+            best = id;
+            best_gpu = gpu;
+            type = t;
+            data = d;
+        }
+    }
+    if (best == 0)
+        return 0;
+    delivered = best;
+    memset(out, 0, sizeof *out);
+    out->device = &devices[best_gpu];
+    out->eventType = type;
+    out->eventData = data;
+    return 1;
+}
+
+nvmlReturn_t nvmlEventSetWait_v2(nvmlEventSet_t set, nvmlEventData_t *out, unsigned int ms)
+{
+    double start = now_seconds(), limit = (double)ms / 1000.0;
+    nvmlReturn_t rc = begin(__func__, -1, 1);
+    if (rc == OK && !valid_set(set))
+        rc = INVALID_ARGUMENT;
+    if (rc == OK) {
+        const char *cap = lookup_locked("event_wait_cap_ms");
+        if (cap != NULL && strtod(cap, NULL) / 1000.0 < limit)
+            limit = strtod(cap, NULL) / 1000.0;
+    }
+    while (rc == OK && !take_event_locked(set, out)) {
+        if (now_seconds() - start >= limit) {
+            rc = TIMEOUT;
+            break;
+        }
+        pthread_mutex_unlock(&mu);
+        nap_ms(5);
+        pthread_mutex_lock(&mu);
+        reload_locked();
+        if (!valid_set(set))
+            rc = INVALID_ARGUMENT; /* freed while waiting */
+    }
+    return end(rc);
+}

@@ -1,0 +1,122 @@
+"""Exporter: renders the Snapshot only, drops stale collectors' series, serves / and /metrics."""
+
+from __future__ import annotations
+
+import http.client
+import time
+
+import pytest
+
+from gpuwatchd.clock import ManualClock
+from gpuwatchd.exporter import MetricsServer, Renderer, families
+from gpuwatchd.model import Collected, CollectorResult, Family, Sample, Snapshot
+
+
+def result(name: str, clock: ManualClock, *, ok: bool = True, age: float = 0.0,
+           fams: tuple[Family, ...] = ()) -> CollectorResult:
+    return CollectorResult(name, ok=ok, duration_seconds=0.25, updated_wall=clock.time() - age,
+                           updated_mono=clock.monotonic() - age, stale_after_seconds=10.0,
+                           error="" if ok else "boom", collected=Collected(families=fams))
+
+
+def temp(bmc: str, value: float) -> Family:
+    return Family("gpuwatchd_temperature_celsius", "gauge", "t",
+                  (Sample((("bmc", bmc), ("sensor", "Inlet")), value),))
+
+
+def test_families_merge_by_name_across_collectors() -> None:
+    clock = ManualClock()
+    snap = Snapshot(1, clock.time(), clock.monotonic(), (
+        result("a", clock, fams=(temp("a", 20.0),)), result("b", clock, fams=(temp("b", 30.0),))))
+    fams = {f.name: f for f in families(snap, clock.monotonic())}
+    assert [s.value for s in fams["gpuwatchd_temperature_celsius"].samples] == [20.0, 30.0]
+    assert "gpuwatchd_build_info" in fams
+
+
+def test_stale_collector_series_are_dropped_but_its_health_stays() -> None:
+    clock = ManualClock()
+    snap = Snapshot(1, clock.time(), clock.monotonic(), (
+        result("fresh", clock, fams=(temp("a", 20.0),)),
+        result("old", clock, ok=False, age=11.0, fams=(temp("b", 30.0),))))
+    text = Renderer(lambda: snap, clock, process_metrics=False).render().decode()
+    assert 'gpuwatchd_temperature_celsius{bmc="a",sensor="Inlet"} 20.0' in text
+    assert 'bmc="b"' not in text
+    assert 'gpuwatchd_collector_success{collector="old"} 0.0' in text
+    assert 'gpuwatchd_collector_success{collector="fresh"} 1.0' in text
+    assert 'gpuwatchd_last_update_timestamp_seconds{collector="old"}' in text
+
+
+def test_counter_keeps_total_suffix_and_type() -> None:
+    clock = ManualClock()
+    fam = Family("gpuwatchd_gpu_energy_joules_total", "counter", "e",
+                 (Sample((("gpu", "0"),), 5.0),))
+    snap = Snapshot(1, clock.time(), clock.monotonic(), (result("gpu", clock, fams=(fam,)),))
+    text = Renderer(lambda: snap, clock, process_metrics=False).render().decode()
+    assert "# TYPE gpuwatchd_gpu_energy_joules_total counter" in text
+    assert 'gpuwatchd_gpu_energy_joules_total{gpu="0"} 5.0' in text
+
+
+def test_render_is_cached_per_snapshot_and_staleness() -> None:
+    """The same Snapshot renders once; it re-renders when a collector turns stale."""
+    clock = ManualClock()
+    snap = Snapshot(1, clock.time(), clock.monotonic(),
+                    (result("a", clock, fams=(temp("a", 20.0),)),))
+    renderer = Renderer(lambda: snap, clock, process_metrics=False)
+    first = renderer.render()
+    assert renderer.render() is first
+    clock.advance(11.0)
+    assert b'bmc="a"' not in renderer.render()
+
+
+def test_http_endpoints() -> None:
+    clock = ManualClock()
+    snap = Snapshot(1, clock.time(), clock.monotonic(),
+                    (result("a", clock, fams=(temp("a", 20.0),)),))
+    renderer = Renderer(lambda: snap, clock)
+    server = MetricsServer([("127.0.0.1", 0)], renderer.render)
+    server.start()
+    try:
+        host, port = server.bound[0]
+        conn = http.client.HTTPConnection(host, port, timeout=5)
+        conn.request("GET", "/metrics")
+        resp = conn.getresponse()
+        body = resp.read().decode()
+        assert resp.status == 200
+        assert resp.getheader("Content-Type", "").startswith("text/plain; version=0.0.4")
+        assert 'gpuwatchd_temperature_celsius{bmc="a",sensor="Inlet"} 20.0' in body
+        assert "process_resident_memory_bytes" in body
+        conn.request("GET", "/")
+        landing = conn.getresponse().read().decode()
+        assert 'href="/metrics"' in landing
+        conn.request("GET", "/nope")
+        assert conn.getresponse().status == 404
+        conn.request("HEAD", "/metrics")
+        head = conn.getresponse()
+        assert head.status == 200 and head.read() == b""
+    finally:
+        server.stop()
+
+
+def test_listen_failure_names_the_address() -> None:
+    first = MetricsServer([("127.0.0.1", 0)], lambda: b"")
+    first.start()
+    try:
+        taken = first.bound[0]
+        second = MetricsServer([taken], lambda: b"")
+        with pytest.raises(OSError, match=f"cannot listen on 127.0.0.1:{taken[1]}"):
+            second.start()
+    finally:
+        first.stop()
+
+
+def test_scrape_does_not_wait_for_a_slow_source() -> None:
+    """Rendering reads the published Snapshot only; its cost is independent of hardware."""
+    clock = ManualClock()
+    fams = tuple(temp(f"b{i}", float(i)) for i in range(50))
+    snap = Snapshot(1, clock.time(), clock.monotonic(), (result("a", clock, fams=fams),))
+    renderer = Renderer(lambda: snap, clock, process_metrics=False)
+    renderer.render()
+    start = time.perf_counter()
+    for _ in range(100):
+        renderer.render()
+    assert (time.perf_counter() - start) / 100 < 0.005
