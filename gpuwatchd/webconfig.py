@@ -158,9 +158,9 @@ class WebConfig:
         return bool(self._users)
 
     @property
-    def headers(self) -> tuple[tuple[str, str], ...]:
-        """Extra headers to add to every response."""
-        return tuple(self.spec.http_server_config.headers.items())
+    def headers(self) -> dict[str, str]:
+        """Extra headers to add to every response (a copy, in file order)."""
+        return dict(self.spec.http_server_config.headers)
 
     def path(self, name: str) -> Path:
         """A file named in the config: relative names are relative to the config's directory."""

@@ -1,16 +1,14 @@
 """The exporter-toolkit web config: schema errors with file:line, basic auth, real TLS handshakes.
 
-Certificates are made per session with the ``openssl`` command line (Debian ``openssl``);
+Certificates are made per session with the ``openssl`` command line (tests/pki.py);
 handshakes run over a socketpair, so no port is opened.
 """
 
 from __future__ import annotations
 
 import base64
-import shutil
 import socket
 import ssl
-import subprocess
 import threading
 from pathlib import Path
 
@@ -19,6 +17,7 @@ import pytest
 
 from gpuwatchd import webconfig
 from gpuwatchd.errors import ConfigError
+from tests.pki import make_pki
 
 PASSWORD = b"correct horse"
 HASH = bcrypt.hashpw(PASSWORD, bcrypt.gensalt(4)).decode()  # cost 4: fast tests
@@ -31,22 +30,10 @@ def _basic(user: str, password: bytes) -> str:
 @pytest.fixture(scope="session")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A CA, a server cert for 127.0.0.1 and a client cert, all signed by the CA."""
-    if shutil.which("openssl") is None:
-        pytest.fail("openssl not found: apt-get install openssl")
-    d = tmp_path_factory.mktemp("pki")
-
-    def run(*args: str) -> None:
-        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True, timeout=30)
-
-    run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-        "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=test-ca")
-    for name in ("server", "client"):
-        run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}")
-        (d / f"{name}.ext").write_text("subjectAltName=IP:127.0.0.1\n")
-        run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-            "-CAcreateserial", "-out", f"{name}.crt", "-days", "2", "-extfile", f"{name}.ext")
-    return d
+    try:
+        return make_pki(tmp_path_factory.mktemp("pki"))
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
 
 
 def _write(directory: Path, text: str) -> Path:
@@ -96,7 +83,7 @@ def test_empty_file_means_plain_http_without_auth() -> None:
     assert config.ssl_context() is None
     assert not config.tls and not config.auth_required
     assert config.check_basic_auth(None) is True
-    assert config.headers == ()
+    assert config.headers == {}
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -167,10 +154,11 @@ def test_apache_2y_hashes_work() -> None:
 
 
 def test_headers_are_returned_in_order() -> None:
-    """Allowed headers come back as (name, value) pairs for every response."""
+    """Allowed headers come back, in file order, for every response."""
     config = webconfig.loads("http_server_config:\n  headers:\n    X-Content-Type-Options: "
                              "nosniff\n    X-Frame-Options: DENY\n", "web.yml")
-    assert config.headers == (("X-Content-Type-Options", "nosniff"), ("X-Frame-Options", "DENY"))
+    assert list(config.headers.items()) == [("X-Content-Type-Options", "nosniff"),
+                                            ("X-Frame-Options", "DENY")]
 
 
 def test_tls_server_handshake_with_relative_paths(pki: Path) -> None:
