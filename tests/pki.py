@@ -18,6 +18,7 @@ def make_pki(directory: Path) -> Path:
     """Create the CA, server and client certificates in ``directory``; return it."""
     if shutil.which("openssl") is None:
         raise RuntimeError(OPENSSL_MISSING)
+    directory.mkdir(parents=True, exist_ok=True)
 
     def run(*args: str) -> None:
         subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True,
