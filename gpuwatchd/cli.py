@@ -41,6 +41,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--web.listen-address", dest="listen", action="append", metavar="HOST:PORT",
                    help="override exporter.listen (repeatable)")
     p.add_argument("--status-socket", metavar="PATH", help="override status_socket")
+    p.add_argument("--demo-gpus", type=int, default=2, choices=range(1, 17), metavar="N",
+                   help="number of simulated GPUs with --demo (1-16, default 2)")
     p.add_argument("--version", action="version", version=f"gpuwatchd {__version__}")
     return p
 
@@ -63,10 +65,10 @@ def _overrides(cfg: Config, args: argparse.Namespace) -> Config:
     return cfg
 
 
-def _demo_hardware() -> Hardware:
+def _demo_hardware(gpus: int) -> Hardware:
     from gpuwatchd.sim.node import SimNode  # noqa: PLC0415 - the simulator only for --demo
 
-    return SimNode().hardware()
+    return SimNode(gpu_count=gpus).hardware()
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -88,7 +90,7 @@ def run(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         log.error("%s", exc)
         return EXIT_CONFIG
-    hw = _demo_hardware() if args.demo else real()
+    hw = _demo_hardware(args.demo_gpus) if args.demo else real()
 
     def reload() -> Config:
         return _overrides(config.load(path or DEFAULT_CONFIG), args)

@@ -29,7 +29,7 @@ from gpuwatchd.hardware import Hardware
 from gpuwatchd.model import GpuReading, Snapshot
 from gpuwatchd.notify import Notifier
 from gpuwatchd.paths import default_socket
-from gpuwatchd.status import DaemonInfo, StatusServer, build_status
+from gpuwatchd.status import DaemonInfo, DaemonState, StatusServer, build_status
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class _State:
     seq: int = 0
     ticks: int = 0
     last_tick_mono: float = 0.0
-    phase: str = "starting"
+    phase: DaemonState = "starting"
     runners: list[CollectorRunner] = field(default_factory=list)
 
 
@@ -80,16 +80,17 @@ class Daemon:
                                  taken_mono=self._clock.monotonic())
         self._control: ControlLoop | None = None
         self._metrics: MetricsServer | None = None
+        self._renderer: Renderer | None = None
         self._status: StatusServer | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
         """Build collectors and controller, bind the endpoints (raises on failure)."""
         self._build(self.config)
-        renderer = Renderer(lambda: self.snapshot, self._clock)
+        self._renderer = Renderer(lambda: self.snapshot, self._clock)
         addresses = [a for a in map(parse_listen, self.config.exporter.listen) if a]
         web_file = self.config.exporter.web_config_file
-        self._metrics = MetricsServer(addresses, renderer.render,
+        self._metrics = MetricsServer(addresses, self._renderer.render,
                                       self.config.exporter.telemetry_path,
                                       web=webconfig.load(web_file) if web_file else None)
         self._metrics.start()
@@ -138,6 +139,8 @@ class Daemon:
             snap = Snapshot(snap.seq, snap.taken_wall, snap.taken_mono, snap.results,
                             extra=self._control.step(snap))
         self.snapshot = snap
+        if self._renderer is not None:
+            self._renderer.refresh()
         st.ticks += 1
         st.last_tick_mono = snap.taken_mono
         self._notify(snap)
@@ -206,7 +209,7 @@ class Daemon:
         info = DaemonInfo(version=__version__, pid=os.getpid(), started_wall=self._started_wall,
                           config_path=self.config_path,
                           interval_seconds=self.config.interval_seconds,
-                          state=st.phase,  # type: ignore[arg-type]
+                          state=st.phase,
                           ticks=st.ticks, last_tick_mono=st.last_tick_mono)
         return build_status(self.snapshot, info, self._clock.monotonic())
 

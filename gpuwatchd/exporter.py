@@ -17,6 +17,7 @@ import socket
 import ssl
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 REQUEST_TIMEOUT_SECONDS = 10.0  # a client that stalls mid-request is dropped after this
+PRERENDER_WHILE_SCRAPED_SECONDS = 120.0  # pre-render per tick while a scraper is around
 
 _SELF_HELP = {
     "gpuwatchd_collector_success": "1 if the collector's last attempt succeeded, else 0.",
@@ -113,24 +115,39 @@ class Renderer:
         self._key: tuple[Any, ...] | None = None
         self._cached = b""
         self._snapshot: Snapshot | None = None
+        self._last_served = float("-inf")
 
     def _current(self) -> Snapshot:
         assert self._snapshot is not None  # noqa: S101 - set by render() before generate
         return self._snapshot
 
     def render(self) -> bytes:
-        """The full exposition text."""
-        snapshot, now = self._source(), self._clock.monotonic()
+        """The full exposition text (served from the cache when the Snapshot is unchanged)."""
+        self._last_served = time.monotonic()
+        body = self._cached_for(self._source())
+        if self._process is not None:
+            body += generate_latest(self._process)
+        return body
+
+    def refresh(self) -> None:
+        """Render a freshly published Snapshot now, off the scrape path, if anyone scrapes.
+
+        generate_latest costs ~9 us a sample (3.6 ms for 8 GPUs here): done in the loop
+        thread right after the tick, a scrape finds it ready instead of paying for it. With
+        no scrape in :data:`PRERENDER_WHILE_SCRAPED_SECONDS` nothing is rendered ahead.
+        """
+        if time.monotonic() - self._last_served < PRERENDER_WHILE_SCRAPED_SECONDS:
+            self._cached_for(self._source())
+
+    def _cached_for(self, snapshot: Snapshot) -> bytes:
+        now = self._clock.monotonic()
         key = (snapshot.seq, id(snapshot), tuple(r.is_stale(now) for r in snapshot.results))
         with self._lock:
             if key != self._key:
                 self._snapshot = snapshot
                 self._cached = generate_latest(self._registry)
                 self._key = key
-            body = self._cached
-        if self._process is not None:
-            body += generate_latest(self._process)
-        return body
+            return self._cached
 
 
 class WebConfigLike(Protocol):

@@ -72,6 +72,8 @@ def parse(text: str, source: str) -> Any:
         mark = exc.problem_mark
         line = mark.line + 1 if mark is not None else 0
         raise ConfigError(f"{source}:{line}: YAML syntax error: {exc.problem}") from None
+    except yaml.YAMLError as exc:  # e.g. ReaderError: a control character in the file
+        raise ConfigError(f"{source}: not valid YAML: {exc}") from None
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
 

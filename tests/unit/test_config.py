@@ -110,6 +110,18 @@ def test_missing_file_is_named() -> None:
         config.load("/nonexistent/x.yaml")
 
 
+def test_unreadable_bytes_are_config_errors(tmp_path: Path) -> None:
+    """Non-UTF-8 bytes and control characters are ConfigErrors naming the file, not tracebacks."""
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes(b"interval_seconds: 2 # caf\xe9\n")
+    with pytest.raises(ConfigError, match=rf"{latin}: not UTF-8 text"):
+        config.load(latin)
+    control = tmp_path / "control.yaml"
+    control.write_bytes(b"interval_seconds: 2\x07\n")
+    with pytest.raises(ConfigError, match=rf"{control}: not valid YAML"):
+        config.load(control)
+
+
 def test_listen_forms() -> None:
     assert config.parse_listen("127.0.0.1:10045") == ("127.0.0.1", 10045)
     assert config.parse_listen("[::1]:9") == ("::1", 9)

@@ -120,3 +120,19 @@ def test_scrape_does_not_wait_for_a_slow_source() -> None:
     for _ in range(100):
         renderer.render()
     assert (time.perf_counter() - start) / 100 < 0.005
+
+
+def test_refresh_renders_ahead_only_while_scraped() -> None:
+    """A new Snapshot is rendered in the loop thread only if someone scraped recently."""
+    clock = ManualClock()
+    snaps = [Snapshot(1, clock.time(), clock.monotonic(),
+                      (result("a", clock, fams=(temp("a", 20.0),)),))]
+    renderer = Renderer(lambda: snaps[-1], clock, process_metrics=False)
+    renderer.refresh()
+    assert renderer._key is None, "nobody scraped yet: nothing rendered ahead"
+    renderer.render()
+    snaps.append(Snapshot(2, clock.time(), clock.monotonic(),
+                          (result("a", clock, fams=(temp("a", 21.0),)),)))
+    renderer.refresh()
+    assert renderer._key is not None and renderer._key[0] == 2
+    assert b"21.0" in renderer._cached

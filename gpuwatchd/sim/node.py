@@ -1,0 +1,120 @@
+"""A simulated GPU node: the thermal plant, a simulated NVML and a clock, composed.
+
+``gpuwatchd --demo``, the unit tests and the benchmarks run on this: two Tesla P40s in a Dell
+R730-class chassis with eight fans, under a changing load. The plant is advanced lazily, to
+``clock.monotonic()`` (times ``speed``), whenever anything reads or writes it, under one lock,
+so the collector's worker thread, the XID thread and a test thread see one consistent plant.
+With a :class:`gpuwatchd.clock.ManualClock` the simulation moves only when the test moves it.
+
+Fan behaviour until something else writes a duty: a Dell 13G iDRAC facing an unrecognised
+third-party PCIe x16 card with auxiliary power holds every fan at an 80 % floor (iDRAC8
+ThermalConfig, Fohdeesha/idrac-7-8-reverse-engineering; about 14,800 rpm on an R730).
+
+Seams for the simulated BMC (``gpuwatchd/sim/bmc.py``, issues "chassis telemetry" and "fan
+control"): it reads :meth:`SimNode.fan_rpm`/:meth:`fan_rpms`, :meth:`duty`,
+:meth:`inlet_celsius` and :meth:`gpu_view` and writes :meth:`set_duty`; anything else goes
+through ``with node.synced() as plant:`` (see :class:`gpuwatchd.sim.plant.ThermalPlant`). It
+can hang off :attr:`gpuwatchd.hardware.Hardware.extras` (``extras["sim"]`` is this node).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from gpuwatchd.clock import Clock, SystemClock
+from gpuwatchd.hardware import Hardware
+from gpuwatchd.sim import profiles
+from gpuwatchd.sim.nvml import SimNvml
+from gpuwatchd.sim.plant import P40, R730_FAN, FanSpec, GpuSpec, GpuView, ThermalPlant
+from gpuwatchd.sim.profiles import Profile
+
+DELL_THIRD_PARTY_FLOOR_DUTY = 0.8  # iDRAC8: unmatched x16 card with aux power -> 80 %
+DEMO_CONFIG = Path(__file__).with_name("demo.yaml")
+
+
+class SimNode:
+    """A simulated node; ``profile`` is a name (``demo``, ``idle``, ``full``, ``step``), one
+    profile for every GPU, or one per GPU (see :mod:`gpuwatchd.sim.profiles`)."""
+
+    def __init__(self, clock: Clock | None = None, gpu_count: int = 2,
+                 profile: str | Profile | Sequence[Profile] = "demo", fan_count: int = 8,
+                 speed: float = 1.0, *, inlet_celsius: float = 24.0, gpu_spec: GpuSpec = P40,
+                 fan_spec: FanSpec = R730_FAN) -> None:
+        if speed <= 0:
+            raise ValueError("speed must be positive")
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        self.speed = speed
+        self._lock = threading.RLock()
+        self._start = self.clock.monotonic()
+        self._plant = ThermalPlant(
+            gpu_count, fan_count, gpu_spec=gpu_spec, fan_spec=fan_spec,
+            inlet_celsius=inlet_celsius, profiles=profiles.for_gpus(profile, gpu_count),
+            duty=DELL_THIRD_PARTY_FLOOR_DUTY)
+        self.nvml = SimNvml(self.gpu_view, gpu_count, gpu_spec, wall=self.clock.time)
+
+    def sim_seconds(self) -> float:
+        """Simulated seconds since the node was made: (monotonic - start) * speed."""
+        return max(0.0, (self.clock.monotonic() - self._start) * self.speed)
+
+    @contextmanager
+    def synced(self) -> Iterator[ThermalPlant]:
+        """The plant, advanced to now and locked for the ``with`` block."""
+        with self._lock:
+            self._plant.advance_to(self.sim_seconds())
+            yield self._plant
+
+    def hardware(self) -> Hardware:
+        """The injected roots for the daemon and collectors: this node's clock and NVML."""
+        return Hardware(clock=self.clock, nvml=lambda: self.nvml, demo=True,
+                        extras={"sim": self})
+
+    # --- GPUs and load ---
+    def gpu_view(self, index: int) -> GpuView:
+        with self.synced() as plant:
+            return plant.gpu(index)
+
+    def set_profile(self, gpu: int, profile: Profile) -> None:
+        with self.synced() as plant:
+            plant.set_profile(gpu, profile)
+
+    def set_power_limit(self, gpu: int, watts: float) -> None:
+        with self.synced() as plant:
+            plant.set_power_limit(gpu, watts)
+
+    # --- chassis: the simulated BMC's side ---
+    def set_duty(self, duty: float, fan: int | None = None) -> None:
+        """Fan duty 0..1 for one fan, or every fan with ``fan=None``; effective from now."""
+        with self.synced() as plant:
+            plant.set_duty(duty, fan)
+
+    def duty(self, fan: int) -> float:
+        with self.synced() as plant:
+            return plant.duty(fan)
+
+    def fan_rpm(self, fan: int) -> float:
+        with self.synced() as plant:
+            return plant.fan_rpm(fan)
+
+    def fan_rpms(self) -> tuple[float, ...]:
+        with self.synced() as plant:
+            return plant.fan_rpms()
+
+    def fail_fan(self, fan: int, failed: bool = True) -> None:
+        with self.synced() as plant:
+            plant.fail_fan(fan, failed)
+
+    def inlet_celsius(self) -> float:
+        with self.synced() as plant:
+            return plant.inlet_celsius
+
+    def set_inlet(self, celsius: float) -> None:
+        with self.synced() as plant:
+            plant.inlet_celsius = celsius
+
+    def oracle_duty(self, power_watts: float, setpoint_celsius: float) -> float:
+        """The lowest steady duty holding ``setpoint_celsius`` at this power and inlet."""
+        with self.synced() as plant:
+            return plant.oracle_duty(power_watts, setpoint_celsius)

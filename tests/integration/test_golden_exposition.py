@@ -1,0 +1,60 @@
+"""The whole /metrics exposition of the demo node, held against a golden file and promtool.
+
+Regenerate after an intended change with ``pytest --update-golden`` and review the diff: a
+renamed metric or label shows up there (and in the dashboards and alert rules that use it).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from gpuwatchd.cli import _demo_config
+from gpuwatchd.clock import ManualClock
+from gpuwatchd.daemon import Daemon
+from gpuwatchd.exporter import Renderer
+from gpuwatchd.sim.node import SimNode
+from tests.procs import require
+
+GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "metrics.prom"
+_VOLATILE = [
+    (re.compile(r'(pythonversion=")[^"]*(")'), r"\g<1>X\g<2>"),
+    (re.compile(r"^(gpuwatchd_collector_duration_seconds\{[^}]*\}) .*$", re.M), r"\1 D"),
+]
+
+
+def demo_exposition() -> str:
+    """Three ticks of the demo node on a manual clock, rendered without process_* metrics."""
+    clock = ManualClock()
+    daemon = Daemon(_demo_config(), SimNode(clock=clock).hardware())
+    daemon._build(daemon.config)
+    try:
+        for _ in range(3):
+            daemon.tick()
+            clock.advance(daemon.config.interval_seconds)
+        text = Renderer(lambda: daemon.snapshot, clock, process_metrics=False).render().decode()
+    finally:
+        daemon._close_hardware()
+    for pattern, repl in _VOLATILE:
+        text = pattern.sub(repl, text)
+    return text
+
+
+def test_exposition_matches_golden(request: pytest.FixtureRequest) -> None:
+    text = demo_exposition()
+    if request.config.getoption("--update-golden"):
+        GOLDEN.parent.mkdir(exist_ok=True)
+        GOLDEN.write_text(text)
+    assert GOLDEN.exists(), "no golden file: run pytest --update-golden"
+    assert text == GOLDEN.read_text(), "exposition changed: review, then pytest --update-golden"
+
+
+def test_golden_passes_promtool_check_metrics() -> None:
+    promtool = require("promtool", "prometheus")
+    text = demo_exposition().replace(" D\n", " 0.001\n")
+    res = subprocess.run([promtool, "check", "metrics"], input=text.encode(),
+                         capture_output=True, check=False)
+    assert res.returncode == 0, (res.stdout + res.stderr).decode()

@@ -1,0 +1,309 @@
+"""gpuwatchctl against a real StatusServer on a unix socket: output and exit codes."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pwd
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gpuwatchd import __version__
+from gpuwatchd.ctl import exit_code_for, main
+from gpuwatchd.status import AccessDenied, NotRunning, ProtocolError, build_status
+from gpuwatchd.status_view import render
+from tests.unit.test_status import (
+    NOW,
+    make_gpu,
+    make_info,
+    make_result,
+    make_snapshot,
+    serving,
+    socket_dir,
+)
+
+
+@pytest.fixture
+def sockdir() -> Iterator[Path]:
+    with socket_dir() as path:
+        yield path
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(argv)
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    return code, out, err
+
+
+@contextlib.contextmanager
+def fake_peer(path: Path, reply: bytes | None) -> Iterator[None]:
+    """Not gpuwatchd: answers one client with ``reply`` (None: accepts and never answers)."""
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen()
+    done = threading.Event()
+
+    def answer_once() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(4096)
+            if reply is None:
+                done.wait(5.0)
+            else:
+                conn.sendall(reply)
+
+    thread = threading.Thread(target=answer_once, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        listener.close()
+        thread.join(5.0)
+
+
+# --- status -------------------------------------------------------------------------------
+
+
+def test_status_json_is_the_document_and_healthy_exits_0(
+        sockdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    snap, info = make_snapshot(), make_info()
+    path = sockdir / "s.sock"
+    with serving(path, lambda: build_status(snap, info, NOW)):
+        code, out, err = run(["status", "--json", "--socket", str(path)], capsys)
+    assert code == 0
+    assert err == ""
+    assert json.loads(out) == build_status(snap, info, NOW)
+
+
+def test_status_table_shows_the_daemon_health_and_both_gpus(
+        sockdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    doc = build_status(make_snapshot(), make_info(), NOW)
+    path = sockdir / "s.sock"
+    with serving(path, lambda: doc):
+        code, out, _ = run(["status", "--socket", str(path)], capsys)
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].startswith("gpuwatchd 0.1.0  running  pid 1234  up 1h 01m  interval 2s")
+    assert "health  healthy" in lines
+    gpu_rows = [line.split() for line in lines if line.lstrip().startswith(("0 ", "1 "))]
+    assert [row[3] for row in gpu_rows] == ["54C", "61C"]  # index, Tesla, P40, TEMP
+    assert "120W / 250W" in out
+    assert "35%" in out
+    assert "\x1b[" not in out  # not a terminal: no colour
+
+
+@pytest.mark.parametrize(("snapshot", "reason"), [
+    (make_snapshot(gpus=(make_gpu(0, 54.0), make_gpu(1, 0, up=False, error="GPU is lost"))),
+     "GPU 1 (GPU-0001) down: GPU is lost"),
+    (make_snapshot(extra=(make_result("chassis_ipmi", ok=False, age=20.0,
+                                      error="Transient: no reply"),)),
+     "collector chassis_ipmi failing: Transient: no reply"),
+    (make_snapshot(age=30.0), "collector gpu stale: last data 30 s old"),
+])
+def test_degraded_exits_1_and_says_why(sockdir: Path, capsys: pytest.CaptureFixture[str],
+                                       snapshot: Any, reason: str) -> None:
+    path = sockdir / "s.sock"
+    with serving(path, lambda: build_status(snapshot, make_info(), NOW)):
+        code, out, _ = run(["status", "--socket", str(path)], capsys)
+        json_code, json_out, _ = run(["status", "--json", "--socket", str(path)], capsys)
+    assert (code, json_code) == (1, 1)
+    assert "health  degraded" in out
+    assert f"  - {reason}" in out.splitlines()
+    assert json.loads(json_out)["health"]["reasons"] == [reason]
+
+
+def test_no_socket_exits_3(sockdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = sockdir / "missing.sock"
+    code, out, err = run(["status", "--socket", str(path)], capsys)
+    assert code == 3
+    assert out == ""
+    assert err == f"gpuwatchctl: gpuwatchd is not running (no socket at {path})\n"
+
+
+def test_stale_socket_exits_3(sockdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = sockdir / "s.sock"
+    with socket.socket(socket.AF_UNIX) as dead:
+        dead.bind(str(path))
+    code, _, err = run(["status", "--socket", str(path)], capsys)
+    assert code == 3
+    assert "gpuwatchd is not running (nothing listens on" in err
+
+
+def test_socket_from_the_environment(sockdir: Path, capsys: pytest.CaptureFixture[str],
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    path = sockdir / "env.sock"
+    monkeypatch.setenv("GPUWATCHD_SOCKET", str(path))
+    code, _, err = run(["status"], capsys)
+    assert code == 3
+    assert str(path) in err
+
+
+@pytest.mark.parametrize(("reply", "message"), [
+    (b"SSH-2.0-OpenSSH_9.2\r\n", "answered something that is not JSON"),
+    (b"[1, 2]\n", "answered a JSON list, not an object"),
+    (b'{"schema": 1, "error": "busy: too many status clients"}\n',
+     "gpuwatchd answered with an error: busy"),
+    (b'{"schema": 1}\n', "the answer has no health verdict"),
+    (None, "no answer from"),
+])
+def test_protocol_errors_exit_4(sockdir: Path, capsys: pytest.CaptureFixture[str],
+                                reply: bytes | None, message: str) -> None:
+    path = sockdir / "s.sock"
+    with fake_peer(path, reply):
+        code, _, err = run(["status", "--socket", str(path), "--timeout", "0.3"], capsys)
+    assert code == 4
+    assert message in err
+
+
+def test_an_unreadable_document_exits_4_without_a_traceback(
+        sockdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = sockdir / "s.sock"
+    doc = {"schema": 1, "health": {"status": "healthy", "reasons": []}, "daemon": {"pid": 1}}
+    with serving(path, lambda: doc):
+        code, _, err = run(["status", "--socket", str(path)], capsys)
+    assert code == 4
+    assert "cannot read the status document (KeyError: 'state'); try --json" in err
+
+
+def run_as_nobody(argv: list[str]) -> tuple[int, str]:
+    """Fork, drop to ``nobody`` and run main() in the child (the interpreter may live under
+    /root, so exec'ing it as nobody is not possible); returns its exit code and output."""
+    nobody = pwd.getpwnam("nobody")
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        code = 99
+        try:
+            os.close(read_end)
+            os.setgroups([])
+            os.setgid(nobody.pw_gid)
+            os.setuid(nobody.pw_uid)
+            sys.stdout = sys.stderr = os.fdopen(write_end, "w")
+            code = main(argv)
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        output = pipe.read()
+    _, wait_status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(wait_status), output
+
+
+def test_permission_denied_exits_4_and_names_the_socket_and_the_group(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """As root (CI), the client runs as ``nobody``; otherwise the socket is chmod 000."""
+    doc = build_status(make_snapshot(), make_info(), NOW)
+    with socket_dir(0o755) as directory, serving(directory / "s.sock", lambda: doc):
+        path = directory / "s.sock"
+        argv = ["status", "--socket", str(path)]
+        if os.geteuid() == 0:
+            code, output = run_as_nobody(argv)
+        else:
+            path.chmod(0)
+            code, _, output = run(argv, capsys)
+    assert code == 4, output
+    assert output == (f"gpuwatchctl: permission denied on {path}: run as root or as a "
+                      "member of the gpuwatchd group\n")
+
+
+def test_not_running_from_the_console_script_has_no_traceback(sockdir: Path) -> None:
+    path = sockdir / "none.sock"
+    proc = subprocess.run([sys.executable, "-m", "gpuwatchd.ctl", "status", "--socket",
+                           str(path)], capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 3
+    assert proc.stderr == f"gpuwatchctl: gpuwatchd is not running (no socket at {path})\n"
+
+
+def test_exit_code_mapping() -> None:
+    assert exit_code_for(NotRunning("x", "/p")) == 3
+    assert exit_code_for(AccessDenied("x", "/p")) == 4
+    assert exit_code_for(ProtocolError("x", "/p")) == 4
+
+
+def test_colour_on_a_terminal_and_not_with_no_color(
+        sockdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    doc = build_status(make_snapshot(gpus=(make_gpu(0, 0, up=False, error="lost"),)),
+                       make_info(), NOW)
+    path = sockdir / "s.sock"
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm")
+    outputs = []
+    with serving(path, lambda: doc):
+        for extra in ([], ["--no-color"]):
+            master, slave = os.openpty()
+            with os.fdopen(slave, "w") as tty:
+                monkeypatch.setattr(sys, "stdout", tty)
+                assert main(["status", "--socket", str(path), *extra]) == 1
+                tty.flush()
+            outputs.append(os.read(master, 65536).decode())
+            os.close(master)
+    coloured, plain = outputs
+    assert "\x1b[1;31mdegraded\x1b[0m" in coloured
+    assert "\x1b[" not in plain
+    assert "degraded" in plain
+
+
+def test_render_is_plain_text_without_colour() -> None:
+    doc = build_status(make_snapshot(), make_info(), NOW)
+    assert "\x1b[" not in render(doc, make_info().started_wall + 10)
+    assert "\x1b[32mhealthy\x1b[0m" in render(doc, 0.0, color=True)
+
+
+# --- version, check-config, usage ---------------------------------------------------------
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["version"], capsys) == (0, f"gpuwatchctl {__version__}\n", "")
+    assert run(["--version"], capsys) == (0, f"gpuwatchctl {__version__}\n", "")
+
+
+@pytest.mark.parametrize(("text", "code", "message"), [
+    ("interval_seconds: 2\n", 0, None),
+    ("interval_seconds: 99\n", 6, "cfg.yaml:1: interval_seconds: 99 is out of range"),
+    ("intervall_seconds: 2\n", 6, "cfg.yaml:1: intervall_seconds"),
+    ("gpus: [\n", 6, "YAML syntax error"),
+    ("a: \x01\n", 6, "not valid YAML: unacceptable character #x0001"),
+    (b"\xff\xfe\x00", 6, "not UTF-8 text"),
+])
+def test_check_config(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                      text: str | bytes, code: int, message: str | None) -> None:
+    path = tmp_path / "cfg.yaml"
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text)
+    got, out, err = run(["check-config", str(path)], capsys)
+    assert got == code
+    if message is None:
+        assert (out, err) == (f"{path}: OK\n", "")
+    else:
+        assert out == ""
+        assert message in err
+
+
+def test_check_config_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["check-config", str(tmp_path / "nope.yaml")], capsys)
+    assert code == 6
+    assert "cannot read the config file" in err
+
+
+@pytest.mark.parametrize("argv", [
+    [], ["frobnicate"], ["status", "--bogus"], ["check-config"], ["status", "--timeout", "x"],
+    ["status", "--timeout", "0"], ["status", "--timeout", "-1"], ["status", "--timeout", "nan"],
+])
+def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(argv, capsys)
+    assert code == 2
+    assert out == ""
+    assert "usage: gpuwatchctl" in err
