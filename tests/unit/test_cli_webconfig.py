@@ -1,14 +1,15 @@
-"""A bad ``exporter.web_config_file`` is a configuration error: exit 6, file:line, no traceback."""
+"""A bad ``exporter.web_config_file`` is a configuration error: exit 6, file:line, no traceback.
+
+Runs this checkout's ``gpuwatchd`` as a child process (its logging set-up stays out of pytest).
+"""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
-import pytest
-
-from gpuwatchd import cli
 from gpuwatchd.config import EXIT_CONFIG
-from tests.procs import free_port
+from tests.procs import ROOT, free_port, gpuwatchd_cmd
 
 
 def _config(tmp_path: Path, web_text: str) -> Path:
@@ -21,30 +22,33 @@ def _config(tmp_path: Path, web_text: str) -> Path:
     return path
 
 
-def test_check_config_validates_the_web_config(tmp_path: Path,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+def _gpuwatchd(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(gpuwatchd_cmd(*args), capture_output=True, text=True, timeout=60,
+                          check=False)
+
+
+def test_check_config_validates_the_web_config(tmp_path: Path) -> None:
     """--check-config follows web_config_file: a misspelt key there fails with its line."""
     path = _config(tmp_path, "basic_auth_users: {}\nhttp_server_config:\n  header: {}\n")
-    assert cli.run(["--check-config", str(path)]) == EXIT_CONFIG
-    err = capsys.readouterr().err
-    assert f"{tmp_path}/web.yml:3: http_server_config.header: unknown key" in err
-    assert "Traceback" not in err
+    done = _gpuwatchd("--check-config", str(path))
+    assert done.returncode == EXIT_CONFIG
+    assert f"{tmp_path}/web.yml:3: http_server_config.header: unknown key" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_check_config_accepts_the_shipped_web_config(tmp_path: Path) -> None:
     """The commented config/web-config.yml (plain HTTP) passes."""
-    shipped = Path(__file__).resolve().parents[2] / "config" / "web-config.yml"
-    path = _config(tmp_path, shipped.read_text())
-    assert cli.run(["--check-config", str(path)]) == 0
+    path = _config(tmp_path, (ROOT / "config" / "web-config.yml").read_text())
+    done = _gpuwatchd("--check-config", str(path))
+    assert done.returncode == 0, done.stderr
 
 
-def test_daemon_refuses_to_start_with_a_bad_web_config(tmp_path: Path,
-                                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_daemon_refuses_to_start_with_a_bad_web_config(tmp_path: Path) -> None:
     """A missing TLS key stops the daemon before it binds anything, with exit 6."""
     path = _config(tmp_path, f"tls_server_config:\n  cert_file: {tmp_path}/none.crt\n"
                              f"  key_file: {tmp_path}/none.key\n")
-    assert cli.run(["--config", str(path)]) == EXIT_CONFIG
-    err = capsys.readouterr().err
-    assert "web.yml: tls_server_config: cannot load cert_file" in err
-    assert "Traceback" not in err
+    done = _gpuwatchd("--config", str(path))
+    assert done.returncode == EXIT_CONFIG
+    assert "web.yml: tls_server_config: cannot load cert_file" in done.stderr
+    assert "Traceback" not in done.stderr
     assert not (tmp_path / "status.sock").exists()
