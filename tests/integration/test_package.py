@@ -126,6 +126,11 @@ def test_installed_layout_user_and_unit(installed: Built) -> None:
                   "gpuwatchd.__file__)"])
     assert probe.returncode == 0, probe.stderr
     assert all(p.startswith("/usr/lib/gpuwatchd/") for p in probe.stdout.split()), probe.stdout
+    # ... while prometheus-client, PyYAML etc. are Debian's (bookworm: prometheus-client 0.16).
+    debian = _run(["/usr/bin/python3", "-c", prologue + "\nimport prometheus_client, yaml\n"
+                   "print(prometheus_client.__file__, yaml.__file__)"])
+    assert all(p.startswith("/usr/lib/python3/dist-packages/")
+               for p in debian.stdout.split()), debian.stdout + debian.stderr
     verify = _run(["systemd-analyze", "verify", str(UNIT)])
     assert verify.returncode == 0 and not verify.stdout + verify.stderr, verify.stderr
     security = _run(["systemd-analyze", "security", "--offline=true", str(UNIT)])
