@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
+from gpuwatchd.licence import view as licence_view
 from gpuwatchd.model import CollectorResult, GpuReading, NvmlReading, Snapshot
 from gpuwatchd.paths import SOCKET_GROUP, StatusServerError, clear_stale, prepare_dir, set_group
 from gpuwatchd.status_view import (  # the client, re-exported: gpuwatchd.status.query
@@ -183,6 +184,12 @@ def _gpus(snapshot: Snapshot, now_mono: float) -> Section:
     return Section(rows, tuple(reasons))
 
 
+def _licence(snapshot: Snapshot, now_mono: float) -> Section:
+    """vGPU licences (gpuwatchd.licence.view); ``null`` on a node without licensing."""
+    data, reasons = licence_view.section(snapshot, now_mono)
+    return Section(data, reasons)
+
+
 # The document's sections after "daemon" and "health", in order. To add one (BMC fans and
 # PSUs, fan zones with mode/input/setpoint/duty, licences): write a builder that turns the
 # Snapshot into JSON-ready data plus health reasons (e.g. "zone gpu in failsafe: ..."),
@@ -190,6 +197,7 @@ def _gpus(snapshot: Snapshot, now_mono: float) -> Section:
 SECTIONS: dict[str, SectionBuilder] = {
     "nvml": _nvml,
     "gpus": _gpus,
+    "licence": _licence,
     "collectors": _collectors,
 }
 

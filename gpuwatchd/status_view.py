@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gpuwatchd.errors import GpuwatchdError
+from gpuwatchd.licence import view as licence_view
 from gpuwatchd.paths import SOCKET_GROUP
 
 Json = dict[str, Any]
@@ -215,6 +216,7 @@ def _collectors(collectors: list[Json], style: Style) -> list[str]:
 RENDERERS: dict[str, Callable[[Any, Style], list[str]]] = {
     "nvml": _nvml,
     "gpus": _gpus,
+    "licence": licence_view.render,
     "collectors": _collectors,
 }
 

@@ -48,8 +48,15 @@ def _gpu(config: Config, hw: Hardware) -> Sequence[Scheduled]:
     return gpu.build(config, hw)
 
 
+def _licence(config: Config, hw: Hardware) -> Sequence[Scheduled]:
+    from gpuwatchd.collectors import licence  # noqa: PLC0415
+
+    return licence.build(config, hw)
+
+
 REGISTRY: dict[str, Factory] = {
     "gpu": _gpu,
+    "licence": _licence,
 }
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from gpuwatchd.clock import Clock, SystemClock
 from gpuwatchd.hardware import Hardware
 from gpuwatchd.sim import profiles
+from gpuwatchd.sim.licence import SimLicence
 from gpuwatchd.sim.nvml import SimNvml
 from gpuwatchd.sim.plant import P40, R730_FAN, FanSpec, GpuSpec, GpuView, ThermalPlant
 from gpuwatchd.sim.profiles import Profile
@@ -42,7 +43,7 @@ class SimNode:
     def __init__(self, clock: Clock | None = None, gpu_count: int = 2,
                  profile: str | Profile | Sequence[Profile] = "demo", fan_count: int = 8,
                  speed: float = 1.0, *, inlet_celsius: float = 24.0, gpu_spec: GpuSpec = P40,
-                 fan_spec: FanSpec = R730_FAN) -> None:
+                 fan_spec: FanSpec = R730_FAN, vgpu_guest: bool = True) -> None:
         if speed <= 0:
             raise ValueError("speed must be positive")
         self.clock: Clock = clock if clock is not None else SystemClock()
@@ -54,6 +55,9 @@ class SimNode:
             inlet_celsius=inlet_celsius, profiles=profiles.for_gpus(profile, gpu_count),
             duty=DELL_THIRD_PARTY_FLOOR_DUTY)
         self.nvml = SimNvml(self.gpu_view, gpu_count, gpu_spec, wall=self.clock.time)
+        self.licence = SimLicence(self) if vgpu_guest else None  # licence expires and renews
+        if self.licence is not None:
+            self.nvml.extra_calls.update(self.licence.calls())
 
     def sim_seconds(self) -> float:
         """Simulated seconds since the node was made: (monotonic - start) * speed."""
@@ -68,8 +72,9 @@ class SimNode:
 
     def hardware(self) -> Hardware:
         """The injected roots for the daemon and collectors: this node's clock and NVML."""
+        licence = self.licence.extras() if self.licence is not None else {}
         return Hardware(clock=self.clock, nvml=lambda: self.nvml, demo=True,
-                        extras={"sim": self})
+                        extras={"sim": self, **licence})
 
     # --- GPUs and load ---
     def gpu_view(self, index: int) -> GpuView:

@@ -119,7 +119,8 @@ def sockdir() -> Iterator[Path]:
 def test_healthy_document_has_the_schema_keys_and_both_gpus() -> None:
     """Schema 1 top-level and per-GPU keys; JSON-clean (no NaN/inf); no reasons."""
     doc = build_status(make_snapshot(), make_info(), NOW)
-    assert list(doc) == ["schema", "daemon", "health", "nvml", "gpus", "collectors"]
+    assert list(doc) == ["schema", "daemon", "health", "nvml", "gpus", "licence", "collectors"]
+    assert doc["licence"] is None  # no licence readings: a node without licensing
     assert doc["schema"] == 1
     assert doc["health"] == {"status": "healthy", "reasons": []}
     assert [g["temperature_celsius"] for g in doc["gpus"]] == [54.0, 61.0]
