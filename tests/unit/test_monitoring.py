@@ -209,7 +209,8 @@ def test_dashboard_has_both_views_and_its_variables() -> None:
             assert panel["datasource"]["uid"] == "${datasource}", panel["title"]
     exprs = " ".join(t["expr"] for p in panels for t in p.get("targets", []))
     for needed in ("$price_per_kwh", "$baseline_rpm", "gpuwatchd_fan_zone_setpoint_celsius",
-                   "gpuwatchd_licence_expiry_timestamp_seconds", "gpuwatchd_fan_zone_duty_ratio"):
+                   "gpuwatchd_vgpu_licence_expiry_timestamp_seconds",
+                   "gpuwatchd_fan_zone_duty_ratio"):
         assert needed in exprs
 
 
