@@ -218,6 +218,15 @@ def test_default_socket_paths() -> None:
     assert client_socket(None, {"GPUWATCHD_SOCKET": "/y.sock"}) == "/y.sock"
 
 
+def test_client_prefers_the_system_service_socket_when_it_exists(tmp_path: Path) -> None:
+    """A gpuwatchd group member without --socket reaches the packaged service's socket."""
+    system = tmp_path / "status.sock"
+    assert client_socket(None, {}, system_socket=str(system)) == default_socket(environ={})
+    system.touch()
+    assert client_socket(None, {}, system_socket=str(system)) == str(system)
+    assert client_socket(None, {"GPUWATCHD_SOCKET": "/y.sock"}, str(system)) == "/y.sock"
+
+
 # --- the server and the client ------------------------------------------------------------
 
 
