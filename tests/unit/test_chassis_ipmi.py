@@ -1,5 +1,6 @@
 """The IPMI chassis collector, run for real over the simulated BMC (gpuwatchd.sim.bmc)."""
 
+# ruff: noqa: S106 - made-up test passwords, asserted never to leak
 from __future__ import annotations
 
 import pytest
