@@ -203,7 +203,7 @@ def _sample(node: SimNode, res: Result, t: float, warmup: float, scenario: Scena
     res.above_ceiling_seconds += 1.0 if temp >= CEILING else 0.0
     rpms = node.fan_rpms()
     duty = node.duty(0)
-    oracle = max(MIN_DUTY, max(node.oracle_duty(v.power_watts, SETPOINT) for v in views))
+    oracle = max(MIN_DUTY, *(node.oracle_duty(v.power_watts, SETPOINT) for v in views))
     res.duties.append(duty)
     res.rpms.append(sum(rpms) / len(rpms))
     res.oracles.append(oracle)

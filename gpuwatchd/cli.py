@@ -14,7 +14,7 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-from gpuwatchd import __version__, config, logs
+from gpuwatchd import __version__, config, logs, webconfig
 from gpuwatchd.config import EXIT_CONFIG, Config, ConfigError
 from gpuwatchd.daemon import EXIT_FAILURE, Daemon, install_signals
 from gpuwatchd.errors import GpuwatchdError
@@ -71,13 +71,19 @@ def _demo_hardware(gpus: int) -> Hardware:
     return SimNode(gpu_count=gpus).hardware()
 
 
+def _check_web_config(cfg: Config) -> None:
+    """Load ``exporter.web_config_file`` once, so a bad one is a config error (exit 6)."""
+    if cfg.exporter.web_config_file:
+        webconfig.load(cfg.exporter.web_config_file)
+
+
 def run(argv: list[str] | None = None) -> int:
     """Parse arguments and run; returns the exit code."""
     args = parser().parse_args(argv)
     logs.setup(args.log_level)
     if args.check_config:
         try:
-            config.load(args.check_config)
+            _check_web_config(config.load(args.check_config))
         except ConfigError as exc:
             print(f"gpuwatchd: {exc}", file=sys.stderr)
             return EXIT_CONFIG
@@ -87,6 +93,7 @@ def run(argv: list[str] | None = None) -> int:
     try:
         cfg = _demo_config() if args.demo else config.load(path or DEFAULT_CONFIG)
         cfg = _overrides(cfg, args)
+        _check_web_config(cfg)
     except ConfigError as exc:
         log.error("%s", exc)
         return EXIT_CONFIG

@@ -144,11 +144,36 @@ class FanControlConfig:
 
 
 @dataclass(frozen=True)
+class LicenceRemediationConfig:
+    """Opt-in gridd restarts (``licence.remediation:``); limits are fixed: 1 per 30 min, 3/day."""
+
+    restart_gridd: bool = False
+    unlicensed_seconds: float = field(default=600.0, metadata=rng(60, 86400))
+    state_file: str | None = "/var/lib/gpuwatchd/licence-remediation.json"
+
+
+@dataclass(frozen=True)
 class LicenceConfig:
     """vGPU licence watch (``licence:``)."""
 
     enabled: Literal["auto"] | bool = "auto"
     interval_seconds: float = field(default=60.0, metadata=rng(5, 3600))
+    deadline_seconds: float = field(default=20.0, metadata=rng(1, 120))
+    gridd_conf: str = "/etc/nvidia/gridd.conf"
+    token_dir: str | None = None  # default: ClientConfigTokenPath, else beside gridd.conf
+    journal: bool = True  # follow nvidia-gridd's journal (journalctl --follow)
+    grace_seconds: float = field(default=1200.0, metadata=rng(60, 86400))
+    unlicensed_warning_seconds: float = field(default=300.0, metadata=rng(0, 86400))
+    unlicensed_critical_seconds: float = field(default=900.0, metadata=rng(0, 86400))
+    expiring_seconds: float = field(default=86400.0, metadata=rng(60, 31_536_000))
+    expiring_lease_ratio: float = field(default=0.15, metadata=rng(0.01, 0.9))
+    renewing_late_lease_ratio: float = field(default=0.5, metadata=rng(0.1, 0.95))
+    unknown_warning_cycles: int = field(default=3, metadata=rng(1, 1000))
+    gridd_down_critical_seconds: float = field(default=60.0, metadata=rng(0, 86400))
+    token_max_age_seconds: float | None = field(default=None, metadata=rng(3600, None))
+    smi_interval_seconds: float = field(default=300.0, metadata=rng(30, 86400))
+    smi_timeout_seconds: float = field(default=5.0, metadata=rng(1, 60))
+    remediation: LicenceRemediationConfig = field(default_factory=LicenceRemediationConfig)
 
 
 @dataclass(frozen=True)
@@ -225,6 +250,7 @@ def _check(config: Config, data: object, b: Builder) -> None:
                "must start with '/'")
     _check_bmcs(config, data, b)
     _check_fan_control(config, data, b)
+    _check_licence(config, data, b)
 
 
 def _check_bmcs(config: Config, data: object, b: Builder) -> None:
@@ -340,6 +366,30 @@ def _check_zone_control(config: Config, zone: ZoneConfig, i: int, data: object,
     if zone.fans == "all" and config.fan_control.driver == "hwmon":
         b.fail(_line(data, "fan_control", "zones", i, "fans"), f"{where}.fans",
                "hwmon needs the PWM channels listed, e.g. [\"nct6798/pwm2\"]")
+
+
+def _check_licence(config: Config, data: object, b: Builder) -> None:
+    lic = config.licence
+    if lic.unlicensed_warning_seconds > lic.unlicensed_critical_seconds:
+        b.fail(_line(data, "licence", "unlicensed_warning_seconds"),
+               "licence.unlicensed_warning_seconds",
+               f"{lic.unlicensed_warning_seconds:g} is above unlicensed_critical_seconds "
+               f"{lic.unlicensed_critical_seconds:g}")
+    if lic.unlicensed_critical_seconds >= lic.grace_seconds:
+        b.fail(_line(data, "licence", "unlicensed_critical_seconds"),
+               "licence.unlicensed_critical_seconds",
+               f"{lic.unlicensed_critical_seconds:g} must be below grace_seconds "
+               f"{lic.grace_seconds:g}: the alert has to come before the GPU is restricted")
+    if lic.remediation.restart_gridd and lic.remediation.unlicensed_seconds >= lic.grace_seconds:
+        b.fail(_line(data, "licence", "remediation", "unlicensed_seconds"),
+               "licence.remediation.unlicensed_seconds",
+               f"{lic.remediation.unlicensed_seconds:g} must be below grace_seconds "
+               f"{lic.grace_seconds:g}: a restart after the grace period is too late")
+    for path, keys in ((lic.gridd_conf, ("gridd_conf",)), (lic.token_dir, ("token_dir",)),
+                       (lic.remediation.state_file, ("remediation", "state_file"))):
+        if path is not None and not path.startswith("/"):
+            b.fail(_line(data, "licence", *keys), "licence." + ".".join(keys),
+                   f"{path!r} must be an absolute path")
 
 
 def parse_listen(addr: str) -> tuple[str, int] | None:

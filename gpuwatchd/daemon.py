@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from gpuwatchd import __version__, collectors
+from gpuwatchd import __version__, collectors, webconfig
 from gpuwatchd.collectors.runner import CollectorRunner, run_due
 from gpuwatchd.config import Config, parse_listen
 from gpuwatchd.errors import GpuwatchdError
@@ -89,8 +89,10 @@ class Daemon:
         self._build(self.config)
         self._renderer = Renderer(lambda: self.snapshot, self._clock)
         addresses = [a for a in map(parse_listen, self.config.exporter.listen) if a]
+        web_file = self.config.exporter.web_config_file
         self._metrics = MetricsServer(addresses, self._renderer.render,
-                                      self.config.exporter.telemetry_path)
+                                      self.config.exporter.telemetry_path,
+                                      web=webconfig.load(web_file) if web_file else None)
         self._metrics.start()
         socket_path = self.config.status_socket or default_socket()
         self._status = StatusServer(socket_path, self.status)

@@ -14,6 +14,8 @@ from __future__ import annotations
 import logging
 import platform
 import socket
+import ssl
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -220,6 +222,27 @@ def _handler(render: Callable[[], bytes], path: str,
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    tls: ssl.SSLContext | None = None
+
+    def get_request(self) -> tuple[Any, Any]:
+        """Accept; with TLS the handshake runs later, in the connection's own thread.
+
+        Wrapping the listening socket would do the handshake inside accept(), in the one
+        thread that serves every client: a peer that connects and never sends a ClientHello
+        would stall all scrapes. Here OpenSSL negotiates on the handler's first read, under
+        its REQUEST_TIMEOUT_SECONDS.
+        """
+        conn, addr = self.socket.accept()
+        if self.tls is not None:
+            conn = self.tls.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
+        return conn, addr
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A failed handshake or a dropped client is routine: log it, no traceback on stderr."""
+        if isinstance(sys.exc_info()[1], OSError):  # ssl.SSLError is an OSError
+            log.debug("http: connection from %s failed: %s", client_address, sys.exc_info()[1])
+            return
+        super().handle_error(request, client_address)
 
 
 class MetricsServer:
@@ -243,8 +266,8 @@ class MetricsServer:
                 self.stop()
                 raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") \
                     from None
-            if self._web is not None and (ctx := self._web.ssl_context()) is not None:
-                server.socket = ctx.wrap_socket(server.socket, server_side=True)
+            if self._web is not None:
+                server.tls = self._web.ssl_context()
             self._servers.append(server)
             threading.Thread(target=server.serve_forever, name=f"http-{host}:{port}",
                              daemon=True).start()

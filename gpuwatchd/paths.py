@@ -6,7 +6,8 @@ runtime directory, ``$XDG_RUNTIME_DIR/gpuwatchd/status.sock`` (``/run/user/<uid>
 ``/tmp/gpuwatchd-<uid>/status.sock`` where there is none (a container, a plain ``su``).
 
 The daemon uses ``config.status_socket or default_socket()``; ``gpuwatchctl`` uses
-``--socket PATH``, else ``$GPUWATCHD_SOCKET``, else ``default_socket()``.
+``--socket PATH``, else ``$GPUWATCHD_SOCKET``, else the system socket if it exists, else
+``default_socket()``.
 """
 
 from __future__ import annotations
@@ -45,10 +46,18 @@ def default_socket(uid: int | None = None, environ: Mapping[str, str] | None = N
     return os.path.join("/tmp", f"gpuwatchd-{uid}", SOCKET_NAME)  # noqa: S108 - per-uid dir
 
 
-def client_socket(option: str | None, environ: Mapping[str, str] | None = None) -> str:
-    """The socket gpuwatchctl asks: ``--socket``, else ``$GPUWATCHD_SOCKET``, else the default."""
+def client_socket(option: str | None, environ: Mapping[str, str] | None = None,
+                  system_socket: str = SYSTEM_SOCKET) -> str:
+    """The socket gpuwatchctl asks: ``--socket``, else ``$GPUWATCHD_SOCKET``, else the
+    system service's socket if it exists (a member of the gpuwatchd group asking the packaged
+    service), else this user's default."""
     env = os.environ if environ is None else environ
-    return option or env.get(SOCKET_ENV, "") or default_socket(environ=env)
+    chosen = option or env.get(SOCKET_ENV, "")
+    if chosen:
+        return chosen
+    if os.path.exists(system_socket):
+        return system_socket
+    return default_socket(environ=env)
 
 
 def prepare_dir(parent: str) -> None:

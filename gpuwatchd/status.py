@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
+from gpuwatchd.licence import view as licence_view
 from gpuwatchd.model import CollectorResult, GpuReading, NvmlReading, Snapshot
 from gpuwatchd.paths import SOCKET_GROUP, StatusServerError, clear_stale, prepare_dir, set_group
 from gpuwatchd.status_view import (  # the client, re-exported: gpuwatchd.status.query
@@ -209,6 +210,12 @@ def _fan_control(snapshot: Snapshot, now_mono: float) -> Section:
     return Section(data, tuple(reasons))
 
 
+def _licence(snapshot: Snapshot, now_mono: float) -> Section:
+    """vGPU licences (gpuwatchd.licence.view); ``null`` on a node without licensing."""
+    data, reasons = licence_view.section(snapshot, now_mono)
+    return Section(data, reasons)
+
+
 # The document's sections after "daemon" and "health", in order. To add one (BMC fans and
 # PSUs, fan zones with mode/input/setpoint/duty, licences): write a builder that turns the
 # Snapshot into JSON-ready data plus health reasons (e.g. "zone gpu in failsafe: ..."),
@@ -224,6 +231,7 @@ SECTIONS: dict[str, SectionBuilder] = {
     "nvml": _nvml,
     "gpus": _gpus,
     "bmcs": _bmcs,
+    "licence": _licence,
     "collectors": _collectors,
     "fan_control": _fan_control,  # fan zones: mode, input vs setpoint, duty (issue 4)
 }

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gpuwatchd.errors import GpuwatchdError
+from gpuwatchd.licence import view as licence_view
 from gpuwatchd.paths import SOCKET_GROUP
 
 Json = dict[str, Any]
@@ -247,6 +248,7 @@ RENDERERS: dict[str, Callable[[Any, Style], list[str]]] = {
     "nvml": _nvml,
     "gpus": _gpus,
     "bmcs": _bmcs,
+    "licence": licence_view.render,
     "collectors": _collectors,
     "fan_control": _fan_control,
 }

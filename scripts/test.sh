@@ -12,7 +12,8 @@ PEERS="gcc libc6-dev make pkg-config libsystemd-dev python3-dev python3-venv pyt
   openssl systemd procps
   debhelper dh-python pybuild-plugin-pyproject python3-all python3-setuptools dpkg-dev
   lintian python3-systemd python3-prometheus-client python3-yaml python3-bcrypt
-  python3-requests python3-requests-toolbelt python3-jsonpatch python3-cryptography"
+  python3-requests python3-requests-toolbelt python3-jsonpatch python3-cryptography
+  python3-json-pointer python3-requests-unixsocket"
 
 missing=""
 for pkg in $PEERS; do

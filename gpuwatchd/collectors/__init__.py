@@ -60,10 +60,17 @@ def _chassis_redfish(config: Config, hw: Hardware) -> Sequence[Scheduled]:
     return chassis_redfish.build(config, hw)
 
 
+def _licence(config: Config, hw: Hardware) -> Sequence[Scheduled]:
+    from gpuwatchd.collectors import licence  # noqa: PLC0415
+
+    return licence.build(config, hw)
+
+
 REGISTRY: dict[str, Factory] = {
     "gpu": _gpu,
     "chassis_ipmi": _chassis_ipmi,  # one per bmcs[] entry with protocol: ipmi
     "chassis_redfish": _chassis_redfish,  # one per bmcs[] entry with protocol: redfish
+    "licence": _licence,
 }
 
 

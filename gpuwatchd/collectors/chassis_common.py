@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from gpuwatchd.model import (
     BmcReading,
@@ -23,6 +24,12 @@ from gpuwatchd.model import (
     PsuReading,
     SensorState,
 )
+
+if TYPE_CHECKING:
+    from gpuwatchd.config import BmcConfig, Config
+
+DEADLINE_MARGIN_SECONDS = 0.5  # a tick may take one command timeout plus this
+TIMEOUT_MARGIN_SECONDS = 0.3  # a timed-out command ends this long before the deadline
 
 STATES: tuple[SensorState, ...] = ("ok", "warning", "critical", "no_reading")
 B = "gpuwatchd_"
@@ -120,6 +127,20 @@ class LinkStats:
     sessions_opened: int = 0
     errors: tuple[tuple[str, int], ...] = ()
     sdr_reads: int | None = None
+
+
+def cadence(config: Config, bmc: BmcConfig) -> tuple[float, float, BmcConfig]:
+    """(interval, deadline, bmc with its effective per-request timeout) for one BMC.
+
+    The deadline is the interval, or one request timeout plus a margin if shorter. The
+    per-request timeout is capped just under the deadline, so a tick whose BMC stopped
+    answering still ends in time and reports ``gpuwatchd_bmc_up 0`` itself, instead of
+    being cut off by the runner while its last good data ages.
+    """
+    interval = bmc.interval_seconds or config.interval_seconds
+    deadline = min(interval, bmc.timeout_seconds + DEADLINE_MARGIN_SECONDS)
+    timeout = min(bmc.timeout_seconds, max(0.1, deadline - TIMEOUT_MARGIN_SECONDS))
+    return interval, deadline, replace(bmc, timeout_seconds=timeout)
 
 
 def unique_names(items: Sequence[tuple[str, str]]) -> list[str]:

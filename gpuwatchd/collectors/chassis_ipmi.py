@@ -25,6 +25,7 @@ from gpuwatchd.collectors.chassis_common import (
     LinkStats,
     Psu,
     Sensor,
+    cadence,
     render,
     unique_names,
 )
@@ -232,8 +233,7 @@ def build(config: Config, hw: Hardware) -> Sequence[Scheduled]:
         if bmc.protocol != "ipmi":
             continue
         connector = hw.extras.get(f"ipmi:{bmc.name}")  # the simulator's BMC, in --demo
-        link = IpmiLink(bmc, hw.clock, connector=connector)
-        interval = bmc.interval_seconds or config.interval_seconds
-        deadline = min(interval, bmc.timeout_seconds + 0.5)
+        interval, deadline, effective = cadence(config, bmc)
+        link = IpmiLink(effective, hw.clock, connector=connector)
         out.append(Scheduled(ChassisIpmiCollector(bmc, link), interval, deadline))
     return out

@@ -28,6 +28,7 @@ from gpuwatchd.collectors.chassis_common import (
     LinkStats,
     Psu,
     Sensor,
+    cadence,
     render,
     unique_names,
 )
@@ -272,8 +273,7 @@ def build(config: Config, hw: Hardware) -> Sequence[Scheduled]:
         if bmc.protocol != "redfish":
             continue
         factory: Any = hw.extras.get(f"redfish:{bmc.name}")  # a simulated service, if any
-        link = RedfishLink(bmc, hw.clock, client_factory=factory)
-        interval = bmc.interval_seconds or config.interval_seconds
-        deadline = min(interval, bmc.timeout_seconds + 0.5)
+        interval, deadline, effective = cadence(config, bmc)
+        link = RedfishLink(effective, hw.clock, client_factory=factory)
         out.append(Scheduled(ChassisRedfishCollector(bmc, link), interval, deadline))
     return out

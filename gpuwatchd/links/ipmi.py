@@ -136,7 +136,8 @@ class IpmiLink:
         Command-line equivalent: ``ipmitool -I lanplus -C 3 -H HOST -U USER -f PASSFILE raw
         <netfn> <cmd> <data...>`` (the first byte ipmitool prints is the first byte returned
         here). Raises Unsupported/Refused(code) for a completion code, Transient when the BMC
-        does not answer (the session is then re-opened on a later call, after the backoff).
+        does not answer (the session is dropped; the next call opens a new one, and while
+        opening fails, calls fail fast until the backoff has passed). Thread-safe.
         """
         what = f"{self.name}: netfn 0x{netfn:02x} cmd 0x{cmd:02x}"
         with self._lock:

@@ -73,6 +73,9 @@ class RedfishLink:
         self.requests = 0
         self.sessions_opened = 0
         self.errors: Counter[str] = Counter()
+        if (bmc.host or "").startswith("http://"):
+            log.warning("%s: plain HTTP: the password and the session token travel in clear",
+                        self.name, extra={"BMC": bmc.name})
         if not bmc.tls_verify:
             log.warning("%s: TLS certificate verification is off (tls_verify: false): the "
                         "password goes to whoever answers at that address", self.name,

@@ -28,6 +28,7 @@ from typing import Any
 from gpuwatchd.clock import Clock, SystemClock
 from gpuwatchd.hardware import Hardware
 from gpuwatchd.sim import profiles
+from gpuwatchd.sim.licence import SimLicence
 from gpuwatchd.sim.nvml import SimNvml
 from gpuwatchd.sim.plant import P40, R730_FAN, FanSpec, GpuSpec, GpuView, ThermalPlant
 from gpuwatchd.sim.profiles import Profile
@@ -43,8 +44,8 @@ class SimNode:
     def __init__(self, clock: Clock | None = None, gpu_count: int = 2,
                  profile: str | Profile | Sequence[Profile] = "demo", fan_count: int = 8,
                  speed: float = 1.0, *, inlet_celsius: float = 24.0, gpu_spec: GpuSpec = P40,
-                 fan_spec: FanSpec = R730_FAN, bmc: str | None = "idrac",
-                 bmc_vendor: str = "dell") -> None:
+                 fan_spec: FanSpec = R730_FAN, vgpu_guest: bool = True,
+                 bmc: str | None = "idrac", bmc_vendor: str = "dell") -> None:
         if speed <= 0:
             raise ValueError("speed must be positive")
         self.clock: Clock = clock if clock is not None else SystemClock()
@@ -56,6 +57,9 @@ class SimNode:
             inlet_celsius=inlet_celsius, profiles=profiles.for_gpus(profile, gpu_count),
             duty=DELL_THIRD_PARTY_FLOOR_DUTY)
         self.nvml = SimNvml(self.gpu_view, gpu_count, gpu_spec, wall=self.clock.time)
+        self.licence = SimLicence(self) if vgpu_guest else None  # licence expires and renews
+        if self.licence is not None:
+            self.nvml.extra_calls.update(self.licence.calls())
         # Further handles for Hardware.extras: the simulated BMC ("ipmi:<name>" connector,
         # gpuwatchd.sim.bmc_oem), which the demo config's bmcs[] entry of that name uses.
         self.extras: dict[str, Any] = {}
@@ -79,8 +83,9 @@ class SimNode:
         """The injected roots for the daemon and collectors: this node's clock and NVML."""
         from gpuwatchd.sim.bmc import demo_extras  # noqa: PLC0415 - the simulated iDRAC
 
+        licence = self.licence.extras() if self.licence is not None else {}
         return Hardware(clock=self.clock, nvml=lambda: self.nvml, demo=True,
-                        extras={"sim": self, **demo_extras(self), **self.extras})
+                        extras={"sim": self, **licence, **demo_extras(self), **self.extras})
 
     @property
     def gpu_count(self) -> int:

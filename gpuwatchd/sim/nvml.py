@@ -82,6 +82,8 @@ class SimNvml:
         self._calls: Counter[str] = Counter()
         self._handles = [ctypes.cast(ctypes.c_void_p(_HANDLE_BASE + _HANDLE_STRIDE * i),
                                      pynvml.c_nvmlDevice_t) for i in range(gpu_count)]
+        # More device calls, ``name -> f(index, *args)`` (the vGPU guest: gpuwatchd.sim.licence)
+        self.extra_calls: dict[str, Callable[..., Any]] = {}
 
     # --- identity (deterministic per index) ---
     def uuid(self, index: int) -> str:
@@ -286,10 +288,18 @@ class SimNvml:
         """Device calls from the table; pynvml's constants; other functions NOT_SUPPORTED."""
         if name in DEVICE_CALLS:
             return functools.partial(self._device_call, name)
+        if name in self.__dict__.get("extra_calls", {}):
+            return functools.partial(self._extra_call, name)
         value = getattr(pynvml, name)
         if name.startswith("nvml") and callable(value) and not isinstance(value, type):
             return functools.partial(self._not_modelled, name)
         return value
+
+    def _extra_call(self, name: str, handle: Any, *args: Any) -> Any:
+        index = self._enter(name, handle)
+        if index is None:
+            raise _error(pynvml.NVML_ERROR_INVALID_ARGUMENT)
+        return self.extra_calls[name](index, *args)
 
     def _not_modelled(self, name: str, *args: Any, **kwargs: Any) -> Any:
         handle = args[0] if args and isinstance(args[0], pynvml.c_nvmlDevice_t) else None

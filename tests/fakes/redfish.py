@@ -6,6 +6,7 @@ session expiry and transport exceptions (the library's own exception types), and
 every request. The real library and a real HTTPS server are exercised by the integration tests.
 """
 
+# ruff: noqa: S107 - made-up test passwords, asserted never to leak
 from __future__ import annotations
 
 import json

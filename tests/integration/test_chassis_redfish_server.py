@@ -2,6 +2,7 @@
 Redfish service started by the test on 127.0.0.1 (tests/integration/peers/redfish_server.py).
 """
 
+# ruff: noqa: S106 - made-up test passwords, asserted never to leak
 from __future__ import annotations
 
 import logging

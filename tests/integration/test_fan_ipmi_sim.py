@@ -188,21 +188,27 @@ def test_closed_loop_settles_lowers_at_idle_raises_under_load_and_hands_back_on_
             def settled() -> bool:
                 return abs(loop.celsius - SETPOINT) < 3.0 and bed.zone()["mode"] == "control"
 
-            wait_until(settled, 15, f"the GPU near {SETPOINT} C")
+            wait_until(settled, 25, f"the GPU near {SETPOINT} C")
             time.sleep(2.0)
             assert abs(loop.celsius - SETPOINT) < 3.0, "did not stay near the setpoint"
             loaded = bed.duty()
             assert 0.2 < loaded < 0.8  # well below the iDRAC's 80 % floor
-            # the BMC's fan sensors report what the plugin made of the duty
-            rpm = 1600 + 16000 * loaded
-            fan = bed.sim.ipmitool("sensor", "reading", "Fan1 RPM")
-            assert abs(float(fan.split("|")[1]) - rpm) <= 120
+            # the BMC's fan sensors report what the plugin made of the duty in force (read
+            # twice around ipmitool: the daemon may write a new duty meanwhile)
+
+            def fan_matches_duty() -> bool:
+                before = bed.duty()
+                rpm = float(bed.sim.ipmitool("sensor", "reading", "Fan1 RPM").split("|")[1])
+                duties = (before, bed.duty())
+                return min(abs(rpm - (1600 + 16000 * d)) for d in duties) <= 120
+
+            wait_until(fan_matches_duty, 10, "ipmitool's Fan1 RPM to match the duty")
 
             loop.watts = 50.0  # the job ends: idle
-            wait_until(lambda: bed.duty() <= 0.16, 12, "the duty down at idle")
+            wait_until(lambda: bed.duty() <= 0.16, 20, "the duty down at idle")
             assert loop.celsius < SETPOINT
             loop.watts = 250.0  # a new job
-            wait_until(lambda: bed.duty() >= loaded - 0.05, 8, "the duty up under load")
+            wait_until(lambda: bed.duty() >= loaded - 0.05, 15, "the duty up under load")
             assert loop.celsius < 90.0
 
             proc.send_signal(signal.SIGTERM)

@@ -1,7 +1,9 @@
 """The IPMI chassis collector, run for real over the simulated BMC (gpuwatchd.sim.bmc)."""
 
+# ruff: noqa: S106 - made-up test passwords, asserted never to leak
 from __future__ import annotations
 
+import pytest
 from pyipmi.errors import RetryError
 
 from gpuwatchd.clock import ManualClock
@@ -149,9 +151,13 @@ bmcs:
   - {name: a, host: 192.0.2.1, password_file: /x, timeout_seconds: 1}
   - {name: b, host: 192.0.2.2, password_file: /x, interval_seconds: 10, timeout_seconds: 5}
   - {name: c, protocol: redfish, host: 192.0.2.3, password_file: /x}
+  - {name: d, host: 192.0.2.4, password_file: /x, timeout_seconds: 5}
 """)
     sim = SimBmc(SENSORS, values)
     hw = Hardware(clock=ManualClock(), extras={"ipmi:a": sim.connector})
     scheduled = [s for s in build_all(cfg, hw) if s.collector.name.startswith("chassis_ipmi")]
     assert [(s.collector.name, s.interval_seconds, s.deadline_seconds) for s in scheduled] == [
-        ("chassis_ipmi:a", 2.0, 1.5), ("chassis_ipmi:b", 10.0, 5.5)]
+        ("chassis_ipmi:a", 2.0, 1.5), ("chassis_ipmi:b", 10.0, 5.5), ("chassis_ipmi:d", 2.0, 2.0)]
+    timeouts = [s.collector.link.bmc.timeout_seconds for s in scheduled]  # type: ignore[attr-defined]
+    # a command that gets no answer must end before the tick's deadline, not after it
+    assert timeouts == [1.0, 5.0, pytest.approx(1.7)]

@@ -1,5 +1,6 @@
 """The Redfish link and collector over FakeRedfish, for both schema generations."""
 
+# ruff: noqa: S105, S106 - made-up test passwords, asserted never to leak
 from __future__ import annotations
 
 import logging
@@ -218,3 +219,14 @@ def test_requests_are_paced() -> None:
     c.collect()  # discovery + a tick: far more than 5 requests at once
     assert sleeps and all(0 < s <= 0.2 + 1e-9 for s in sleeps)
     assert len(svc.requests) - 5 <= len(sleeps) <= len(svc.requests)
+
+
+def test_legacy_fans_in_percent_are_ratios_not_rpm() -> None:
+    tree = dell_legacy()
+    fan = tree[f"{V1}/Chassis/System.Embedded.1/Thermal"]["Fans"][0]
+    fan.update({"Reading": 35, "ReadingUnits": "Percent"})
+    out = make(FakeRedfish(tree)).collect()
+    reading = next(f for f in readings(out, FanReading) if f.fan == "System Board Fan1A")
+    assert (reading.rpm, reading.ratio) == (None, 0.35)
+    assert series(out, "gpuwatchd_fan_speed_ratio") == {
+        (("bmc", "idrac"), ("fan", "System Board Fan1A")): 0.35}

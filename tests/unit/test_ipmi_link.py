@@ -1,5 +1,6 @@
 """IpmiLink over FakeIpmi: completion codes, no reply, backoff, cipher suites, secrets."""
 
+# ruff: noqa: S105 - made-up test passwords, asserted never to leak
 from __future__ import annotations
 
 import logging

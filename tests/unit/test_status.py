@@ -119,8 +119,9 @@ def sockdir() -> Iterator[Path]:
 def test_healthy_document_has_the_schema_keys_and_both_gpus() -> None:
     """Schema 1 top-level and per-GPU keys; JSON-clean (no NaN/inf); no reasons."""
     doc = build_status(make_snapshot(), make_info(), NOW)
-    assert list(doc) == ["schema", "daemon", "health", "nvml", "gpus", "bmcs", "collectors",
-                         "fan_control"]
+    assert list(doc) == ["schema", "daemon", "health", "nvml", "gpus", "bmcs", "licence",
+                         "collectors", "fan_control"]
+    assert doc["licence"] is None  # no licence readings: a node without licensing
     assert doc["schema"] == 1
     assert doc["health"] == {"status": "healthy", "reasons": []}
     assert [g["temperature_celsius"] for g in doc["gpus"]] == [54.0, 61.0]
@@ -215,6 +216,15 @@ def test_default_socket_paths() -> None:
     assert default_socket(1000, {}) == "/tmp/gpuwatchd-1000/status.sock"
     assert client_socket("/x.sock", {"GPUWATCHD_SOCKET": "/y.sock"}) == "/x.sock"
     assert client_socket(None, {"GPUWATCHD_SOCKET": "/y.sock"}) == "/y.sock"
+
+
+def test_client_prefers_the_system_service_socket_when_it_exists(tmp_path: Path) -> None:
+    """A gpuwatchd group member without --socket reaches the packaged service's socket."""
+    system = tmp_path / "status.sock"
+    assert client_socket(None, {}, system_socket=str(system)) == default_socket(environ={})
+    system.touch()
+    assert client_socket(None, {}, system_socket=str(system)) == str(system)
+    assert client_socket(None, {"GPUWATCHD_SOCKET": "/y.sock"}, str(system)) == "/y.sock"
 
 
 # --- the server and the client ------------------------------------------------------------

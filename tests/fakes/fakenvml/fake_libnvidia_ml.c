@@ -766,3 +766,88 @@ nvmlReturn_t nvmlEventSetWait_v2(nvmlEventSet_t set, nvmlEventData_t *out, unsig
     }
     return end(rc);
 }
+
+/* ---- vGPU licensing (the licence collector; added for issue 5) ----------------------------
+ *
+ *   gpu.0.virt_mode 2                    nvmlDeviceGetVirtualizationMode (2 = VGPU guest)
+ *   gpu.0.grid.supported 1               isGridLicenseSupported; absent: NOT_SUPPORTED
+ *   gpu.0.grid.count 1                   licensableFeaturesCount (at most 3)
+ *   gpu.0.grid.0.code 4                  feature 0: featureCode, featureState, featureEnabled,
+ *   gpu.0.grid.0.state 1                 productName (the rest of the line, spaces allowed),
+ *   gpu.0.grid.0.enabled 1               licenseExpiry.status and the expiry as epoch seconds
+ *   gpu.0.grid.0.product NVIDIA Virtual Compute Server      (written as GMT fields)
+ *   gpu.0.grid.0.expiry_status 2
+ *   gpu.0.grid.0.expiry 1750265340
+ *
+ * Layouts: pynvml's c_nvmlGridLicensableFeatures_v4_t (natural alignment, as nvml.h).
+ */
+typedef struct {
+    unsigned int year;
+    unsigned short month, day, hour, min, sec;
+    unsigned char status;
+} nvmlGridLicenseExpiry_t;
+typedef struct {
+    unsigned int featureCode, featureState;
+    char licenseInfo[128], productName[128];
+    unsigned int featureEnabled;
+    nvmlGridLicenseExpiry_t licenseExpiry;
+} nvmlGridLicensableFeature_t;
+typedef struct {
+    int isGridLicenseSupported;
+    unsigned int licensableFeaturesCount;
+    nvmlGridLicensableFeature_t gridLicensableFeatures[3];
+} nvmlGridLicensableFeatures_t;
+
+DEV_UINT(nvmlDeviceGetVirtualizationMode, "virt_mode")
+
+static unsigned long long grid_ull_locked(int gpu, int feature, const char *what)
+{
+    char key[64];
+    unsigned long long v = 0;
+    snprintf(key, sizeof key, "grid.%d.%s", feature, what);
+    ull_locked(gpu, key, &v);
+    return v;
+}
+
+static void grid_feature_locked(int gpu, int i, nvmlGridLicensableFeature_t *f)
+{
+    char key[64];
+    time_t expiry = (time_t)grid_ull_locked(gpu, i, "expiry");
+    struct tm tm;
+    f->featureCode = (unsigned int)grid_ull_locked(gpu, i, "code");
+    f->featureState = (unsigned int)grid_ull_locked(gpu, i, "state");
+    f->featureEnabled = (unsigned int)grid_ull_locked(gpu, i, "enabled");
+    snprintf(key, sizeof key, "grid.%d.product", i);
+    const char *product = gpu_lookup_locked(gpu, key);
+    snprintf(f->productName, sizeof f->productName, "%s", product ? product : "");
+    f->licenseExpiry.status = (unsigned char)grid_ull_locked(gpu, i, "expiry_status");
+    if (expiry > 0 && gmtime_r(&expiry, &tm) != NULL) {
+        f->licenseExpiry.year = (unsigned int)tm.tm_year + 1900;
+        f->licenseExpiry.month = (unsigned short)(tm.tm_mon + 1);
+        f->licenseExpiry.day = (unsigned short)tm.tm_mday;
+        f->licenseExpiry.hour = (unsigned short)tm.tm_hour;
+        f->licenseExpiry.min = (unsigned short)tm.tm_min;
+        f->licenseExpiry.sec = (unsigned short)tm.tm_sec;
+    }
+}
+
+nvmlReturn_t nvmlDeviceGetGridLicensableFeatures_v4(nvmlDevice_t dev,
+                                                    nvmlGridLicensableFeatures_t *out)
+{
+    int gpu;
+    unsigned long long supported = 0, count = 0;
+    nvmlReturn_t rc = begin_dev(__func__, dev, &gpu);
+    if (rc == OK && out == NULL)
+        rc = INVALID_ARGUMENT;
+    if (rc == OK)
+        rc = ull_locked(gpu, "grid.supported", &supported);
+    if (rc == OK) {
+        memset(out, 0, sizeof *out);
+        ull_locked(gpu, "grid.count", &count);
+        out->isGridLicenseSupported = (int)supported;
+        out->licensableFeaturesCount = (unsigned int)(count > 3 ? 3 : count);
+        for (unsigned int i = 0; i < out->licensableFeaturesCount; i++)
+            grid_feature_locked(gpu, (int)i, &out->gridLicensableFeatures[i]);
+    }
+    return end(rc);
+}
