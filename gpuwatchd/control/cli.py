@@ -3,10 +3,10 @@
 ``failsafe`` hands every fan back to the BMC directly, reading only the config: systemd runs
 it as ``ExecStopPost=`` so the fans are restored after SIGKILL, a crash or a watchdog kill
 (when the daemon stopped cleanly it has already done the same). It tries ``--attempts``
-times, a second apart, and exits 0 once the BMC confirmed, 1 if it never did. A fresh process
-cannot know what the Dell third-party PCIe response was before gpuwatchd started; with
-``third_party_pcie_response: disable`` it turns it back on (Dell's default and the safe side)
-unless ``third_party_pcie_on_exit: leave``.
+times, a second apart, and exits 0 once the BMC confirmed, 1 if it never did. A Dell's
+third-party PCIe response is turned back on (unless ``third_party_pcie_on_exit: leave``) when
+the daemon left its marker file in ``state_directory``: it disabled the response and never
+restored it.
 
 ``calibrate`` needs the daemon stopped (both would write the fans): see
 gpuwatchd.control.calibrate. Exit codes as gpuwatchctl's: 0 done, 1 failed, 2 usage,
@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 
 from gpuwatchd.config import EXIT_CONFIG, Config, ConfigError, load
 from gpuwatchd.control import calibrate
-from gpuwatchd.control.factory import Built, bmc_of, ipmi_link, make_driver
+from gpuwatchd.control.factory import bmc_of, ipmi_link, make_driver
 from gpuwatchd.errors import GpuwatchdError
 from gpuwatchd.hardware import Hardware, real
 from gpuwatchd.model import FanReading
@@ -70,7 +70,6 @@ def failsafe(args: argparse.Namespace, hardware: Hw = real) -> int:
             last = str(exc)
             continue
         try:
-            _assume_worst(built, config)
             built.driver.release()
         except GpuwatchdError as exc:
             last = str(exc)
@@ -82,14 +81,6 @@ def failsafe(args: argparse.Namespace, hardware: Hw = real) -> int:
         return 0
     _err(f"could not hand the fans back after {args.attempts} attempt(s): {last}")
     return 1
-
-
-def _assume_worst(built: Built, config: Config) -> None:
-    """A fresh process: treat the Dell third-party response as disabled by gpuwatchd."""
-    dell = config.fan_control.dell
-    if (built.driver.name == "dell" and dell.third_party_pcie_response == "disable"
-            and dell.third_party_pcie_on_exit != "leave"):
-        built.driver.pcie_disabled_by_us = True  # type: ignore[attr-defined]
 
 
 def calibrate_arguments(p: argparse.ArgumentParser) -> None:

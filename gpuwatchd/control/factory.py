@@ -13,6 +13,7 @@ its actuator thread, under a deadline, on its first tick.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -68,6 +69,16 @@ def detect(link: Any) -> str:
                       "fan_control.driver (dell, supermicro, redfish-dell, nvml, hwmon) or none")
 
 
+def pcie_marker(config: Config, target: str) -> str | None:
+    """The file recording that gpuwatchd disabled a Dell's third-party PCIe response (None
+    when the config never disables it); in ``fan_control.state_directory``."""
+    fc = config.fan_control
+    if fc.dell.third_party_pcie_response != "disable":
+        return None
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in target)
+    return os.path.join(fc.state_directory, f"dell-pcie-disabled-{safe}")
+
+
 def make_driver(config: Config, hw: Hardware) -> Built:
     """The configured driver, ready for take_control(); may open a BMC session."""
     fc = config.fan_control
@@ -104,7 +115,7 @@ def _ipmi_driver(name: str, config: Config, link: Any, target: str) -> Driver:
     if name == "dell":
         from gpuwatchd.control.drivers.dell import DellDriver  # noqa: PLC0415
 
-        return DellDriver(link, fc.dell, target)
+        return DellDriver(link, fc.dell, target, marker=pcie_marker(config, target))
     from gpuwatchd.control.drivers.supermicro import SupermicroDriver  # noqa: PLC0415
 
     return SupermicroDriver(link, fc.supermicro, target)

@@ -38,11 +38,24 @@ def test_failsafe_hands_back_a_bmc_left_in_manual_mode(tmp_path: Path,
     bmc.send_raw(0, 0x30, bytes.fromhex("ce00160500000005000100" "00"))
     bmc.send_raw(0, 0x30, b"\x30\x02\xff\x14")
     assert bmc.manual and not bmc.pcie_enabled and node.duty(0) == pytest.approx(0.2)
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "dell-pcie-disabled-idrac").write_text("")  # the daemon's marker
     args = argparse.Namespace(config=str(config_file(tmp_path)), attempts=1)
     assert fan_cli.failsafe(args, hardware=node.hardware) == 0
     assert not bmc.manual and bmc.pcie_enabled
     assert node.duty(0) == pytest.approx(DELL_THIRD_PARTY_FLOOR)
     assert "fans handed back to idrac" in capsys.readouterr().out
+    assert not (tmp_path / "state" / "dell-pcie-disabled-idrac").exists()
+
+
+def test_failsafe_leaves_a_third_party_response_gpuwatchd_did_not_disable(
+        tmp_path: Path) -> None:
+    node = SimNode(clock=ManualClock())
+    bmc = node.extras["bmc:idrac"]
+    bmc.send_raw(0, 0x30, bytes.fromhex("ce00160500000005000100" "00"))  # the user's choice
+    args = argparse.Namespace(config=str(config_file(tmp_path)), attempts=1)
+    assert fan_cli.failsafe(args, hardware=node.hardware) == 0
+    assert not bmc.pcie_enabled and not bmc.manual
 
 
 def test_failsafe_fails_with_exit_1_when_the_bmc_never_answers(

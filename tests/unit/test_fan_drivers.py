@@ -357,3 +357,19 @@ def test_redfish_offset_steps_and_missing_attributes() -> None:
         RedfishDellDriver(FakeAttributes({}), RedfishDellConfig(), "x",
                           ManualClock().monotonic).take_control()
 
+
+
+def test_dell_marker_tells_a_fresh_process_to_turn_the_response_back_on(tmp_path: Path) -> None:
+    marker = str(tmp_path / "state" / "dell-pcie-disabled-idrac")
+    answers = {MANUAL: OK, AUTO: OK, PCIE_QUERY: PCIE_ENABLED, PCIE_DISABLE: OK,
+               PCIE_ENABLE: OK}
+    cfg = DellConfig(third_party_pcie_response="disable")
+    DellDriver(link(FakeIpmi(answers)), cfg, "idrac", marker=marker).take_control()
+    assert Path(marker).exists()  # the daemon dies here, holding the response off
+    fake = FakeIpmi(answers)
+    fresh = DellDriver(link(fake), cfg, "idrac", marker=marker)  # gpuwatchctl failsafe
+    fresh.release()
+    assert oem(fake) == [AUTO[1], PCIE_ENABLE[1]] and not Path(marker).exists()
+    fake = FakeIpmi(answers)
+    DellDriver(link(fake), cfg, "idrac", marker=marker).release()  # nothing to restore now
+    assert oem(fake) == [AUTO[1]]

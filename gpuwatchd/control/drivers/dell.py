@@ -22,6 +22,7 @@ re-asserting manual mode every ``reassert_seconds``.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Mapping
 
 from gpuwatchd.config import DellConfig
@@ -50,13 +51,17 @@ class DellDriver:
 
     name = "dell"
 
-    def __init__(self, ipmi: RawIpmi, cfg: DellConfig, target: str) -> None:
+    def __init__(self, ipmi: RawIpmi, cfg: DellConfig, target: str,
+                 marker: str | None = None) -> None:
         self._ipmi = ipmi
         self._cfg = cfg
         self.target = target
         self.per_fan = False  # the iDRAC refused selector 0xff
         self.pcie_found: bool | None = None  # third-party response enabled when we came
-        self.pcie_disabled_by_us = False
+        # A file that exists while gpuwatchd holds the third-party response disabled, so
+        # `gpuwatchctl failsafe` (a fresh process, after a crash) knows to turn it back on.
+        self._marker = marker
+        self.pcie_disabled_by_us = bool(marker and os.path.exists(marker))
 
     def channels(self) -> tuple[str, ...]:
         return tuple(f"fan{n}" for n in range(1, self._cfg.fan_count + 1))
@@ -71,6 +76,8 @@ class DellDriver:
             raise type(exc)(REFUSED_HINT.format(code=code)) from None
         if self._cfg.third_party_pcie_response == "disable" and not self.pcie_disabled_by_us:
             self._disable_pcie_response()
+        elif self.pcie_disabled_by_us and self.pcie_found is None:
+            self.pcie_found = True  # disabled by an earlier gpuwatchd that did not restore it
 
     def _disable_pcie_response(self) -> None:
         enabled = self.pcie_response_enabled()
@@ -78,7 +85,7 @@ class DellDriver:
             self.pcie_found = enabled
         if enabled:
             self._set_pcie_response(False)
-            self.pcie_disabled_by_us = True
+            self._mark(True)
             log.info("%s: third-party PCIe card cooling response disabled while gpuwatchd "
                      "regulates", self.target)
 
@@ -135,7 +142,23 @@ class DellDriver:
 
     def _pcie_on(self) -> None:
         self._set_pcie_response(True)
-        self.pcie_disabled_by_us = False
+        self._mark(False)
+
+    def _mark(self, disabled: bool) -> None:
+        self.pcie_disabled_by_us = disabled
+        if self._marker is None:
+            return
+        try:
+            if disabled:
+                os.makedirs(os.path.dirname(self._marker) or ".", exist_ok=True)
+                with open(self._marker, "w", encoding="ascii") as f:
+                    f.write("third-party PCIe cooling response disabled by gpuwatchd\n")
+            elif os.path.exists(self._marker):
+                os.unlink(self._marker)
+        except OSError as exc:
+            log.warning("%s: cannot record the third-party PCIe response state in %s (%s): "
+                        "after a crash, gpuwatchctl failsafe will not turn it back on",
+                        self.target, self._marker, exc.strerror)
 
     def _all(self, *steps: Callable[[], None] | None) -> None:
         """Run every step even if one fails; raise the first failure at the end."""
