@@ -373,3 +373,16 @@ def test_dell_marker_tells_a_fresh_process_to_turn_the_response_back_on(tmp_path
     fake = FakeIpmi(answers)
     DellDriver(link(fake), cfg, "idrac", marker=marker).release()  # nothing to restore now
     assert oem(fake) == [AUTO[1]]
+
+
+@pytest.mark.parametrize(("answer", "error"), [
+    (b"\xc1", Unsupported), (b"\xd5", Unsupported), (b"\xd4", Refused), (b"\xcc", Refused),
+    (IpmiTimeoutError(), Transient)])
+def test_each_completion_code_to_manual_mode(answer: Any, error: type) -> None:
+    """Absent (0xc1/0xd5) and not allowed (0xd4) / bad argument (0xcc) are facts that keep
+    the controller monitoring; no reply is a retry."""
+    fake = FakeIpmi({MANUAL: answer})
+    with pytest.raises(error) as info:
+        DellDriver(link(fake), DellConfig(), "idrac").take_control()
+    if error is not Transient:
+        assert "manual fan control" in str(info.value)
