@@ -2,7 +2,6 @@
 own session, PATCH) against the HTTPS test service, extended here with PATCH of the Dell
 attribute resource: floor written, raised at once, handed back as found, 400 is a refusal."""
 
-# ruff: noqa: S106 - made-up test passwords
 from __future__ import annotations
 
 import json
