@@ -20,7 +20,9 @@ from gpuwatchd.errors import DeadlineExceeded
 T = TypeVar("T")
 
 
-class _Call:
+class Job:
+    """One driver call: ``done`` is set when it returned (``value``) or raised (``error``)."""
+
     def __init__(self, fn: Callable[[], Any]) -> None:
         self.fn = fn
         self.done = threading.Event()
@@ -41,8 +43,8 @@ class Actuator:
     def __init__(self, name: str, deadline_seconds: float) -> None:
         self.name = name
         self.deadline_seconds = deadline_seconds
-        self._calls: queue.Queue[_Call | None] = queue.Queue()
-        self._current: _Call | None = None
+        self._calls: queue.Queue[Job | None] = queue.Queue()
+        self._current: Job | None = None
         self._thread = threading.Thread(target=self._loop, name=f"fan-{name}", daemon=True)
         self._thread.start()
 
@@ -55,15 +57,20 @@ class Actuator:
         """True while an earlier call has not returned (a hung BMC)."""
         return self._current is not None and not self._current.done.is_set()
 
-    def call(self, fn: Callable[[], T], deadline_seconds: float | None = None,
-             what: str = "call") -> T:
-        """Run ``fn`` on the worker; its exception is re-raised here."""
+    def submit(self, fn: Callable[[], Any], what: str = "call") -> Job:
+        """Queue ``fn`` without waiting; the caller checks ``job.done`` later."""
         if self.busy:
             raise DeadlineExceeded(f"{self.name}: {what} not sent: the previous BMC call is "
                                    "still waiting for an answer")
-        job = _Call(fn)
+        job = Job(fn)
         self._current = job
         self._calls.put(job)
+        return job
+
+    def call(self, fn: Callable[[], T], deadline_seconds: float | None = None,
+             what: str = "call") -> T:
+        """Run ``fn`` on the worker; its exception is re-raised here."""
+        job = self.submit(fn, what)
         limit = self.deadline_seconds if deadline_seconds is None else deadline_seconds
         if not job.done.wait(limit):
             raise DeadlineExceeded(f"{self.name}: {what} got no answer within {limit:g} s")

@@ -26,13 +26,20 @@ from typing import TypeVar
 from gpuwatchd.clock import Clock
 from gpuwatchd.config import Config, FanControlConfig
 from gpuwatchd.control import calibrate, metrics
-from gpuwatchd.control.actuator import Actuator
+from gpuwatchd.control.actuator import Actuator, Job
 from gpuwatchd.control.calibrate import Calibration
 from gpuwatchd.control.drivers import Driver, canonical_channel
-from gpuwatchd.control.factory import Built, make_driver
-from gpuwatchd.control.plan import driver_fault, entry_duty, fan_rpm, plan_zones
+from gpuwatchd.control.factory import Built, bmc_of, make_driver
+from gpuwatchd.control.plan import (
+    combine,
+    driver_fault,
+    entry_duty,
+    fan_rpm,
+    plan_zones,
+    zone_reading,
+)
 from gpuwatchd.control.revert import RpmWatch
-from gpuwatchd.control.state import FanControlReading, ZoneReading
+from gpuwatchd.control.state import FanControlReading
 from gpuwatchd.control.zones import Fault, ZoneController, ZoneStep
 from gpuwatchd.errors import GpuwatchdError, Refused, Transient, Unsupported
 from gpuwatchd.hardware import Hardware
@@ -51,6 +58,7 @@ class FanController:
     def __init__(self, config: Config, make: Callable[[], Built], clock: Clock,
                  calibration: Calibration | None = None) -> None:
         self._fc: FanControlConfig = config.fan_control
+        self._bmc = bmc_of(config)
         self._interval = config.interval_seconds
         self._make = make
         self._clock = clock
@@ -62,6 +70,7 @@ class FanController:
         self._actuator = Actuator(self.target, min(self._fc.write_deadline_seconds,
                                                    self._interval))
         self._built: Built | None = None
+        self._connecting: Job | None = None
         self._next_build, self._build_backoff = float("-inf"), FIRST_BUILD_BACKOFF_SECONDS
         self.blocked = ""  # why this controller only monitors (permanently)
         self._waiting = "starting"  # why there is no driver yet (retried)
@@ -102,6 +111,10 @@ class FanController:
     def release(self) -> None:
         """Hand the fans back for good (every exit path); then close the driver's link."""
         built, self._built = self._built, None
+        if built is None and self._connecting is not None:  # a connect still under way
+            self._actuator.drain(RELEASE_DEADLINE_SECONDS)
+            if isinstance(self._connecting.value, Built):
+                self._connecting.value.close()
         try:
             if built is not None and (self._ever_manual or not self._handed_back):
                 self._actuator.drain(RELEASE_DEADLINE_SECONDS)
@@ -116,8 +129,11 @@ class FanController:
     def reconfigure(self, config: Config) -> bool:
         """Apply a reloaded config in place when only tunables changed (setpoints, gains,
         limits, timings): no hand-back to the BMC, no bump. False: rebuild from scratch."""
-        fc = config.fan_control
-        same = (fc.driver == self._fc.driver and fc.bmc == self._fc.bmc
+        fc, old = config.fan_control, self._fc
+        same = ((fc.driver, fc.bmc, fc.dell, fc.supermicro, fc.redfish_dell,
+                 fc.state_directory, bmc_of(config))
+                == (old.driver, old.bmc, old.dell, old.supermicro, old.redfish_dell,
+                    old.state_directory, self._bmc)
                 and config.interval_seconds == self._interval
                 and [(z.name, z.inputs, z.fans) for z in fc.zones]
                 == [(z.cfg.name, z.cfg.inputs, z.cfg.fans) for z in self.zones])
@@ -138,20 +154,34 @@ class FanController:
 
     # -- driver lifecycle ----------------------------------------------------------------------
     def _ensure_driver(self, now: float) -> None:
+        """Make the driver on the actuator thread; a slow connect (session setup, cipher
+        fallback) is picked up on a later tick rather than abandoned with a session open."""
         if self._built is not None or self.blocked or now < self._next_build:
             return
-        try:
-            built = self._actuator.call(self._make, what="connect")
-        except (Unsupported, Refused) as exc:
-            self.blocked = str(exc)
-            log.error("fan control off, monitoring only: %s", exc)
+        if self._connecting is None:
+            if self._actuator.busy:
+                return
+            self._connecting = self._actuator.submit(self._make, "connect")
+        job = self._connecting
+        if not job.done.wait(self._actuator.deadline_seconds):
+            self._waiting = "connecting to the BMC (no answer yet)"
             return
-        except GpuwatchdError as exc:
-            self._waiting = f"connecting: {exc}"
+        self._connecting = None
+        if isinstance(job.error, (Unsupported, Refused)):
+            self.blocked = str(job.error)
+            log.error("fan control off, monitoring only: %s", job.error)
+            return
+        if job.error is not None:
+            self._waiting = f"connecting: {job.error}"
             self._next_build = now + self._build_backoff
             self._build_backoff = min(self._build_backoff * 2, MAX_BUILD_BACKOFF_SECONDS)
-            log.warning("fan control: %s; retrying in %.0f s", exc, self._build_backoff)
+            if isinstance(job.error, GpuwatchdError):
+                log.warning("fan control: %s; retrying in %.0f s", job.error, self._build_backoff)
+            else:
+                log.error("fan control: making the driver failed; retrying in %.0f s",
+                          self._build_backoff, exc_info=job.error)
             return
+        built: Built = job.value
         known = set(built.driver.channels())
         for zone in self.zones:
             if zone.cfg.fans == "all":
@@ -215,15 +245,14 @@ class FanController:
 
     def _control(self, built: Built, snapshot: Snapshot, now: float) -> None:
         driver = built.driver
-        duties = self._combined(driver.channels())
+        duties = combine(self.zones, self._steps, driver.channels(), self.driver_name)
         reassert = now - self._last_write >= self._fc.reassert_seconds
         if self.manual and now >= self._next_check:
             self._next_check = now + self._fc.mode_check_seconds
             ok, held = self._call(driver.in_control, "mode check", now)
             if ok and held is False:
                 self._reverted("it reports automatic fan mode")
-        if self.manual and self._watch.observe(now, _mean(duties), fan_rpm(snapshot,
-                                                                            self.target)):
+        if self.manual and self._watch.observe(now, _mean(duties), fan_rpm(snapshot, self.target)):
             self._reverted("the fans do not turn at the speed the duty gives")
         if (not self.manual or reassert) and not self._take_control(driver, now):
             return
@@ -259,23 +288,9 @@ class FanController:
         log.warning("%s went back to automatic fan control behind gpuwatchd's back (%s); "
                     "re-asserting manual control", self.target, how)
 
-    def _combined(self, channels: tuple[str, ...]) -> dict[str, float]:
-        """Per channel, the max duty of the zones in control that drive it; channels no
-        zone names get the highest duty asked for (never left lower than any zone wants)."""
-        out: dict[str, float] = {}
-        for zone, st in zip(self.zones, self._steps, strict=True):
-            if st.mode != "control" or st.duty is None:
-                continue
-            names = channels if zone.cfg.fans == "all" else tuple(
-                canonical_channel(self.driver_name, f) for f in zone.cfg.fans)
-            for ch in names:
-                out[ch] = max(out.get(ch, 0.0), st.duty)
-        top = max(out.values(), default=1.0)
-        return {ch: out.get(ch, top) for ch in channels}
-
     # -- readings -----------------------------------------------------------------------------
     def _readings(self) -> tuple[object, ...]:
-        zones = [_zone_reading(z, st, self._entries[z.name])
+        zones = [zone_reading(z, st, self._entries[z.name])
                  for z, st in zip(self.zones, self._steps, strict=True)]
         message = self.blocked or ("" if self._built is not None else self._waiting)
         if not message and self._fault is not None:
@@ -286,23 +301,6 @@ class FanController:
             write_errors=tuple(sorted(self.errors.items())), reverts=self.reverts,
             regulating=self.manual and all(st.mode == "control" for st in self._steps))
         return (metrics.render(zones, control), *zones, control)
-
-
-def _zone_reading(zone: ZoneController, st: ZoneStep, entries: Counter[str]) -> ZoneReading:
-    terms = st.terms
-    value = st.controlling.celsius if st.controlling is not None else None
-    return ZoneReading(
-        zone=zone.name, mode=st.mode, reason=st.reason,
-        setpoint_celsius=zone.cfg.setpoint_celsius, ceiling_celsius=zone.cfg.ceiling_celsius,
-        input_id=st.controlling.id if st.controlling is not None else "",
-        input_celsius=value, duty=st.duty, min_duty=zone.min_duty, max_duty=zone.cfg.max_duty,
-        p=terms.p if terms else None, i=terms.i if terms else None,
-        d=terms.d if terms else None, failsafe_entries=tuple(sorted(entries.items())))
-
-
-def _mean(duties: dict[str, float]) -> float | None:
-    return sum(duties.values()) / len(duties) if duties else None
-
 
 
 def build(config: Config, hw: Hardware) -> FanController | None:
@@ -322,3 +320,7 @@ def build(config: Config, hw: Hardware) -> FanController | None:
         log.info("fan calibration of %s: floor %.0f %% (%s)", target,
                  calibration.floor_duty * 100, calibrate.path_for(fc.state_directory, target))
     return FanController(config, lambda: make_driver(config, hw), hw.clock, calibration)
+
+
+def _mean(duties: dict[str, float]) -> float | None:
+    return sum(duties.values()) / len(duties) if duties else None

@@ -1,9 +1,14 @@
-"""Pure helpers of the controller: stepping the zones together, and what the Snapshot says
-about the BMC the fans hang off (reachable, fan sensors reporting, fan speeds)."""
+"""Pure helpers of the controller: stepping the zones together, combining their duties per
+fan channel, what the Snapshot says about the BMC the fans hang off (reachable, fan sensors
+reporting, fan speeds), and the readings each zone publishes."""
 
 from __future__ import annotations
 
+from collections import Counter
+
+from gpuwatchd.control.drivers import canonical_channel
 from gpuwatchd.control.revert import RpmWatch
+from gpuwatchd.control.state import ZoneReading
 from gpuwatchd.control.zones import Fault, ZoneController, ZoneStep
 from gpuwatchd.model import BmcReading, FanReading, Snapshot
 
@@ -69,3 +74,32 @@ def entry_duty(snapshot: Snapshot, target: str, watch: RpmWatch) -> float | None
         return sum(ratios) / len(ratios)
     rpm = fan_rpm(snapshot, target)
     return watch.duty_for_rpm(rpm) if rpm is not None else None
+
+
+def combine(zones: list[ZoneController], steps: list[ZoneStep], channels: tuple[str, ...],
+            driver: str) -> dict[str, float]:
+    """Per channel, the max duty of the zones in control that drive it; channels no zone
+    names get the highest duty asked for (never left lower than any zone wants)."""
+    out: dict[str, float] = {}
+    for zone, st in zip(zones, steps, strict=True):
+        if st.mode != "control" or st.duty is None:
+            continue
+        names = channels if zone.cfg.fans == "all" else tuple(
+            canonical_channel(driver, f) for f in zone.cfg.fans)
+        for ch in names:
+            out[ch] = max(out.get(ch, 0.0), st.duty)
+    top = max(out.values(), default=1.0)
+    return {ch: out.get(ch, top) for ch in channels}
+
+
+def zone_reading(zone: ZoneController, st: ZoneStep, entries: Counter[str]) -> ZoneReading:
+    """What the zone publishes for this tick."""
+    terms = st.terms
+    return ZoneReading(
+        zone=zone.name, mode=st.mode, reason=st.reason,
+        setpoint_celsius=zone.cfg.setpoint_celsius, ceiling_celsius=zone.cfg.ceiling_celsius,
+        input_id=st.controlling.id if st.controlling is not None else "",
+        input_celsius=st.controlling.celsius if st.controlling is not None else None,
+        duty=st.duty, min_duty=zone.min_duty, max_duty=zone.cfg.max_duty,
+        p=terms.p if terms else None, i=terms.i if terms else None,
+        d=terms.d if terms else None, failsafe_entries=tuple(sorted(entries.items())))
