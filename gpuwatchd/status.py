@@ -197,6 +197,9 @@ def _fan_control(snapshot: Snapshot, now_mono: float) -> Section:
                if z.mode == "failsafe"]
     if ctl.message and not reasons:
         reasons.append(f"fan control not regulating: {ctl.message}")
+    elif not reasons:  # e.g. no GPU to read: the fans stay with the BMC
+        reasons = [f"fan zone {z.zone} only monitoring: {z.reason}" for z in zones
+                   if z.mode == "monitor" and z.reason != "starting"]
     data = {
         "driver": ctl.driver, "target": ctl.target, "manual": ctl.manual,
         "message": ctl.message, "writes": ctl.writes, "reverts": ctl.reverts,

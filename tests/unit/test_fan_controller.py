@@ -263,3 +263,16 @@ def test_reload_retunes_in_place_without_a_hand_back(rig: Rig) -> None:
     rig.daemon._reload()
     assert b"\x30\x01\x01" not in rig.bmc.oem_requests()[requests:]  # never back to auto
     assert rig.tick().setpoint_celsius == 70.0 and rig.zone().mode == "control"
+
+
+def test_a_zone_without_a_usable_input_only_monitors_and_says_so() -> None:
+    rig = Rig(inputs=("gpu:5",))  # no such GPU: the fans stay with the BMC
+    try:
+        z = rig.tick(3)
+        assert z.mode == "monitor" and "gpu:5" in z.reason
+        assert not rig.bmc.manual
+        reasons = rig.daemon.status()["health"]["reasons"]
+        assert any(r.startswith("fan zone gpu only monitoring: waiting for good inputs")
+                   for r in reasons)
+    finally:
+        rig.close()
