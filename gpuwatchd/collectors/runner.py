@@ -22,6 +22,7 @@ from gpuwatchd.model import Collected, CollectorResult
 log = logging.getLogger(__name__)
 
 STALE_AFTER_INTERVALS = 3  # data older than 3 intervals (plus the deadline) is not served
+DUE_SLACK_RATIO = 0.1  # a collect may start this fraction of its interval early
 
 
 class _Job:
@@ -87,9 +88,13 @@ class CollectorRunner:
     def start_if_due(self) -> bool:
         """Queue a collect if it is due; False if not due or the last one is still hung."""
         now = self._clock.monotonic()
-        if now < self._next_due:
+        interval = self.scheduled.interval_seconds
+        # Due on a fixed grid, with slack: the loop ticks at the same cadence, and a tick that
+        # starts a few microseconds earlier than the last one did must not skip a collect.
+        if now < self._next_due - DUE_SLACK_RATIO * interval:
             return False
-        self._next_due = now + self.scheduled.interval_seconds
+        base = self._next_due if self._next_due > now - interval else now
+        self._next_due = base + interval
         if self._worker.busy():
             hung = time.perf_counter() - self._worker.current.started  # type: ignore[union-attr]
             self._fail(f"previous collect still running after {hung:.1f} s (hung call)", 0.0,
