@@ -48,6 +48,9 @@ class ControlLoop(Protocol):
     def regulating(self) -> bool:
         """False while the controller cannot regulate (the watchdog ping then stops)."""
 
+    def reconfigure(self, config: Config) -> bool:
+        """Take a reloaded config in place if only tunables changed (no hand-back, no bump)."""
+
 
 @dataclass
 class _State:
@@ -226,8 +229,7 @@ def _build_control(config: Config, hw: Hardware) -> ControlLoop | None:
 
 def _reconfigured(control: ControlLoop | None, config: Config) -> ControlLoop | None:
     """``control`` if it took the reloaded config in place (gpuwatchd.control.loop)."""
-    reconfigure = getattr(control, "reconfigure", None)
-    return control if reconfigure is not None and reconfigure(config) else None
+    return control if control is not None and control.reconfigure(config) else None
 
 
 def summary(snap: Snapshot) -> str:

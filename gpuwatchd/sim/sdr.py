@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 # kind -> (sensor type, reading type, unit code, M, K2, two's complement, record type)
 KINDS: dict[str, tuple[int, int, int, int, int, bool, int]] = {
-    "fan": (0x04, 0x01, 18, 60, 0, False, 0x01),  # 60 rpm per count: 0-15300 rpm
+    "fan": (0x04, 0x01, 18, 120, 0, False, 0x01),  # 120 rpm per count, as iDRACs report: 0-30600
     "temperature": (0x01, 0x01, 1, 1, 0, True, 0x01),  # 1 C per count, -128..127 C
     "voltage": (0x02, 0x01, 4, 6, -2, False, 0x01),  # 0.06 V per count: 0-15.3 V
     "power": (0x0b, 0x01, 6, 5, 0, False, 0x01),  # 5 W per count: 0-1275 W

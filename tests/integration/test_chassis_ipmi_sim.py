@@ -43,7 +43,7 @@ SENSORS = [
     SensorDef(0x61, "PS2 Status", "psu", (10, 2)),
 ]
 MISSING = [SensorDef(0x50, "GPU5 Temp", "temperature")]  # an SDR without a sensor: no reading
-VALUES = {0x30: 4800, 0x31: 4680, 0x32: 4860, 0x33: 4740, 0x01: 23, 0x02: 36, 0x0e: 44,
+VALUES = {0x30: 4800, 0x31: 4680, 0x32: 4920, 0x33: 4560, 0x01: 23, 0x02: 36, 0x0e: 44,
           0x0f: 41, 0x10: 12.0, 0x60: 0x01, 0x61: 0x0b}  # PS2: present, failed, AC lost
 PLUGIN_CACHE: dict[str, Path] = {}
 
@@ -93,8 +93,8 @@ def test_rmcpplus_reads_what_ipmitool_reads(sim: IpmiSim) -> None:
     assert c.link.cipher_suite == 3, "ipmi_sim declines suite 17; the link falls back to 3"
     tool = ipmitool_readings(sim)
     fans = {f.fan: f.rpm for f in by_type(out, FanReading)}
-    assert fans == {"Fan1A RPM": 4800, "Fan1B RPM": 4680, "Fan2A RPM": 4860, "Fan2B RPM": 4740}
-    assert tool["30h"] == "4800 RPM" and tool["33h"] == "4740 RPM"
+    assert fans == {"Fan1A RPM": 4800, "Fan1B RPM": 4680, "Fan2A RPM": 4920, "Fan2B RPM": 4560}
+    assert tool["30h"] == "4800 RPM" and tool["33h"] == "4560 RPM"
     temps = {t.sensor: t.celsius for t in by_type(out, ChassisTemperature)}
     assert temps == {"Inlet Temp": 23, "Exhaust Temp": 36, "Temp 3.1": 44, "Temp 3.2": 41,
                      "GPU5 Temp": None}
@@ -131,8 +131,8 @@ def test_ipmi_15_lan_when_configured(sim: IpmiSim) -> None:
     out = c.collect()
     assert c.link.interface == "rmcp" and by_type(out, BmcReading)[0].up
     fans = {f.fan: f.rpm for f in by_type(out, FanReading)}
-    assert fans["Fan2A RPM"] == 4860
-    assert ipmitool_readings(sim, interface="lan")["32h"] == "4860 RPM"
+    assert fans["Fan2A RPM"] == 4920
+    assert ipmitool_readings(sim, interface="lan")["32h"] == "4920 RPM"
 
 
 def test_sensors_without_a_reading_are_absent_not_zero(sim: IpmiSim) -> None:

@@ -34,7 +34,7 @@ def test_demo_bmc_has_eight_dual_rotor_fans_temperatures_and_a_failed_psu() -> N
         snap = daemon.snapshot
         fans = snap.readings(FanReading)
         assert len(fans) == 16 and fans[0].fan == "Fan1A" and fans[1].fan == "Fan1B"
-        assert fans[0].rpm == round(node.fan_rpm(0) / 60) * 60  # 60 rpm per raw count
+        assert fans[0].rpm == round(node.fan_rpm(0) / 120) * 120  # 120 rpm per raw count
         assert fans[1].rpm < fans[0].rpm  # the second rotor turns slower
         temps = {t.sensor: t for t in snap.readings(ChassisTemperature)}
         assert set(temps) == {"Inlet Temp", "Exhaust Temp", "Temp 3.1", "Temp 3.2"}

@@ -35,7 +35,7 @@ def test_a_vendor_full_record_decodes() -> None:
 
 
 @pytest.mark.parametrize(("kind", "value"), [
-    ("fan", 7500.0), ("temperature", -12.0), ("voltage", 12.06), ("power", 415.0)])
+    ("fan", 7560.0), ("temperature", -12.0), ("voltage", 12.06), ("power", 415.0)])
 def test_encoded_records_round_trip_through_the_decoder(kind: str, value: float) -> None:
     sensor = SensorDef(0x31, "Some Sensor", kind, (7, 2), {"upper_critical": value})
     rec = sdr.parse_sdr(record(9, sensor))

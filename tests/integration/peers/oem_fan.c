@@ -63,7 +63,7 @@ static int fault(const char *code)
 static void set_duty(int pct)
 {
     char name[32], text[32];
-    int i, raw = (1600 + 160 * pct) / 60;  /* fan SDR: 60 rpm per count */
+    int i, raw = (1600 + 160 * pct) / 120;  /* fan SDR: 120 rpm per count, as on iDRACs */
 
     duty = pct;
     if (raw > 255)
