@@ -9,64 +9,18 @@ it. Workers are daemon threads, so a hung call never blocks the process from exi
 from __future__ import annotations
 
 import logging
-import queue
-import threading
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 from gpuwatchd.clock import Clock
 from gpuwatchd.collectors import Scheduled
 from gpuwatchd.errors import GpuwatchdError
 from gpuwatchd.model import Collected, CollectorResult
+from gpuwatchd.worker import Job, Worker
 
 log = logging.getLogger(__name__)
 
 STALE_AFTER_INTERVALS = 3  # data older than 3 intervals (plus the deadline) is not served
 DUE_SLACK_RATIO = 0.1  # a collect may start this fraction of its interval early
-
-
-class _Job:
-    """One collect() call in flight."""
-
-    def __init__(self, fn: Callable[[], Collected]) -> None:
-        self.fn = fn
-        self.done = threading.Event()
-        self.started = time.perf_counter()
-        self.duration = 0.0
-        self.value: Collected | None = None
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            self.value = self.fn()
-        except BaseException as exc:  # noqa: BLE001 - recorded and reported by the runner
-            self.error = exc
-        self.duration = time.perf_counter() - self.started
-        self.done.set()
-
-
-class _Worker:
-    """A daemon thread that runs jobs one at a time."""
-
-    def __init__(self, name: str) -> None:
-        self._jobs: queue.Queue[_Job | None] = queue.Queue()
-        self.current: _Job | None = None
-        self._thread = threading.Thread(target=self._loop, name=f"collect-{name}", daemon=True)
-        self._thread.start()
-
-    def _loop(self) -> None:
-        while (job := self._jobs.get()) is not None:
-            job.run()
-
-    def submit(self, job: _Job) -> None:
-        self.current = job
-        self._jobs.put(job)
-
-    def busy(self) -> bool:
-        return self.current is not None and not self.current.done.is_set()
-
-    def stop(self) -> None:
-        self._jobs.put(None)
 
 
 class CollectorRunner:
@@ -76,9 +30,10 @@ class CollectorRunner:
         self.scheduled = scheduled
         self.name = scheduled.collector.name
         self._clock = clock
-        self._worker = _Worker(self.name)
+        self._worker = Worker(self.name, scheduled.deadline_seconds,
+                              thread_name=f"collect-{self.name}")
         self._next_due = float("-inf")
-        self._job: _Job | None = None
+        self._job: Job | None = None
         self._fail_kind = ""
         stale = STALE_AFTER_INTERVALS * scheduled.interval_seconds + scheduled.deadline_seconds
         self.result = CollectorResult(self.name, ok=False, duration_seconds=0.0, updated_wall=0.0,
@@ -95,13 +50,12 @@ class CollectorRunner:
             return False
         base = self._next_due if self._next_due > now - interval else now
         self._next_due = base + interval
-        if self._worker.busy():
-            hung = time.perf_counter() - self._worker.current.started  # type: ignore[union-attr]
+        if self._worker.busy:
+            hung = self._worker.current.age_seconds() if self._worker.current else 0.0
             self._fail(f"previous collect still running after {hung:.1f} s (hung call)", 0.0,
                        kind="hung")
             return False
-        self._job = _Job(self.scheduled.collector.collect)
-        self._worker.submit(self._job)
+        self._job = self._worker.submit(self.scheduled.collector.collect, "collect")
         return True
 
     def finish(self) -> CollectorResult:
@@ -109,7 +63,7 @@ class CollectorRunner:
         job, self._job = self._job, None
         if job is None:
             return self.result
-        remaining = job.started + self.scheduled.deadline_seconds - time.perf_counter()
+        remaining = self.scheduled.deadline_seconds - job.age_seconds()
         if not job.done.wait(max(0.0, remaining)):
             self._fail(f"deadline of {self.scheduled.deadline_seconds:g} s exceeded",
                        self.scheduled.deadline_seconds, kind="deadline")
@@ -149,12 +103,12 @@ class CollectorRunner:
 
     def close(self) -> None:
         """Close the collector (unless it is hung) and stop the worker."""
-        if not self._worker.busy():
+        if not self._worker.busy:
             try:
                 self.scheduled.collector.close()
             except Exception:
                 log.exception("closing collector %s failed", self.name)
-        self._worker.stop()
+        self._worker.close()
 
 
 def run_due(runners: Iterable[CollectorRunner]) -> None:

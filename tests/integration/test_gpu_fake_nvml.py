@@ -424,7 +424,7 @@ def test_a_hung_call_misses_its_deadline_and_does_not_block_the_next_tick(
 
 def _wait_until_idle(runner: CollectorRunner, limit: float = 2.0) -> None:
     deadline = time.monotonic() + limit
-    while runner._worker.busy():
+    while runner._worker.busy:
         assert time.monotonic() < deadline, "worker still busy"
         time.sleep(0.01)
 
