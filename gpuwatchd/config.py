@@ -177,6 +177,14 @@ class LicenceConfig:
 
 
 @dataclass(frozen=True)
+class HwmonConfig:
+    """Mainboard fans and temperatures from Linux hwmon sysfs (``hwmon:``)."""
+
+    enabled: Literal["auto"] | bool = "auto"  # auto: read if /sys/class/hwmon has a chip
+    interval_seconds: float | None = field(default=None, metadata=rng(0.5, 3600))
+
+
+@dataclass(frozen=True)
 class ExporterConfig:
     """The Prometheus endpoint (``exporter:``)."""
 
@@ -196,6 +204,7 @@ class Config:
     fan_control: FanControlConfig = field(default_factory=FanControlConfig)
     licence: LicenceConfig = field(default_factory=LicenceConfig)
     exporter: ExporterConfig = field(default_factory=ExporterConfig)
+    hwmon: HwmonConfig = field(default_factory=HwmonConfig)
     source: str = field(default="<defaults>", metadata={"internal": True})
 
 

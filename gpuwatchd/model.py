@@ -279,3 +279,50 @@ class LicenceNodeReading:
     last_event: str = ""  # latest gridd journal event kind
     remediation_enabled: bool = False
     remediation_restarts: int = 0
+
+
+# -- mainboard telemetry (Linux hwmon sysfs: gpuwatchd.collectors.hwmon) -----------------------
+# ``chip`` is the chip's ``name`` (nct6798, k10temp, amdgpu), with ``@<device>`` appended where
+# two chips share a name; sensors are the chip's ``*_label`` or the file stem (temp1, fan2).
+
+
+@dataclass(frozen=True, slots=True)
+class HwmonChip:
+    """One hwmon chip: its labels, and the reads that failed since the collector started."""
+
+    chip: str
+    name: str
+    device: str = ""  # basename of the ``device`` link (nct6775.656, 0000:03:00.0)
+    kind: str = "other"  # gpu (amdgpu, nouveau, radeon, i915, xe) | other
+    read_errors: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class HwmonTemperature:
+    """One hwmon temperature (``tempN_input``); usable as a fan-control input later."""
+
+    chip: str
+    sensor: str
+    celsius: float | None
+    max_celsius: float | None = None
+    crit_celsius: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HwmonFan:
+    """One hwmon fan tachometer (``fanN_input``); ``rpm`` None: the read failed."""
+
+    chip: str
+    fan: str
+    rpm: float | None
+    min_rpm: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HwmonPwm:
+    """One hwmon PWM output: duty as a ratio of 255 and its ``pwmN_enable`` mode."""
+
+    chip: str
+    pwm: str  # pwm1, pwm2 (the hwmon fan driver's channels are "<name>/pwmN")
+    ratio: float | None
+    mode: int | None = None  # 0 full speed, 1 manual, 2+ the chip's automatic modes

@@ -230,10 +230,18 @@ def _bmcs(snapshot: Snapshot, now_mono: float) -> Section:
     return Section(*status_bmc.section(snapshot, now_mono))
 
 
+def _hwmon(snapshot: Snapshot, now_mono: float) -> Section:
+    """Mainboard hwmon chips with their fans, temperatures and PWMs (gpuwatchd.status_hwmon)."""
+    from gpuwatchd import status_hwmon  # noqa: PLC0415
+
+    return Section(*status_hwmon.section(snapshot, now_mono))
+
+
 SECTIONS: dict[str, SectionBuilder] = {
     "nvml": _nvml,
     "gpus": _gpus,
     "bmcs": _bmcs,
+    "hwmon": _hwmon,
     "licence": _licence,
     "collectors": _collectors,
     "fan_control": _fan_control,  # fan zones: mode, input vs setpoint, duty (issue 4)

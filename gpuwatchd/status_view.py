@@ -244,10 +244,17 @@ def _bmcs(bmcs: list[Json], style: Style) -> list[str]:
     return status_bmc.render(bmcs, style, _table)
 
 
+def _hwmon(chips: list[Json], style: Style) -> list[str]:
+    from gpuwatchd import status_hwmon  # noqa: PLC0415
+
+    return status_hwmon.render(chips, style, _table)
+
+
 RENDERERS: dict[str, Callable[[Any, Style], list[str]]] = {
     "nvml": _nvml,
     "gpus": _gpus,
     "bmcs": _bmcs,
+    "hwmon": _hwmon,
     "licence": licence_view.render,
     "collectors": _collectors,
     "fan_control": _fan_control,

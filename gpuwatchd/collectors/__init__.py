@@ -66,11 +66,18 @@ def _licence(config: Config, hw: Hardware) -> Sequence[Scheduled]:
     return licence.build(config, hw)
 
 
+def _hwmon(config: Config, hw: Hardware) -> Sequence[Scheduled]:
+    from gpuwatchd.collectors import hwmon  # noqa: PLC0415
+
+    return hwmon.build(config, hw)
+
+
 REGISTRY: dict[str, Factory] = {
     "gpu": _gpu,
     "chassis_ipmi": _chassis_ipmi,  # one per bmcs[] entry with protocol: ipmi
     "chassis_redfish": _chassis_redfish,  # one per bmcs[] entry with protocol: redfish
     "licence": _licence,
+    "hwmon": _hwmon,  # mainboard fans/temperatures (hwmon.enabled; auto: if a chip exists)
 }
 
 
