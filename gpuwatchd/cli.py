@@ -32,10 +32,11 @@ def parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 stopped cleanly, 1 runtime failure, 2 usage error, "
                "6 invalid configuration.")
     mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--config", metavar="FILE", help=f"config file (default {DEFAULT_CONFIG})")
-    mode.add_argument("--demo", action="store_true",
-                      help="run on a simulated Dell server with two Tesla P40s (no hardware)")
+    mode.add_argument("--config", metavar="FILE", help=f"config file (default {DEFAULT_CONFIG}; "
+                                                       "with --demo, instead of the demo's)")
     mode.add_argument("--check-config", metavar="FILE", help="validate FILE and exit")
+    p.add_argument("--demo", action="store_true",
+                   help="run on a simulated Dell server with two Tesla P40s (no hardware)")
     p.add_argument("--log.level", "--log-level", dest="log_level", default="info",
                    choices=logs.LEVELS, help="log level (default info)")
     p.add_argument("--web.listen-address", dest="listen", action="append", metavar="HOST:PORT",
@@ -80,6 +81,8 @@ def _check_web_config(cfg: Config) -> None:
 def run(argv: list[str] | None = None) -> int:
     """Parse arguments and run; returns the exit code."""
     args = parser().parse_args(argv)
+    if args.demo and args.check_config:
+        parser().error("--demo and --check-config do not go together")
     logs.setup(args.log_level)
     if args.check_config:
         try:
@@ -89,9 +92,9 @@ def run(argv: list[str] | None = None) -> int:
             return EXIT_CONFIG
         print(f"{args.check_config}: OK")
         return 0
-    path = None if args.demo else (args.config or DEFAULT_CONFIG)
+    path = args.config if args.demo else (args.config or DEFAULT_CONFIG)
     try:
-        cfg = _demo_config() if args.demo else config.load(path or DEFAULT_CONFIG)
+        cfg = config.load(path) if path else _demo_config()
         cfg = _overrides(cfg, args)
         _check_web_config(cfg)
     except ConfigError as exc:
@@ -103,7 +106,7 @@ def run(argv: list[str] | None = None) -> int:
         return _overrides(config.load(path or DEFAULT_CONFIG), args)
 
     daemon = Daemon(cfg, hw, config_path=str(Path(path)) if path else None,
-                    reload=None if args.demo else reload)
+                    reload=reload if path else None)
     install_signals(daemon)
     try:
         daemon.start()

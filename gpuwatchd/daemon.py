@@ -143,7 +143,7 @@ class Daemon:
                             extra=self._control.step(snap))
         self.snapshot = snap
         if self._renderer is not None:
-            self._renderer.refresh()
+            self._renderer.refresh(lead_seconds=2 * self.config.interval_seconds)
         st.ticks += 1
         st.last_tick_mono = snap.taken_mono
         self._notify(snap)

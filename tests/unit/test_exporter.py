@@ -136,3 +136,26 @@ def test_refresh_renders_ahead_only_while_scraped() -> None:
     renderer.refresh()
     assert renderer._key is not None and renderer._key[0] == 2
     assert b"21.0" in renderer._cached
+
+
+def test_refresh_renders_only_ahead_of_the_expected_scrape() -> None:
+    """Scrapes every 15 s, ticks every 1 s: only ticks within the lead render ahead."""
+    clock = ManualClock()
+    seq = [0]
+
+    def source() -> Snapshot:
+        return Snapshot(seq[0], clock.time(), clock.monotonic(),
+                        (result("a", clock, fams=(temp("a", float(seq[0])),)),))
+
+    renderer = Renderer(source, clock, process_metrics=False)
+    renderer.render()
+    clock.advance(15.0)
+    renderer.render()  # the scrape period is now known: 15 s
+    rendered_ahead = []
+    for tick in range(1, 15):
+        clock.advance(1.0)
+        seq[0] = tick
+        renderer.refresh(lead_seconds=2.0)
+        if renderer._key is not None and renderer._key[0] == tick:
+            rendered_ahead.append(tick)
+    assert rendered_ahead == [13, 14]
