@@ -110,9 +110,16 @@ class Daemon:
         self._control = control if control is not None else _build_control(config, self.hw)
 
     def run(self) -> int:
-        """Tick until stopped; always hands the fans back and closes everything."""
+        """Tick until stopped; always hands the fans back and closes everything.
+
+        An unexpected error in the loop (a bug) is logged with its traceback, the fans are
+        handed back, and the daemon exits 1 so that systemd restarts it (Restart=on-failure).
+        """
         try:
             self._loop()
+        except Exception:
+            log.exception("internal error in the main loop: fans handed back to the BMC, exiting")
+            return EXIT_FAILURE
         finally:
             self.shutdown()
         return EXIT_OK
