@@ -56,8 +56,11 @@ class XidWatcher:
             log.info("XID events unavailable: %s", exc)
             return
         self._event_set = event_set
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="nvml-xid", daemon=True)
+        # A fresh stop flag per thread: an old waiter whose join timed out (a hung wait) must
+        # never be revived by this arm and go on waiting on a freed event set.
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, args=(self._stop, event_set),
+                                        name="nvml-xid", daemon=True)
         self._thread.start()
 
     def disarm(self) -> None:
@@ -74,15 +77,14 @@ class XidWatcher:
             self._event_set = None
         self._by_handle.clear()
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
+    def _loop(self, stop: threading.Event, event_set: Any) -> None:
+        while not stop.is_set():
             try:
-                data = self._link.call("nvmlEventSetWait_v2", self._event_set, WAIT_MS)
+                data = self._link.call("nvmlEventSetWait_v2", event_set, WAIT_MS)
             except Transient:
                 continue  # NVML_ERROR_TIMEOUT: no event within WAIT_MS
             except GpuwatchdError as exc:
                 log.info("XID event wait stopped: %s", exc)
-                self._stop.wait(WAIT_MS / 1000.0)
                 return
             self.record(data)
 
