@@ -60,16 +60,18 @@ def client_socket(option: str | None, environ: Mapping[str, str] | None = None,
     return default_socket(environ=env)
 
 
-def prepare_dir(parent: str) -> None:
+def prepare_dir(parent: str, euid: int | None = None) -> None:
     """Create the socket's directory 0755 if missing; refuse one that another user owns.
 
-    Raises StatusServerError, or OSError (e.g. no rights to create it).
+    ``euid`` is the user the directory must belong to (default: this process's; root's is
+    accepted too). Raises StatusServerError, or OSError (e.g. no rights to create it).
     """
+    euid = os.geteuid() if euid is None else euid
     if not os.path.isdir(parent):
         os.makedirs(parent, mode=DIR_MODE, exist_ok=True)
         os.chmod(parent, DIR_MODE)  # makedirs applies the umask
     owner = os.stat(parent).st_uid
-    if owner not in (0, os.geteuid()):  # e.g. a /tmp/gpuwatchd-<uid> planted by someone else
+    if owner not in (0, euid):  # e.g. a /tmp/gpuwatchd-<uid> planted by someone else
         raise StatusServerError(f"{parent} belongs to uid {owner}, not to this user; "
                                 "remove it or set status_socket")
 

@@ -23,7 +23,7 @@ import pytest
 
 from gpuwatchd import status
 from gpuwatchd.model import Collected, CollectorResult, GpuReading, NvmlReading, Snapshot
-from gpuwatchd.paths import SYSTEM_SOCKET, client_socket, default_socket
+from gpuwatchd.paths import SYSTEM_SOCKET, client_socket, default_socket, prepare_dir
 from gpuwatchd.status import (
     DaemonInfo,
     NotRunning,
@@ -382,13 +382,16 @@ def test_stop_leaves_a_socket_that_another_server_now_owns(sockdir: Path) -> Non
 
 
 def test_a_socket_dir_owned_by_someone_else_is_refused(sockdir: Path) -> None:
-    if os.geteuid() != 0:
-        pytest.skip("needs root to create a directory owned by another user")
+    """A planted /tmp/gpuwatchd-<uid> of another user is refused, as root or not."""
     planted = sockdir / "planted"
     planted.mkdir()
-    os.chown(planted, 65534, 65534)
-    with pytest.raises(StatusServerError, match="belongs to uid 65534"):
-        StatusServer(str(planted / "s.sock"), dict).start()
+    if os.geteuid() == 0:  # the real case: a directory another user owns
+        os.chown(planted, 65534, 65534)
+        with pytest.raises(StatusServerError, match="belongs to uid 65534"):
+            StatusServer(str(planted / "s.sock"), dict).start()
+    mine = planted.stat().st_uid
+    with pytest.raises(StatusServerError, match=f"belongs to uid {mine}"):
+        prepare_dir(str(planted), euid=mine + 1)  # the same check, seen by another user
 
 
 def test_an_unusable_path_is_a_clear_error(sockdir: Path) -> None:
