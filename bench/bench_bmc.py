@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 from gpuwatchd.clock import SystemClock  # noqa: E402
 from gpuwatchd.collectors.chassis_ipmi import ChassisIpmiCollector  # noqa: E402
 from gpuwatchd.config import BmcConfig, loads  # noqa: E402
-from gpuwatchd.daemon import Daemon  # noqa: E402
+from gpuwatchd.daemon.service import Daemon  # noqa: E402
 from gpuwatchd.hardware import Hardware  # noqa: E402
 from gpuwatchd.links.ipmi import IpmiLink  # noqa: E402
 from gpuwatchd.sim.sdr import SensorDef  # noqa: E402

@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 from gpuwatchd.clock import ManualClock  # noqa: E402
 from gpuwatchd.config import Config, loads  # noqa: E402
 from gpuwatchd.control.state import FanControlReading, ZoneReading  # noqa: E402
-from gpuwatchd.daemon import Daemon  # noqa: E402
+from gpuwatchd.daemon.service import Daemon  # noqa: E402
 from gpuwatchd.sim import profiles  # noqa: E402
 from gpuwatchd.sim.node import SimNode  # noqa: E402
 

@@ -2,6 +2,6 @@
 
 import sys
 
-from gpuwatchd.daemon import main
+from gpuwatchd.daemon.cli import main
 
 sys.exit(main())

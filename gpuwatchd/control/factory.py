@@ -123,8 +123,8 @@ def _ipmi_driver(name: str, config: Config, link: Any, target: str) -> Driver:
 
 def _redfish_dell(config: Config, bmc: BmcConfig, hw: Hardware) -> Built:
     """The Redfish OEM driver over its own RedfishLink session (with PATCH)."""
-    from gpuwatchd.control.drivers.redfish_link import RedfishWriteLink  # noqa: PLC0415
     from gpuwatchd.control.drivers.redfish_oem import RedfishDellDriver  # noqa: PLC0415
+    from gpuwatchd.links.redfish_write import RedfishWriteLink  # noqa: PLC0415
 
     link = RedfishWriteLink(bmc, hw.clock, client_factory=hw.extras.get(f"redfish:{bmc.name}"))
     driver = RedfishDellDriver(link, config.fan_control.redfish_dell, bmc.name,

@@ -28,7 +28,6 @@ from typing import Protocol
 
 from gpuwatchd.clock import Clock
 from gpuwatchd.config import BmcConfig
-from gpuwatchd.credentials import Secret, describe, load_password
 from gpuwatchd.errors import (
     ConfigError,
     GpuwatchdError,
@@ -37,6 +36,7 @@ from gpuwatchd.errors import (
     Unsupported,
 )
 from gpuwatchd.links import ipmi_pyipmi
+from gpuwatchd.links.credentials import Secret, describe, load_password
 from gpuwatchd.links.ipmi_sdr import DeviceId, parse_device_id
 
 log = logging.getLogger(__name__)

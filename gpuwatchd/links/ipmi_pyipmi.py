@@ -16,8 +16,8 @@ import errno
 import logging
 from typing import TYPE_CHECKING, Any
 
-from gpuwatchd.credentials import Secret
 from gpuwatchd.errors import GpuwatchdError, NotInstalled, Refused, Transient, Unsupported
+from gpuwatchd.links.credentials import Secret
 
 if TYPE_CHECKING:
     from gpuwatchd.links.ipmi import ConnectRequest

@@ -29,8 +29,8 @@ from typing import Any
 
 from gpuwatchd.clock import Clock
 from gpuwatchd.config import BmcConfig
-from gpuwatchd.credentials import Secret, describe, load_password
 from gpuwatchd.errors import ConfigError, GpuwatchdError, Refused, Transient, Unsupported
+from gpuwatchd.links.credentials import Secret, describe, load_password
 
 log = logging.getLogger(__name__)
 logging.getLogger("redfish").setLevel(logging.WARNING)  # it logs every request, token headers

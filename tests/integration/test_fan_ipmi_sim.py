@@ -24,7 +24,7 @@ import pytest
 
 from gpuwatchd.sim.plant import P40, ThermalPlant
 from gpuwatchd.sim.sdr import SensorDef
-from gpuwatchd.status import query
+from gpuwatchd.status.document import query
 from tests.fakes.fakenvml import FakeNvmlState, build_fake_nvml
 from tests.integration.peers.ipmisim import IpmiSim, compile_plugin
 from tests.procs import free_port, gpuwatchd_cmd, stop, wait_until
@@ -230,7 +230,7 @@ def test_gpuwatchctl_failsafe_after_sigkill_hands_the_fans_back(bed: Bed) -> Non
         assert bed.mode() == "manual"
     finally:
         stop(proc)
-    done = subprocess.run([sys.executable, "-m", "gpuwatchd.ctl", "failsafe", "--config",
+    done = subprocess.run([sys.executable, "-m", "gpuwatchd.ctl.main", "failsafe", "--config",
                            str(bed.config)], env=bed.env, capture_output=True, text=True,
                           timeout=30, check=False)
     assert done.returncode == 0, done.stderr
@@ -247,7 +247,7 @@ def test_0xd4_from_the_bmc_keeps_the_daemon_monitoring_and_says_why(bed: Bed) ->
         zone = wait_until(lambda: (z := bed.zone())["mode"] == "monitor" and
                           "0xd4" in z["reason"] and z, 10, "monitor mode with 0xd4")
         assert "3.34.34.34" in zone["reason"]
-        status = subprocess.run([sys.executable, "-m", "gpuwatchd.ctl", "status", "--socket",
+        status = subprocess.run([sys.executable, "-m", "gpuwatchd.ctl.main", "status", "--socket",
                                  str(bed.socket), "--no-color"], capture_output=True,
                                 text=True, timeout=10, check=False)
         assert status.returncode == 1 and "0xd4" in status.stdout

@@ -14,9 +14,9 @@ import pytest
 
 from gpuwatchd.clock import ManualClock
 from gpuwatchd.config import BmcConfig, RedfishDellConfig
-from gpuwatchd.control.drivers.redfish_link import RedfishWriteLink
 from gpuwatchd.control.drivers.redfish_oem import MFS, PATHS, RedfishDellDriver
 from gpuwatchd.errors import Refused
+from gpuwatchd.links.redfish_write import RedfishWriteLink
 from tests.fakes.redfish_trees import dell_legacy
 from tests.integration.peers import redfish_server
 from tests.integration.peers.redfish_server import RedfishServer, make_certificate

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from gpuwatchd.cli import _demo_config
 from gpuwatchd.clock import ManualClock
-from gpuwatchd.daemon import Daemon
-from gpuwatchd.exporter import Renderer
+from gpuwatchd.daemon.cli import _demo_config
+from gpuwatchd.daemon.service import Daemon
+from gpuwatchd.exporter.render import Renderer
 from gpuwatchd.sim.node import SimNode
 from tests.procs import require
 

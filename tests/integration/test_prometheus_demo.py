@@ -56,7 +56,7 @@ def test_prometheus_scrapes_both_demo_gpus(tmp_path: Path) -> None:
                               capture_output=True, check=False)
         assert lint.returncode == 0, lint.stdout + lint.stderr
 
-        ctl = subprocess.run([sys.executable, "-m", "gpuwatchd.ctl", "status", "--socket",
+        ctl = subprocess.run([sys.executable, "-m", "gpuwatchd.ctl.main", "status", "--socket",
                               str(sock)], capture_output=True, text=True, check=False, timeout=20)
         assert ctl.returncode == 0, ctl.stdout + ctl.stderr
         assert "Tesla P40" in ctl.stdout

@@ -10,8 +10,8 @@ from gpuwatchd.clock import ManualClock
 from gpuwatchd.collectors import build_all
 from gpuwatchd.collectors.chassis_ipmi import ChassisIpmiCollector
 from gpuwatchd.config import BmcConfig, loads
-from gpuwatchd.credentials import Secret
 from gpuwatchd.hardware import Hardware
+from gpuwatchd.links.credentials import Secret
 from gpuwatchd.links.ipmi import IpmiLink
 from gpuwatchd.model import BmcReading, ChassisTemperature, Collected, FanReading, PsuReading
 from gpuwatchd.sim.bmc import SimBmc

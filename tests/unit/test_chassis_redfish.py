@@ -11,8 +11,8 @@ import pytest
 from gpuwatchd.clock import ManualClock
 from gpuwatchd.collectors.chassis_redfish import ChassisRedfishCollector
 from gpuwatchd.config import BmcConfig
-from gpuwatchd.credentials import Secret
 from gpuwatchd.errors import Refused, Transient, Unsupported
+from gpuwatchd.links.credentials import Secret
 from gpuwatchd.links.redfish import RedfishLink
 from gpuwatchd.model import BmcReading, ChassisTemperature, Collected, FanReading, PsuReading
 from tests.fakes.redfish import FakeRedfish, timeout_error

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from gpuwatchd.config import BmcConfig
-from gpuwatchd.credentials import Secret, describe, load_password
 from gpuwatchd.errors import ConfigError
+from gpuwatchd.links.credentials import Secret, describe, load_password
 
 PASSWORD = "hunter2-Very-Secret"
 

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 
 from gpuwatchd import __version__
-from gpuwatchd.ctl import exit_code_for, main
-from gpuwatchd.status import AccessDenied, NotRunning, ProtocolError, build_status
-from gpuwatchd.status_view import render
+from gpuwatchd.ctl.main import exit_code_for, main
+from gpuwatchd.status.client import render
+from gpuwatchd.status.document import AccessDenied, NotRunning, ProtocolError, build_status
 from tests.unit.test_status import (
     NOW,
     make_gpu,
@@ -219,7 +219,7 @@ def test_permission_denied_exits_4_and_names_the_socket_and_the_group(
 
 def test_not_running_from_the_console_script_has_no_traceback(sockdir: Path) -> None:
     path = sockdir / "none.sock"
-    proc = subprocess.run([sys.executable, "-m", "gpuwatchd.ctl", "status", "--socket",
+    proc = subprocess.run([sys.executable, "-m", "gpuwatchd.ctl.main", "status", "--socket",
                            str(path)], capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 3
     assert proc.stderr == f"gpuwatchctl: gpuwatchd is not running (no socket at {path})\n"

@@ -7,10 +7,10 @@ import logging
 
 import pytest
 
-from gpuwatchd.cli import _demo_config
 from gpuwatchd.clock import ManualClock
 from gpuwatchd.config import Config
-from gpuwatchd.daemon import EXIT_FAILURE, Daemon
+from gpuwatchd.daemon.cli import _demo_config
+from gpuwatchd.daemon.service import EXIT_FAILURE, Daemon
 from gpuwatchd.model import Snapshot
 from gpuwatchd.sim.node import SimNode
 

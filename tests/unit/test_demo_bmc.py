@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
-from gpuwatchd.cli import _demo_config
 from gpuwatchd.clock import ManualClock
 from gpuwatchd.config import FanControlConfig
-from gpuwatchd.daemon import Daemon
+from gpuwatchd.daemon.cli import _demo_config
+from gpuwatchd.daemon.service import Daemon
 from gpuwatchd.model import BmcReading, ChassisTemperature, Collected, FanReading, PsuReading
 from gpuwatchd.sim.node import SimNode
-from gpuwatchd.status_bmc import section
-from gpuwatchd.status_view import render
+from gpuwatchd.status.client import render
+from gpuwatchd.status.sections.bmc import section
 
 
 def run_demo(ticks: int = 3, node: SimNode | None = None) -> tuple[Daemon, SimNode, ManualClock]:

@@ -8,7 +8,8 @@ import time
 import pytest
 
 from gpuwatchd.clock import ManualClock
-from gpuwatchd.exporter import MetricsServer, Renderer, families
+from gpuwatchd.exporter.http import MetricsServer
+from gpuwatchd.exporter.render import Renderer, families
 from gpuwatchd.model import Collected, CollectorResult, Family, Sample, Snapshot
 
 

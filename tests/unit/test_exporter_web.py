@@ -16,8 +16,8 @@ from pathlib import Path
 import bcrypt
 import pytest
 
-from gpuwatchd import webconfig
-from gpuwatchd.exporter import MetricsServer
+from gpuwatchd.exporter import webconfig
+from gpuwatchd.exporter.http import MetricsServer
 from tests.pki import make_pki
 
 BODY = b"gpuwatchd_build_info 1\n"

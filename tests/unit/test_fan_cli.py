@@ -13,11 +13,11 @@ import pytest
 from gpuwatchd.clock import ManualClock
 from gpuwatchd.config import ConfigError, loads
 from gpuwatchd.control import calibrate
-from gpuwatchd.control import cli as fan_cli
-from gpuwatchd.ctl import main
+from gpuwatchd.ctl import fan as fan_cli
+from gpuwatchd.ctl.main import main
 from gpuwatchd.sim.bmc_oem import DELL_THIRD_PARTY_FLOOR
 from gpuwatchd.sim.node import SimNode
-from gpuwatchd.status_view import render
+from gpuwatchd.status.client import render
 
 DEMO = resources.files("gpuwatchd.sim").joinpath("demo.yaml").read_text()
 
@@ -107,7 +107,7 @@ def test_calibrate_finds_the_floor_and_the_daemon_uses_it(
 
 def test_calibrate_refuses_while_the_daemon_runs_and_non_ipmi_drivers(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from gpuwatchd.status import StatusServer
+    from gpuwatchd.status.document import StatusServer
 
     path = config_file(tmp_path)
     server = StatusServer(str(tmp_path / "status.sock"), lambda: {"schema": 1}, group=None)
@@ -135,8 +135,8 @@ def test_corrupt_calibration_is_ignored(tmp_path: Path) -> None:
 # ---- status ---------------------------------------------------------------------------------
 
 def test_status_shows_each_zone_mode_input_setpoint_and_duty() -> None:
-    from gpuwatchd.cli import _demo_config
-    from gpuwatchd.daemon import Daemon
+    from gpuwatchd.daemon.cli import _demo_config
+    from gpuwatchd.daemon.service import Daemon
 
     clock = ManualClock()
     node = SimNode(clock=clock, profile="full")

@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
-from gpuwatchd.cli import _demo_config
 from gpuwatchd.clock import ManualClock
 from gpuwatchd.config import Config, loads
 from gpuwatchd.control.loop import FanController
 from gpuwatchd.control.state import FanControlReading, ZoneReading
-from gpuwatchd.daemon import Daemon
-from gpuwatchd.exporter import Renderer
+from gpuwatchd.daemon.cli import _demo_config
+from gpuwatchd.daemon.service import Daemon
+from gpuwatchd.exporter.render import Renderer
 from gpuwatchd.sim import profiles
 from gpuwatchd.sim.bmc_oem import DELL_THIRD_PARTY_FLOOR, SimDellBmc, SimSupermicroBmc
 from gpuwatchd.sim.node import SimNode

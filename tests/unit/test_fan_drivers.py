@@ -18,8 +18,8 @@ from gpuwatchd.control.drivers.hwmon import HwmonDriver
 from gpuwatchd.control.drivers.nvml_fan import NvmlFanDriver
 from gpuwatchd.control.drivers.redfish_oem import MFS, OFFSET, PATHS, RedfishDellDriver
 from gpuwatchd.control.drivers.supermicro import SupermicroDriver
-from gpuwatchd.credentials import Secret
 from gpuwatchd.errors import Refused, Transient, Unsupported
+from gpuwatchd.links.credentials import Secret
 from gpuwatchd.links.ipmi import IpmiLink
 from tests.fakes.ipmi import FakeIpmi
 

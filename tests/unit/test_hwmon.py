@@ -16,14 +16,13 @@ from pathlib import Path
 import pytest
 
 from gpuwatchd import config as cfgmod
-from gpuwatchd import status_view
-from gpuwatchd.cli import _demo_config
 from gpuwatchd.clock import ManualClock
 from gpuwatchd.collectors import REGISTRY, build_all
 from gpuwatchd.collectors.hwmon import DEADLINE_SECONDS, HwmonCollector, build, read_file
 from gpuwatchd.collectors.runner import CollectorRunner
+from gpuwatchd.daemon.cli import _demo_config
 from gpuwatchd.errors import ConfigError, Unsupported
-from gpuwatchd.exporter import Renderer
+from gpuwatchd.exporter.render import Renderer
 from gpuwatchd.hardware import Hardware
 from gpuwatchd.model import (
     Collected,
@@ -34,7 +33,8 @@ from gpuwatchd.model import (
     HwmonTemperature,
     Snapshot,
 )
-from gpuwatchd.status import DaemonInfo, build_status
+from gpuwatchd.status import client as status_view
+from gpuwatchd.status.document import DaemonInfo, build_status
 
 NCT6798 = {
     "name": "nct6798\n",

@@ -19,8 +19,8 @@ from pyipmi.errors import (
 
 from gpuwatchd.clock import ManualClock
 from gpuwatchd.config import BmcConfig
-from gpuwatchd.credentials import Secret
 from gpuwatchd.errors import ConfigError, NotInstalled, Refused, Transient, Unsupported
+from gpuwatchd.links.credentials import Secret
 from gpuwatchd.links.ipmi import MAX_BACKOFF_SECONDS, IpmiLink
 from gpuwatchd.links.ipmi_sdr import parse_device_id
 from tests.fakes.ipmi import FakeIpmi

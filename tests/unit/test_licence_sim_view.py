@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import re
 
-from gpuwatchd.cli import _demo_config
 from gpuwatchd.clock import ManualClock
 from gpuwatchd.collectors.licence import build
-from gpuwatchd.licence import view
+from gpuwatchd.daemon.cli import _demo_config
 from gpuwatchd.licence.gridd import classify
 from gpuwatchd.licence.probe import LicenceProbe
 from gpuwatchd.licence.smi_xml import parse
@@ -23,7 +22,8 @@ from gpuwatchd.model import (
 )
 from gpuwatchd.sim.licence import GuestScenario, events_between, state_at
 from gpuwatchd.sim.node import SimNode
-from gpuwatchd.status_view import Style
+from gpuwatchd.status.client import Style
+from gpuwatchd.status.sections import licence as view
 
 S = GuestScenario()
 

@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 
-from gpuwatchd import logs
+from gpuwatchd.daemon import logs
 
 
 def test_stderr_format_carries_structured_fields(monkeypatch: object) -> None:
@@ -24,7 +24,7 @@ def test_stderr_format_carries_structured_fields(monkeypatch: object) -> None:
 
 CHILD = """
 import logging, sys
-from gpuwatchd import logs
+from gpuwatchd.daemon import logs
 logs.setup("info")
 print(type(logging.getLogger().handlers[0]).__name__, flush=True)
 logging.getLogger("x").info("hello", extra={"GPU": "GPU-1"})

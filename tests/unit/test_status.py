@@ -21,10 +21,9 @@ from typing import Any
 
 import pytest
 
-from gpuwatchd import status
 from gpuwatchd.model import Collected, CollectorResult, GpuReading, NvmlReading, Snapshot
-from gpuwatchd.paths import SYSTEM_SOCKET, client_socket, default_socket, prepare_dir
-from gpuwatchd.status import (
+from gpuwatchd.status import document as status
+from gpuwatchd.status.document import (
     DaemonInfo,
     NotRunning,
     ProtocolError,
@@ -34,6 +33,7 @@ from gpuwatchd.status import (
     build_status,
     query,
 )
+from gpuwatchd.status.paths import SYSTEM_SOCKET, client_socket, default_socket, prepare_dir
 
 NOW = 1000.0  # monotonic "now" for every document here
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import bcrypt
 import pytest
 
-from gpuwatchd import webconfig
 from gpuwatchd.errors import ConfigError
+from gpuwatchd.exporter import webconfig
 from tests.pki import make_pki
 
 PASSWORD = b"correct horse"

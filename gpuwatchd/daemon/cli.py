@@ -14,10 +14,12 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-from gpuwatchd import __version__, config, logs, webconfig
+from gpuwatchd import __version__, config
 from gpuwatchd.config import EXIT_CONFIG, Config, ConfigError
-from gpuwatchd.daemon import EXIT_FAILURE, Daemon, install_signals
+from gpuwatchd.daemon import logs
+from gpuwatchd.daemon.service import EXIT_FAILURE, Daemon, install_signals
 from gpuwatchd.errors import GpuwatchdError
+from gpuwatchd.exporter import webconfig
 from gpuwatchd.hardware import Hardware, real
 
 log = logging.getLogger(__name__)
@@ -115,3 +117,8 @@ def run(argv: list[str] | None = None) -> int:
         daemon.shutdown()
         return EXIT_FAILURE
     return daemon.run()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console script ``gpuwatchd``."""
+    return run(argv)

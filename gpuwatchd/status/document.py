@@ -25,10 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from gpuwatchd.licence import view as licence_view
 from gpuwatchd.model import CollectorResult, GpuReading, NvmlReading, Snapshot
-from gpuwatchd.paths import SOCKET_GROUP, StatusServerError, clear_stale, prepare_dir, set_group
-from gpuwatchd.status_view import (  # the client, re-exported: gpuwatchd.status.query
+from gpuwatchd.status.client import (
     AccessDenied,
     Hangup,
     NotRunning,
@@ -38,6 +36,16 @@ from gpuwatchd.status_view import (  # the client, re-exported: gpuwatchd.status
     query,
     read_line,
 )
+from gpuwatchd.status.paths import (
+    SOCKET_GROUP,
+    StatusServerError,
+    clear_stale,
+    prepare_dir,
+    set_group,
+)
+from gpuwatchd.status.sections import bmc as status_bmc
+from gpuwatchd.status.sections import hwmon as status_hwmon
+from gpuwatchd.status.sections import licence as licence_view
 
 __all__ = ["AccessDenied", "DaemonInfo", "NotRunning", "ProtocolError", "QueryError",
            "StatusServer", "StatusServerError", "build_status", "query"]
@@ -225,14 +233,12 @@ def _licence(snapshot: Snapshot, now_mono: float) -> Section:
 # add it here, and add its table renderer to gpuwatchd.status_view.RENDERERS.
 def _bmcs(snapshot: Snapshot, now_mono: float) -> Section:
     """BMCs with their fans, temperatures and PSUs (gpuwatchd.status_bmc)."""
-    from gpuwatchd import status_bmc  # noqa: PLC0415 - keeps the chassis code out of here
 
     return Section(*status_bmc.section(snapshot, now_mono))
 
 
 def _hwmon(snapshot: Snapshot, now_mono: float) -> Section:
     """Mainboard hwmon chips with their fans, temperatures and PWMs (gpuwatchd.status_hwmon)."""
-    from gpuwatchd import status_hwmon  # noqa: PLC0415
 
     return Section(*status_hwmon.section(snapshot, now_mono))
 

@@ -13,13 +13,9 @@ from __future__ import annotations
 
 import logging
 import platform
-import socket
-import ssl
-import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Protocol
+from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import Metric
@@ -32,7 +28,6 @@ from gpuwatchd.model import Collected, Family, Sample, Snapshot
 log = logging.getLogger(__name__)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-REQUEST_TIMEOUT_SECONDS = 10.0  # a client that stalls mid-request is dropped after this
 PRERENDER_WHILE_SCRAPED_SECONDS = 120.0  # pre-render per tick while a scraper is around
 
 _SELF_HELP = {
@@ -157,136 +152,3 @@ class Renderer:
                 self._cached = generate_latest(self._registry)
                 self._key = key
             return self._cached
-
-
-class WebConfigLike(Protocol):
-    """What the server needs of an exporter-toolkit web config (gpuwatchd.webconfig)."""
-
-    def ssl_context(self) -> Any: ...
-
-    def check_basic_auth(self, authorization: str | None) -> bool: ...
-
-    @property
-    def headers(self) -> dict[str, str]: ...
-
-
-LANDING = """<!doctype html><html><head><title>gpuwatchd</title></head><body>
-<h1>gpuwatchd {version}</h1><p>GPU server telemetry and fan control.</p>
-<p><a href="{path}">Metrics</a></p></body></html>
-"""
-
-
-def _handler(render: Callable[[], bytes], path: str,
-             web: WebConfigLike | None) -> type[BaseHTTPRequestHandler]:
-    landing = LANDING.format(version=__version__, path=path).encode()
-
-    class Handler(BaseHTTPRequestHandler):
-        server_version = f"gpuwatchd/{__version__}"
-        timeout = REQUEST_TIMEOUT_SECONDS
-
-        def setup(self) -> None:
-            super().setup()
-            # Without TCP_NODELAY the header and body writes meet delayed ACK: measured here
-            # 44 ms per GET on loopback instead of 0.5 ms (test-infra.md, Redfish mock).
-            if self.connection.family in (socket.AF_INET, socket.AF_INET6):
-                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-        def do_GET(self) -> None:
-            self._respond(head=False)
-
-        def do_HEAD(self) -> None:
-            self._respond(head=True)
-
-        def _respond(self, head: bool) -> None:
-            if web is not None and not web.check_basic_auth(self.headers.get("Authorization")):
-                self._send(401, b"Unauthorized\n", "text/plain; charset=utf-8", head,
-                           {"WWW-Authenticate": 'Basic realm="gpuwatchd"'})
-                return
-            route = self.path.split("?", 1)[0]
-            if route == path:
-                self._send(200, render(), CONTENT_TYPE, head)
-            elif route == "/":
-                self._send(200, landing, "text/html; charset=utf-8", head)
-            else:
-                self._send(404, b"Not Found\n", "text/plain; charset=utf-8", head)
-
-        def _send(self, code: int, body: bytes, ctype: str, head: bool,
-                  extra: dict[str, str] | None = None) -> None:
-            self.send_response(code)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
-            for key, value in {**(web.headers if web else {}), **(extra or {})}.items():
-                self.send_header(key, value)
-            self.end_headers()
-            if not head:
-                self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            log.debug("http: %s", format % args)
-
-    return Handler
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    tls: ssl.SSLContext | None = None
-
-    def get_request(self) -> tuple[Any, Any]:
-        """Accept; with TLS the handshake runs later, in the connection's own thread.
-
-        Wrapping the listening socket would do the handshake inside accept(), in the one
-        thread that serves every client: a peer that connects and never sends a ClientHello
-        would stall all scrapes. Here OpenSSL negotiates on the handler's first read, under
-        its REQUEST_TIMEOUT_SECONDS.
-        """
-        conn, addr = self.socket.accept()
-        if self.tls is not None:
-            conn = self.tls.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
-        return conn, addr
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A failed handshake or a dropped client is routine: log it, no traceback on stderr."""
-        if isinstance(sys.exc_info()[1], OSError):  # ssl.SSLError is an OSError
-            log.debug("http: connection from %s failed: %s", client_address, sys.exc_info()[1])
-            return
-        super().handle_error(request, client_address)
-
-
-class MetricsServer:
-    """Serves ``/`` and the telemetry path on each (host, port); port 0 picks a free one."""
-
-    def __init__(self, addresses: list[tuple[str, int]], render: Callable[[], bytes],
-                 telemetry_path: str = "/metrics", web: WebConfigLike | None = None) -> None:
-        self._addresses = addresses
-        self._handler = _handler(render, telemetry_path, web)
-        self._web = web
-        self._servers: list[_Server] = []
-
-    def start(self) -> None:
-        """Bind every address (raising OSError naming it on failure) and serve in threads."""
-        for host, port in self._addresses:
-            server_cls = type("_S6", (_Server,), {"address_family": socket.AF_INET6}) \
-                if ":" in host else _Server
-            try:
-                server = server_cls((host, port), self._handler)
-            except OSError as exc:
-                self.stop()
-                raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") \
-                    from None
-            if self._web is not None:
-                server.tls = self._web.ssl_context()
-            self._servers.append(server)
-            threading.Thread(target=server.serve_forever, name=f"http-{host}:{port}",
-                             daemon=True).start()
-
-    @property
-    def bound(self) -> list[tuple[str, int]]:
-        """The (host, port) actually bound, in order."""
-        return [(s.server_address[0], s.server_address[1]) for s in self._servers]  # type: ignore[misc]
-
-    def stop(self) -> None:
-        for server in self._servers:
-            server.shutdown()
-            server.server_close()
-        self._servers.clear()

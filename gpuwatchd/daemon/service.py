@@ -20,16 +20,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from gpuwatchd import __version__, collectors, webconfig
+from gpuwatchd import __version__, collectors
 from gpuwatchd.collectors.runner import CollectorRunner, run_due
 from gpuwatchd.config import Config, parse_listen
+from gpuwatchd.daemon.notify import Notifier
 from gpuwatchd.errors import GpuwatchdError
-from gpuwatchd.exporter import MetricsServer, Renderer
+from gpuwatchd.exporter import webconfig
+from gpuwatchd.exporter.http import MetricsServer
+from gpuwatchd.exporter.render import Renderer
 from gpuwatchd.hardware import Hardware
 from gpuwatchd.model import GpuReading, Snapshot
-from gpuwatchd.notify import Notifier
-from gpuwatchd.paths import default_socket
-from gpuwatchd.status import DaemonInfo, DaemonState, StatusServer, build_status
+from gpuwatchd.status.document import DaemonInfo, DaemonState, StatusServer, build_status
+from gpuwatchd.status.paths import default_socket
 
 log = logging.getLogger(__name__)
 
@@ -257,10 +259,3 @@ def install_signals(daemon: Daemon) -> None:
     signal.signal(signal.SIGTERM, lambda *_: daemon.request_stop())
     signal.signal(signal.SIGINT, lambda *_: daemon.request_stop())
     signal.signal(signal.SIGHUP, lambda *_: daemon.request_reload())
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Console script ``gpuwatchd``; see gpuwatchd.cli."""
-    from gpuwatchd.cli import run  # noqa: PLC0415 - keeps this module's imports minimal
-
-    return run(argv)

@@ -1,6 +1,7 @@
 """YAML -> frozen dataclasses, with the file and line of every key kept for error messages.
 
-The mechanism only; the schema and every range and cross-field check live in ``config.py``.
+The mechanism only; the schema lives in ``gpuwatchd.config.schema`` and every cross-field
+check in ``gpuwatchd.config.load``.
 A field's range is declared in its metadata: ``field(default=2.0, metadata=rng(0.1, 60))``.
 """
 

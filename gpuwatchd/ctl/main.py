@@ -29,10 +29,10 @@ from dataclasses import dataclass
 
 from gpuwatchd import __version__
 from gpuwatchd.config import EXIT_CONFIG, ConfigError, load
-from gpuwatchd.control import cli as _fan
-from gpuwatchd.paths import SOCKET_ENV, client_socket
-from gpuwatchd.status import NotRunning, QueryError, query
-from gpuwatchd.status_view import render
+from gpuwatchd.ctl import fan as _fan
+from gpuwatchd.status.client import render
+from gpuwatchd.status.document import NotRunning, QueryError, query
+from gpuwatchd.status.paths import SOCKET_ENV, client_socket
 
 EXIT_HEALTHY = 0
 EXIT_DEGRADED = 1

@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from gpuwatchd.errors import GpuwatchdError
-from gpuwatchd.licence import view as licence_view
-from gpuwatchd.paths import SOCKET_GROUP
+from gpuwatchd.status.paths import SOCKET_GROUP
+from gpuwatchd.status.sections import bmc as status_bmc
+from gpuwatchd.status.sections import hwmon as status_hwmon
+from gpuwatchd.status.sections import licence as licence_view
 
 Json = dict[str, Any]
 MAX_REPLY_BYTES = 8 << 20  # measured: 2 GPUs 1.1 KB, 16 GPUs 5 KB; megabytes are garbage
@@ -239,13 +241,11 @@ def _fan_control(fc: Json, style: Style) -> list[str]:
 # Table renderers by document section, in print order; a new section in gpuwatchd.status
 # (BMCs, fan zones, licences) gets its renderer here.
 def _bmcs(bmcs: list[Json], style: Style) -> list[str]:
-    from gpuwatchd import status_bmc  # noqa: PLC0415
 
     return status_bmc.render(bmcs, style, _table)
 
 
 def _hwmon(chips: list[Json], style: Style) -> list[str]:
-    from gpuwatchd import status_hwmon  # noqa: PLC0415
 
     return status_hwmon.render(chips, style, _table)
 

@@ -39,8 +39,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, Union, get_args, get_origin
 
+from gpuwatchd.config.yamlload import Builder, parse
 from gpuwatchd.errors import ConfigError
-from gpuwatchd.yamlload import Builder, parse
 
 ClientAuth = Literal["NoClientCert", "RequestClientCert", "RequireAnyClientCert",
                      "VerifyClientCertIfGiven", "RequireAndVerifyClientCert"]

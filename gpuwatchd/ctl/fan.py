@@ -146,8 +146,8 @@ def calibrate_cmd(args: argparse.Namespace, hardware: Hw = real,
 
 
 def _daemon_running(config: Config) -> bool:
-    from gpuwatchd.paths import default_socket  # noqa: PLC0415
-    from gpuwatchd.status import QueryError, query  # noqa: PLC0415
+    from gpuwatchd.status.document import QueryError, query  # noqa: PLC0415
+    from gpuwatchd.status.paths import default_socket  # noqa: PLC0415
 
     try:
         query(config.status_socket or default_socket(), 1.0)

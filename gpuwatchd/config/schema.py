@@ -1,0 +1,204 @@
+"""The configuration: one YAML file -> frozen dataclasses, validated once, here.
+
+Every error names the file, the line and the key path, with a "did you mean" for a misspelt
+key, and makes ``gpuwatchd --check-config`` (and the daemon) exit with :data:`EXIT_CONFIG`.
+Units are in the key names (``_seconds``, ``_celsius``); duties are ratios 0-1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from gpuwatchd.config.yamlload import rng
+
+EXIT_CONFIG = 6  # as smfc-client and the reference's CLI table: 6 = invalid configuration
+DEFAULT_PORT = 10045  # no clash with 9100 node, 9290 ipmi, 9400 dcgm, 9835 nvidia_gpu, 8000, 9099
+DEFAULT_LISTEN = f"127.0.0.1:{DEFAULT_PORT}"
+
+
+@dataclass(frozen=True)
+class GpuConfig:
+    """NVML GPU telemetry (``gpus:``)."""
+
+    enabled: Literal["auto"] | bool = "auto"  # auto: GPUs if the NVIDIA driver is there
+    library_path: str | None = None  # a libnvidia-ml.so.1 other than the loader's choice
+    deadline_seconds: float = field(default=1.5, metadata=rng(0.05, 30))
+    slow_interval_seconds: float = field(default=30.0, metadata=rng(1, 3600))
+    xid_events: bool = True
+    plausible_min_celsius: float = field(default=-20.0, metadata=rng(-100, 0))
+    plausible_max_celsius: float = field(default=150.0, metadata=rng(50, 300))
+    reinit_max_backoff_seconds: float = field(default=60.0, metadata=rng(1, 3600))
+
+
+@dataclass(frozen=True)
+class BmcConfig:
+    """One BMC (``bmcs: [...]``), reached over IPMI or Redfish."""
+
+    name: str
+    protocol: Literal["ipmi", "redfish"] = "ipmi"
+    transport: Literal["lan", "inband"] = "lan"
+    ipmi_version: Literal["2.0", "1.5"] = "2.0"
+    host: str | None = None
+    port: int | None = field(default=None, metadata=rng(1, 65535))
+    username: str | None = None
+    password_file: str | None = None
+    password_credential: str | None = None  # a systemd credential name ($CREDENTIALS_DIRECTORY)
+    cipher_suites: tuple[int, ...] = field(default=(17, 3), metadata=rng(0, 17))
+    timeout_seconds: float = field(default=2.0, metadata=rng(0.1, 60))
+    interval_seconds: float | None = field(default=None, metadata=rng(0.5, 3600))
+    redfish_auth: Literal["session", "basic"] = "session"
+    tls_verify: bool = True
+    ca_file: str | None = None
+    ipmi_device: str = "/dev/ipmi0"  # transport: inband
+    privilege: Literal["user", "operator", "administrator"] = "administrator"
+    max_requests_per_second: float = field(default=20.0, metadata=rng(0.5, 1000))  # Redfish
+
+
+@dataclass(frozen=True)
+class ZoneConfig:
+    """One fan zone (``fan_control.zones: [...]``)."""
+
+    name: str
+    fans: Literal["all"] | tuple[str, ...] = "all"
+    inputs: tuple[str, ...] = ("gpu:*",)
+    setpoint_celsius: float = field(default=75.0, metadata=rng(20, 110))
+    ceiling_celsius: float = field(default=85.0, metadata=rng(25, 120))
+    min_duty: float = field(default=0.15, metadata=rng(0, 1))
+    max_duty: float = field(default=1.0, metadata=rng(0, 1))
+    # PID (gpuwatchd.control.pid), in duty ratio per degree: hotter -> more duty.
+    kp: float = field(default=0.03, metadata=rng(0, 10))  # per C of error
+    ki: float = field(default=0.0015, metadata=rng(0, 10))  # per C of error per second
+    kd: float = field(default=0.5, metadata=rng(0, 1000))  # per C/s of the input's rise
+    derivative_filter_seconds: float = field(default=4.0, metadata=rng(0, 600))
+    # Slew limits of the commanded duty (ratio per second): up fast, down slow (as Dell's
+    # firmware: ramp up 0.1, down 0.05).
+    slew_up_per_second: float = field(default=0.1, metadata=rng(0.001, 10))
+    slew_down_per_second: float = field(default=0.01, metadata=rng(0.001, 10))
+    # An input older than this is stale: failsafe (default: 1.5 x interval_seconds).
+    stale_after_seconds: float | None = field(default=None, metadata=rng(0.1, 3600))
+    # Failsafe is left only after this long of good data.
+    failsafe_hold_seconds: float = field(default=30.0, metadata=rng(0, 3600))
+    # "gpu-margin:" inputs are seen as (this - margin); default: the GPU's slowdown temperature.
+    margin_reference_celsius: float | None = field(default=None, metadata=rng(20, 150))
+
+
+@dataclass(frozen=True)
+class DellConfig:
+    """Dell 11G-13G raw IPMI fan control (``fan_control.dell:``)."""
+
+    # The iDRAC's "third-party PCIe card default cooling response" (an 80 % floor for an
+    # unrecognised x16 card): unchanged, or disable it while gpuwatchd regulates (13G).
+    third_party_pcie_response: Literal["unchanged", "disable"] = "unchanged"
+    # What it becomes on exit: restore (as found), enable (Dell's default), leave (as is).
+    third_party_pcie_on_exit: Literal["restore", "enable", "leave"] = "restore"
+    # Fans addressed one by one where the iDRAC refuses "all fans" (selector 0xff, R510).
+    fan_count: int = field(default=6, metadata=rng(1, 16))
+
+
+@dataclass(frozen=True)
+class SupermicroConfig:
+    """Supermicro raw IPMI fan control (``fan_control.supermicro:``)."""
+
+    generation: Literal["auto", "x9", "x10"] = "auto"  # x10: X10-X13/H10-H13
+    zones: tuple[int, ...] = field(default=(0, 1), metadata=rng(0, 15))  # "all" fans
+    # The fan mode handed back on exit: the one found at start, or a fixed one.
+    release_mode: Literal["previous", "standard", "full", "optimal", "heavyio"] = "previous"
+
+
+@dataclass(frozen=True)
+class RedfishDellConfig:
+    """iDRAC9/10 Redfish OEM attributes: a coarse floor where raw control is gone."""
+
+    attribute: Literal["minimum_fan_speed", "offset"] = "minimum_fan_speed"
+    min_write_interval_seconds: float = field(default=60.0, metadata=rng(5, 3600))
+
+
+@dataclass(frozen=True)
+class FanControlConfig:
+    """Closed-loop fan control (``fan_control:``); ``driver: none`` only monitors."""
+
+    driver: Literal["auto", "dell", "supermicro", "redfish-dell", "nvml", "hwmon", "none"] = "none"
+    bmc: str | None = None
+    zones: tuple[ZoneConfig, ...] = ()
+    # Consecutive failed writes (after retries of a missing reply) before failsafe.
+    write_failures_to_failsafe: int = field(default=3, metadata=rng(1, 100))
+    # Each BMC call must finish within this (capped at interval_seconds); a later answer is
+    # a failed write.
+    write_deadline_seconds: float = field(default=2.5, metadata=rng(0.1, 60))
+    # Manual mode and the duty are written again this often even when nothing changed
+    # (a BMC that reverted to automatic unnoticed is corrected within this).
+    reassert_seconds: float = field(default=30.0, metadata=rng(1, 3600))
+    # How often the BMC's fan mode is read back (Supermicro) or its fan speeds checked
+    # against the commanded duty (Dell) to notice a revert to automatic.
+    mode_check_seconds: float = field(default=10.0, metadata=rng(1, 3600))
+    # Where `gpuwatchctl calibrate` stores the measured duty floor (calibration-<bmc>.json).
+    state_directory: str = "/var/lib/gpuwatchd"
+    dell: DellConfig = field(default_factory=DellConfig)
+    supermicro: SupermicroConfig = field(default_factory=SupermicroConfig)
+    redfish_dell: RedfishDellConfig = field(default_factory=RedfishDellConfig)
+
+
+@dataclass(frozen=True)
+class LicenceRemediationConfig:
+    """Opt-in gridd restarts (``licence.remediation:``); limits are fixed: 1 per 30 min, 3/day."""
+
+    restart_gridd: bool = False
+    unlicensed_seconds: float = field(default=600.0, metadata=rng(60, 86400))
+    state_file: str | None = "/var/lib/gpuwatchd/licence-remediation.json"
+
+
+@dataclass(frozen=True)
+class LicenceConfig:
+    """vGPU licence watch (``licence:``)."""
+
+    enabled: Literal["auto"] | bool = "auto"
+    interval_seconds: float = field(default=60.0, metadata=rng(5, 3600))
+    deadline_seconds: float = field(default=20.0, metadata=rng(1, 120))
+    gridd_conf: str = "/etc/nvidia/gridd.conf"
+    token_dir: str | None = None  # default: ClientConfigTokenPath, else beside gridd.conf
+    journal: bool = True  # follow nvidia-gridd's journal (journalctl --follow)
+    grace_seconds: float = field(default=1200.0, metadata=rng(60, 86400))
+    unlicensed_warning_seconds: float = field(default=300.0, metadata=rng(0, 86400))
+    unlicensed_critical_seconds: float = field(default=900.0, metadata=rng(0, 86400))
+    expiring_seconds: float = field(default=86400.0, metadata=rng(60, 31_536_000))
+    expiring_lease_ratio: float = field(default=0.15, metadata=rng(0.01, 0.9))
+    renewing_late_lease_ratio: float = field(default=0.5, metadata=rng(0.1, 0.95))
+    unknown_warning_cycles: int = field(default=3, metadata=rng(1, 1000))
+    gridd_down_critical_seconds: float = field(default=60.0, metadata=rng(0, 86400))
+    token_max_age_seconds: float | None = field(default=None, metadata=rng(3600, None))
+    smi_interval_seconds: float = field(default=300.0, metadata=rng(30, 86400))
+    smi_timeout_seconds: float = field(default=5.0, metadata=rng(1, 60))
+    remediation: LicenceRemediationConfig = field(default_factory=LicenceRemediationConfig)
+
+
+@dataclass(frozen=True)
+class HwmonConfig:
+    """Mainboard fans and temperatures from Linux hwmon sysfs (``hwmon:``)."""
+
+    enabled: Literal["auto"] | bool = "auto"  # auto: read if /sys/class/hwmon has a chip
+    interval_seconds: float | None = field(default=None, metadata=rng(0.5, 3600))
+
+
+@dataclass(frozen=True)
+class ExporterConfig:
+    """The Prometheus endpoint (``exporter:``)."""
+
+    listen: tuple[str, ...] = (DEFAULT_LISTEN,)
+    telemetry_path: str = "/metrics"
+    web_config_file: str | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration. ``source`` is the file it came from (for messages)."""
+
+    interval_seconds: float = field(default=2.0, metadata=rng(0.2, 60))
+    status_socket: str | None = None  # default: see gpuwatchd.paths.default_socket()
+    gpus: GpuConfig = field(default_factory=GpuConfig)
+    bmcs: tuple[BmcConfig, ...] = ()
+    fan_control: FanControlConfig = field(default_factory=FanControlConfig)
+    licence: LicenceConfig = field(default_factory=LicenceConfig)
+    exporter: ExporterConfig = field(default_factory=ExporterConfig)
+    hwmon: HwmonConfig = field(default_factory=HwmonConfig)
+    source: str = field(default="<defaults>", metadata={"internal": True})

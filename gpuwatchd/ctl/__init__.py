@@ -1,0 +1,1 @@
+"""``gpuwatchctl``: ``main`` (status, check-config, version) and ``fan`` (failsafe, calibrate)."""
