@@ -5,6 +5,7 @@ the line-tracking YAML reader and the typed builder, ``load`` the file reading a
 cross-field checks. The names below are the package's public face.
 """
 
+from gpuwatchd.config.fan_drivers import DellConfig, RedfishDellConfig, SupermicroConfig
 from gpuwatchd.config.load import load, loads, parse_listen
 from gpuwatchd.config.schema import (
     DEFAULT_LISTEN,
@@ -12,15 +13,12 @@ from gpuwatchd.config.schema import (
     EXIT_CONFIG,
     BmcConfig,
     Config,
-    DellConfig,
     ExporterConfig,
     FanControlConfig,
     GpuConfig,
     HwmonConfig,
     LicenceConfig,
     LicenceRemediationConfig,
-    RedfishDellConfig,
-    SupermicroConfig,
     ZoneConfig,
 )
 from gpuwatchd.errors import ConfigError

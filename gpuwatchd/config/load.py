@@ -10,6 +10,7 @@ import dataclasses
 import ipaddress
 from pathlib import Path
 
+from gpuwatchd.config import fan_drivers
 from gpuwatchd.config.schema import (
     DEFAULT_LISTEN,
     DEFAULT_PORT,
@@ -42,7 +43,7 @@ def loads(text: str, source: str = "<string>") -> Config:
     config = builder.build(Config, data)
     config = dataclasses.replace(config, source=source)
     _check(config, data, builder)
-    return config
+    return _with_channels(config, data, builder)
 
 
 def _line(data: object, *path: str | int) -> int:
@@ -133,22 +134,26 @@ def _check_fan_control(config: Config, data: object, b: Builder) -> None:
         _check_zone_control(config, zone, i, data, b)
 
 
-_BMC_DRIVERS = {"dell": "ipmi", "supermicro": "ipmi", "redfish-dell": "redfish"}
-
-
 def _check_fan_driver(config: Config, data: object, b: Builder) -> None:
-    """The driver needs the right kind of BMC (fan control, issue 4)."""
+    """A driver of the DRIVERS table, and the right kind of BMC for it (fan control, issue 4)."""
     fc = config.fan_control
-    if fc.driver == "none" or not fc.zones:
-        return
     line = _line(data, "fan_control", "driver")
+    if fc.driver not in (fan_drivers.AUTO, fan_drivers.NONE):
+        try:
+            fan_drivers.spec_for(fc.driver)
+        except fan_drivers.UnknownDriver as exc:
+            b.fail(line, "fan_control.driver", str(exc))
+    if fc.driver == fan_drivers.NONE or not fc.zones:
+        return
     bmc = next((m for m in config.bmcs if m.name == fc.bmc), None)
-    wanted = _BMC_DRIVERS.get(fc.driver)
-    if (wanted or fc.driver == "auto") and bmc is None:
+    wanted = {s.bmc_protocol for s in fan_drivers.candidates(fc.driver)}
+    if None not in wanted and bmc is None:
         b.fail(line, "fan_control.bmc", f"driver {fc.driver} needs a BMC: name one of bmcs")
-    if wanted and bmc is not None and bmc.protocol != wanted:
+    protocol = None if fc.driver == fan_drivers.AUTO else fan_drivers.spec_for(
+        fc.driver).bmc_protocol
+    if protocol is not None and bmc is not None and bmc.protocol != protocol:
         b.fail(_line(data, "fan_control", "bmc"), "fan_control.bmc",
-               f"driver {fc.driver} needs a BMC with protocol: {wanted}, and {bmc.name!r} "
+               f"driver {fc.driver} needs a BMC with protocol: {protocol}, and {bmc.name!r} "
                f"speaks {bmc.protocol}")
 
 
@@ -177,17 +182,30 @@ def _check_zone_control(config: Config, zone: ZoneConfig, i: int, data: object,
                f"{where}.stale_after_seconds",
                f"{stale} is shorter than interval_seconds ({config.interval_seconds}): "
                "every input would be stale")
-    if zone.fans != "all" and config.fan_control.driver in ("dell", "supermicro", "nvml"):
-        from gpuwatchd.control.drivers import channel_error  # noqa: PLC0415
+    if zone.fans == "all" and config.fan_control.driver != fan_drivers.NONE:
+        spec = next((s for s in fan_drivers.candidates(config.fan_control.driver)
+                     if not s.expands_all), None)
+        if spec is not None:
+            b.fail(_line(data, "fan_control", "zones", i, "fans"), f"{where}.fans",
+                   spec.all_hint)
 
-        for j, fan in enumerate(zone.fans):
-            problem = channel_error(config.fan_control.driver, fan)
-            if problem:
-                b.fail(_line(data, "fan_control", "zones", i, "fans", j), f"{where}.fans[{j}]",
-                       problem)
-    if zone.fans == "all" and config.fan_control.driver == "hwmon":
-        b.fail(_line(data, "fan_control", "zones", i, "fans"), f"{where}.fans",
-               "hwmon needs the PWM channels listed, e.g. [\"nct6798/pwm2\"]")
+
+def _with_channels(config: Config, data: object, b: Builder) -> Config:
+    """Every zone's ``fans`` parsed once into typed Channels of fan_control.driver."""
+    fc = config.fan_control
+    if fc.driver == fan_drivers.NONE:
+        return config
+    zones = []
+    for i, zone in enumerate(fc.zones):
+        channels = []
+        for j, text in enumerate(() if zone.fans == "all" else zone.fans):
+            try:
+                channels.append(fan_drivers.parse_channel(fc.driver, text))
+            except fan_drivers.ChannelError as exc:
+                b.fail(_line(data, "fan_control", "zones", i, "fans", j),
+                       f"fan_control.zones[{i}].fans[{j}]", str(exc))
+        zones.append(dataclasses.replace(zone, channels=tuple(channels)))
+    return dataclasses.replace(config, fan_control=dataclasses.replace(fc, zones=tuple(zones)))
 
 
 def _check_licence(config: Config, data: object, b: Builder) -> None:

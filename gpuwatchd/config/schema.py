@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from gpuwatchd.config.fan_drivers import Channel, DriverSections
 from gpuwatchd.config.yamlload import rng
 
 EXIT_CONFIG = 6  # as smfc-client and the reference's CLI table: 6 = invalid configuration
@@ -60,7 +61,7 @@ class ZoneConfig:
     """One fan zone (``fan_control.zones: [...]``)."""
 
     name: str
-    fans: Literal["all"] | tuple[str, ...] = "all"
+    fans: Literal["all"] | tuple[str, ...] = "all"  # as written; parsed into ``channels``
     inputs: tuple[str, ...] = ("gpu:*",)
     setpoint_celsius: float = field(default=75.0, metadata=rng(20, 110))
     ceiling_celsius: float = field(default=85.0, metadata=rng(25, 120))
@@ -81,44 +82,19 @@ class ZoneConfig:
     failsafe_hold_seconds: float = field(default=30.0, metadata=rng(0, 3600))
     # "gpu-margin:" inputs are seen as (this - margin); default: the GPU's slowdown temperature.
     margin_reference_celsius: float | None = field(default=None, metadata=rng(20, 150))
+    # ``fans`` parsed for fan_control.driver at load (empty for ``fans: all``).
+    channels: tuple[Channel, ...] = field(default=(), metadata={"internal": True})
 
 
 @dataclass(frozen=True)
-class DellConfig:
-    """Dell 11G-13G raw IPMI fan control (``fan_control.dell:``)."""
+class FanControlConfig(DriverSections):
+    """Closed-loop fan control (``fan_control:``); ``driver: none`` only monitors.
 
-    # The iDRAC's "third-party PCIe card default cooling response" (an 80 % floor for an
-    # unrecognised x16 card): unchanged, or disable it while gpuwatchd regulates (13G).
-    third_party_pcie_response: Literal["unchanged", "disable"] = "unchanged"
-    # What it becomes on exit: restore (as found), enable (Dell's default), leave (as is).
-    third_party_pcie_on_exit: Literal["restore", "enable", "leave"] = "restore"
-    # Fans addressed one by one where the iDRAC refuses "all fans" (selector 0xff, R510).
-    fan_count: int = field(default=6, metadata=rng(1, 16))
+    The drivers' own sections (``dell:``, ``supermicro:``, ...) come from DriverSections, one
+    field per row of gpuwatchd.config.fan_drivers.DRIVERS that has settings."""
 
-
-@dataclass(frozen=True)
-class SupermicroConfig:
-    """Supermicro raw IPMI fan control (``fan_control.supermicro:``)."""
-
-    generation: Literal["auto", "x9", "x10"] = "auto"  # x10: X10-X13/H10-H13
-    zones: tuple[int, ...] = field(default=(0, 1), metadata=rng(0, 15))  # "all" fans
-    # The fan mode handed back on exit: the one found at start, or a fixed one.
-    release_mode: Literal["previous", "standard", "full", "optimal", "heavyio"] = "previous"
-
-
-@dataclass(frozen=True)
-class RedfishDellConfig:
-    """iDRAC9/10 Redfish OEM attributes: a coarse floor where raw control is gone."""
-
-    attribute: Literal["minimum_fan_speed", "offset"] = "minimum_fan_speed"
-    min_write_interval_seconds: float = field(default=60.0, metadata=rng(5, 3600))
-
-
-@dataclass(frozen=True)
-class FanControlConfig:
-    """Closed-loop fan control (``fan_control:``); ``driver: none`` only monitors."""
-
-    driver: Literal["auto", "dell", "supermicro", "redfish-dell", "nvml", "hwmon", "none"] = "none"
+    # auto, none or a name in gpuwatchd.config.fan_drivers.DRIVERS (checked at load).
+    driver: str = "none"
     bmc: str | None = None
     zones: tuple[ZoneConfig, ...] = ()
     # Consecutive failed writes (after retries of a missing reply) before failsafe.
@@ -134,9 +110,6 @@ class FanControlConfig:
     mode_check_seconds: float = field(default=10.0, metadata=rng(1, 3600))
     # Where `gpuwatchctl calibrate` stores the measured duty floor (calibration-<bmc>.json).
     state_directory: str = "/var/lib/gpuwatchd"
-    dell: DellConfig = field(default_factory=DellConfig)
-    supermicro: SupermicroConfig = field(default_factory=SupermicroConfig)
-    redfish_dell: RedfishDellConfig = field(default_factory=RedfishDellConfig)
 
 
 @dataclass(frozen=True)

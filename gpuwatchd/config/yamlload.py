@@ -98,7 +98,8 @@ class Builder:
             self.fail(line, path, f"expected a mapping, got {_kind(data)}")
         key_lines = getattr(data, "key_lines", {})
         line = getattr(data, "line", line)
-        fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        fields = {f.name: f for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+                  if not f.metadata.get("internal")}  # set by the loader, never by the file
         hints = typing.get_type_hints(cls)
         for key in data:
             if key not in fields:

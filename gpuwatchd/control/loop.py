@@ -25,10 +25,11 @@ from typing import TypeVar
 
 from gpuwatchd.clock import Clock
 from gpuwatchd.config import Config, FanControlConfig
+from gpuwatchd.config.fan_drivers import Channel, settings_of
 from gpuwatchd.control import calibrate, metrics
 from gpuwatchd.control.actuator import Actuator, Job
 from gpuwatchd.control.calibrate import Calibration
-from gpuwatchd.control.drivers import Driver, canonical_channel
+from gpuwatchd.control.drivers import Driver
 from gpuwatchd.control.factory import Built, bmc_of, make_driver
 from gpuwatchd.control.plan import (
     combine,
@@ -79,7 +80,7 @@ class FanController:
         self._ever_manual = False
         self._failures = 0
         self._fault: Fault | None = None
-        self._written: dict[str, float] = {}
+        self._written: dict[Channel, float] = {}
         self._last_write = float("-inf")
         self._next_check = float("-inf")
         self.writes, self.reverts = 0, 0
@@ -130,10 +131,8 @@ class FanController:
         """Apply a reloaded config in place when only tunables changed (setpoints, gains,
         limits, timings): no hand-back to the BMC, no bump. False: rebuild from scratch."""
         fc, old = config.fan_control, self._fc
-        same = ((fc.driver, fc.bmc, fc.dell, fc.supermicro, fc.redfish_dell,
-                 fc.state_directory, bmc_of(config))
-                == (old.driver, old.bmc, old.dell, old.supermicro, old.redfish_dell,
-                    old.state_directory, self._bmc)
+        same = ((fc.driver, fc.bmc, settings_of(fc), fc.state_directory, bmc_of(config))
+                == (old.driver, old.bmc, settings_of(old), old.state_directory, self._bmc)
                 and config.interval_seconds == self._interval
                 and [(z.name, z.inputs, z.fans) for z in fc.zones]
                 == [(z.cfg.name, z.cfg.inputs, z.cfg.fans) for z in self.zones])
@@ -186,11 +185,11 @@ class FanController:
         for zone in self.zones:
             if zone.cfg.fans == "all":
                 continue
-            unknown = [f for f in zone.cfg.fans
-                       if canonical_channel(built.driver.name, f) not in known]
+            unknown = [str(ch) for ch in zone.cfg.channels if ch not in known]
             if unknown:
                 self.blocked = (f"zone {zone.name}: {', '.join(unknown)} not among the "
-                                f"{built.driver.name} channels ({', '.join(sorted(known))})")
+                                f"{built.driver.name} channels "
+                                f"({', '.join(sorted(map(str, known)))})")
                 log.error("fan control off, monitoring only: %s", self.blocked)
         self._built = built
         self.driver_name = built.driver.name
@@ -245,7 +244,7 @@ class FanController:
 
     def _control(self, built: Built, snapshot: Snapshot, now: float) -> None:
         driver = built.driver
-        duties = combine(self.zones, self._steps, driver.channels(), self.driver_name)
+        duties = combine(self.zones, self._steps, driver.channels())
         reassert = now - self._last_write >= self._fc.reassert_seconds
         if self.manual and now >= self._next_check:
             self._next_check = now + self._fc.mode_check_seconds
@@ -297,7 +296,8 @@ class FanController:
             message = f"{self._fault.reason}: {self._fault.detail}"
         control = FanControlReading(
             driver=self.driver_name, target=self.target, manual=self.manual, message=message,
-            channels=tuple(sorted(self._written.items())), writes=self.writes,
+            channels=tuple(sorted((str(ch), d) for ch, d in self._written.items())),
+            writes=self.writes,
             write_errors=tuple(sorted(self.errors.items())), reverts=self.reverts,
             regulating=self.manual and all(st.mode == "control" for st in self._steps))
         return (metrics.render(zones, control), *zones, control)
@@ -322,5 +322,5 @@ def build(config: Config, hw: Hardware) -> FanController | None:
     return FanController(config, lambda: make_driver(config, hw), hw.clock, calibration)
 
 
-def _mean(duties: dict[str, float]) -> float | None:
+def _mean(duties: dict[Channel, float]) -> float | None:
     return sum(duties.values()) / len(duties) if duties else None

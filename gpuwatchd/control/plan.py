@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from gpuwatchd.control.drivers import canonical_channel
+from gpuwatchd.config.fan_drivers import Channel
 from gpuwatchd.control.revert import RpmWatch
 from gpuwatchd.control.state import ZoneReading
 from gpuwatchd.control.zones import Fault, ZoneController, ZoneStep
@@ -76,16 +76,15 @@ def entry_duty(snapshot: Snapshot, target: str, watch: RpmWatch) -> float | None
     return watch.duty_for_rpm(rpm) if rpm is not None else None
 
 
-def combine(zones: list[ZoneController], steps: list[ZoneStep], channels: tuple[str, ...],
-            driver: str) -> dict[str, float]:
+def combine(zones: list[ZoneController], steps: list[ZoneStep],
+            channels: tuple[Channel, ...]) -> dict[Channel, float]:
     """Per channel, the max duty of the zones in control that drive it; channels no zone
     names get the highest duty asked for (never left lower than any zone wants)."""
-    out: dict[str, float] = {}
+    out: dict[Channel, float] = {}
     for zone, st in zip(zones, steps, strict=True):
         if st.mode != "control" or st.duty is None:
             continue
-        names = channels if zone.cfg.fans == "all" else tuple(
-            canonical_channel(driver, f) for f in zone.cfg.fans)
+        names = channels if zone.cfg.fans == "all" else zone.cfg.channels
         for ch in names:
             out[ch] = max(out.get(ch, 0.0), st.duty)
     top = max(out.values(), default=1.0)

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from gpuwatchd.config import EXIT_CONFIG, Config, ConfigError, load
+from gpuwatchd.config import fan_drivers as specs
 from gpuwatchd.control import calibrate
 from gpuwatchd.control.factory import bmc_of, ipmi_link, make_driver
 from gpuwatchd.errors import GpuwatchdError
@@ -57,7 +58,7 @@ def failsafe(args: argparse.Namespace, hardware: Hw = real) -> int:
     if config is None:
         return EXIT_CONFIG
     fc = config.fan_control
-    if fc.driver == "none" or not fc.zones:
+    if fc.driver == specs.NONE or not fc.zones:
         print("fan control is off in the config: nothing to hand back")
         return 0
     last = ""
@@ -123,8 +124,11 @@ def calibrate_cmd(args: argparse.Namespace, hardware: Hw = real,
     if config is None:
         return EXIT_CONFIG
     fc = config.fan_control
-    if fc.driver not in ("dell", "supermicro", "auto"):
-        _err(f"calibrate needs an IPMI fan driver (dell, supermicro, auto), not {fc.driver}")
+    if not calibratable(fc.driver):
+        names = [s.name for s in specs.DRIVERS.values() if s.calibratable]
+        if calibratable(specs.AUTO):
+            names.append(specs.AUTO)
+        _err(f"calibrate needs an IPMI fan driver ({', '.join(names)}), not {fc.driver}")
         return 2
     if _daemon_running(config):
         _err("gpuwatchd is running: stop it first (both would write the fans)")
@@ -143,6 +147,14 @@ def calibrate_cmd(args: argparse.Namespace, hardware: Hw = real,
         return 1
     print(f"floor {cal.floor_duty:.0%}: every zone's min_duty is raised to it; saved {path}")
     return 0
+
+
+def calibratable(driver: str) -> bool:
+    """Whether ``gpuwatchctl calibrate`` can step fan_control.driver (the DRIVERS table's
+    calibratable column; auto: every driver auto may detect is)."""
+    if driver == specs.NONE:
+        return False
+    return all(s.calibratable for s in specs.candidates(driver))
 
 
 def _daemon_running(config: Config) -> bool:

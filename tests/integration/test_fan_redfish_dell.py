@@ -14,7 +14,7 @@ import pytest
 
 from gpuwatchd.clock import ManualClock
 from gpuwatchd.config import BmcConfig, RedfishDellConfig
-from gpuwatchd.control.drivers.redfish_oem import MFS, PATHS, RedfishDellDriver
+from gpuwatchd.control.drivers.redfish_oem import ALL, MFS, PATHS, RedfishDellDriver
 from gpuwatchd.errors import Refused
 from gpuwatchd.links.redfish_write import RedfishWriteLink
 from tests.fakes.redfish_trees import dell_legacy
@@ -79,15 +79,15 @@ def test_minimum_fan_speed_written_raised_lowered_later_and_restored(
     clock = ManualClock()
     d = driver(idrac, tmp_path, clock)
     d.take_control()
-    d.write({"all": 0.35})
+    d.write({ALL: 0.35})
     assert attrs(idrac)[MFS] == 35
-    d.write({"all": 0.5})  # a rise goes out at once
+    d.write({ALL: 0.5})  # a rise goes out at once
     assert attrs(idrac)[MFS] == 50
     clock.advance(10)
-    d.write({"all": 0.3})  # a fall waits for min_write_interval_seconds (iDRAC jobs)
+    d.write({ALL: 0.3})  # a fall waits for min_write_interval_seconds (iDRAC jobs)
     assert attrs(idrac)[MFS] == 50
     clock.advance(60)
-    d.write({"all": 0.3})
+    d.write({ALL: 0.3})
     assert attrs(idrac)[MFS] == 30
     d.release()
     assert attrs(idrac)[MFS] == 20  # as found
@@ -100,5 +100,5 @@ def test_a_rejected_attribute_is_a_refusal(idrac: RedfishServer, tmp_path: Path)
     d.take_control()
     idrac.tree[ATTRS]["Attributes"].pop(MFS)  # firmware without the attribute now
     with pytest.raises(Refused) as info:
-        d.write({"all": 0.4})
+        d.write({ALL: 0.4})
     assert info.value.code == 400

@@ -12,11 +12,12 @@ from pyipmi.errors import IpmiTimeoutError
 
 from gpuwatchd.clock import ManualClock
 from gpuwatchd.config import BmcConfig, DellConfig, RedfishDellConfig, SupermicroConfig
-from gpuwatchd.control.drivers import channel_error, percent
+from gpuwatchd.config.fan_drivers import Channel, ChannelError, ChannelKind, parse_channel
+from gpuwatchd.control.drivers import percent
 from gpuwatchd.control.drivers.dell import DellDriver
 from gpuwatchd.control.drivers.hwmon import HwmonDriver
 from gpuwatchd.control.drivers.nvml_fan import NvmlFanDriver
-from gpuwatchd.control.drivers.redfish_oem import MFS, OFFSET, PATHS, RedfishDellDriver
+from gpuwatchd.control.drivers.redfish_oem import ALL, MFS, OFFSET, PATHS, RedfishDellDriver
 from gpuwatchd.control.drivers.supermicro import SupermicroDriver
 from gpuwatchd.errors import Refused, Transient, Unsupported
 from gpuwatchd.links.credentials import Secret
@@ -43,6 +44,21 @@ def oem(fake: FakeIpmi) -> list[bytes]:
     return [data for netfn, data in fake.requests if netfn == 0x30]
 
 
+def fan(n: int) -> Channel:
+    return Channel(ChannelKind.FAN, index=n)
+
+
+def zone(n: int) -> Channel:
+    return Channel(ChannelKind.ZONE, index=n)
+
+
+def pwm(chip: str, n: int) -> Channel:
+    return Channel(ChannelKind.PWM, chip=chip, index=n)
+
+
+GPU1 = Channel(ChannelKind.GPU, index=1)
+
+
 def all_fans(pct: int) -> tuple[int, bytes]:
     return (0x30, bytes([0x30, 0x02, 0xff, pct]))
 
@@ -57,7 +73,7 @@ def test_dell_manual_duty_and_back_to_auto_exact_bytes() -> None:
     fake = FakeIpmi({MANUAL: OK, AUTO: OK, all_fans(38): OK})
     dell = DellDriver(link(fake), DellConfig(fan_count=2), "idrac")
     dell.take_control()
-    dell.write({"fan1": 0.38, "fan2": 0.38})
+    dell.write({fan(1): 0.38, fan(2): 0.38})
     dell.release()
     assert oem(fake) == [b"\x30\x01\x00", b"\x30\x02\xff\x26", b"\x30\x01\x01"]
 
@@ -82,30 +98,30 @@ def test_dell_selector_0xff_refused_falls_back_to_one_fan_at_a_time() -> None:
                      (0x30, b"\x30\x02\x01\x32"): OK, (0x30, b"\x30\x02\x00\x28"): OK,
                      (0x30, b"\x30\x02\x01\x28"): OK})
     dell = DellDriver(link(fake), DellConfig(fan_count=2), "idrac")
-    dell.write({"fan1": 0.5, "fan2": 0.5})
+    dell.write({fan(1): 0.5, fan(2): 0.5})
     assert dell.per_fan
-    dell.write({"fan1": 0.4, "fan2": 0.4})  # 0xff not tried again
+    dell.write({fan(1): 0.4, fan(2): 0.4})  # 0xff not tried again
     assert oem(fake) == [b"\x30\x02\xff\x32", b"\x30\x02\x00\x32", b"\x30\x02\x01\x32",
                          b"\x30\x02\x00\x28", b"\x30\x02\x01\x28"]
 
 
 def test_dell_different_duties_go_fan_by_fan() -> None:
     fake = FakeIpmi({(0x30, b"\x30\x02\x00\x14"): OK, (0x30, b"\x30\x02\x01\x3c"): OK})
-    DellDriver(link(fake), DellConfig(fan_count=2), "idrac").write({"fan1": 0.2, "fan2": 0.6})
+    DellDriver(link(fake), DellConfig(fan_count=2), "idrac").write({fan(1): 0.2, fan(2): 0.6})
     assert oem(fake) == [b"\x30\x02\x00\x14", b"\x30\x02\x01\x3c"]
 
 
 def test_dell_other_refusals_of_a_write_propagate() -> None:
     fake = FakeIpmi({all_fans(50): b"\xd4"})
     with pytest.raises(Refused) as info:
-        DellDriver(link(fake), DellConfig(fan_count=1), "idrac").write({"fan1": 0.5})
+        DellDriver(link(fake), DellConfig(fan_count=1), "idrac").write({fan(1): 0.5})
     assert info.value.code == 0xd4
 
 
 def test_dell_no_reply_is_transient() -> None:
     fake = FakeIpmi({all_fans(50): IpmiTimeoutError()})
     with pytest.raises(Transient):
-        DellDriver(link(fake), DellConfig(fan_count=1), "idrac").write({"fan1": 0.5})
+        DellDriver(link(fake), DellConfig(fan_count=1), "idrac").write({fan(1): 0.5})
 
 
 def test_dell_third_party_response_disabled_while_regulating_and_restored() -> None:
@@ -173,7 +189,7 @@ def test_supermicro_full_mode_zone_duties_and_previous_mode_back() -> None:
                      (0x30, b"\x45\x01\x02"): OK})
     driver = smc(fake)
     driver.take_control()
-    driver.write({"zone0": 0.45, "zone1": 0.45})
+    driver.write({zone(0): 0.45, zone(1): 0.45})
     driver.release()
     assert oem(fake) == [b"\x45\x00", b"\x45\x01\x01", b"\x70\x66\x01\x00\x2d",
                          b"\x70\x66\x01\x01\x2d", b"\x45\x01\x02"]
@@ -184,7 +200,7 @@ def test_supermicro_x9_found_from_0xcc_uses_the_0_255_scale() -> None:
     fake = FakeIpmi({(0x30, b"\x70\x66\x01\x00\x32"): b"\xcc",
                      (0x30, b"\x91\x5a\x03\x10\x80"): OK})
     driver = smc(fake)
-    driver.write({"zone0": 0.5})
+    driver.write({zone(0): 0.5})
     assert driver.generation == "x9"
     assert oem(fake)[-1] == b"\x91\x5a\x03\x10\x80"
 
@@ -214,11 +230,13 @@ def test_supermicro_refused_mode_is_refused() -> None:
 
 
 def test_channel_names() -> None:
-    assert channel_error("dell", "fan3") == ""
-    assert "fan1 ... fan16" in channel_error("dell", "zone0")
-    assert channel_error("supermicro", "peripheral") == ""
-    assert channel_error("nvml", "gpu12") == ""
-    assert channel_error("hwmon", "nct6798/pwm2") == ""
+    assert parse_channel("dell", "fan3") == fan(3)
+    with pytest.raises(ChannelError) as info:
+        parse_channel("dell", "zone0")
+    assert str(info.value) == "'zone0' is not a dell fan channel: expected fan1 ... fan16"
+    assert parse_channel("supermicro", "peripheral") == zone(1)
+    assert parse_channel("nvml", "gpu12") == Channel(ChannelKind.GPU, index=12)
+    assert parse_channel("hwmon", "nct6798/pwm2") == pwm("nct6798", 2)
 
 
 # ---- hwmon ---------------------------------------------------------------------------------
@@ -236,10 +254,10 @@ def sysfs(tmp_path: Path) -> Path:
 
 def test_hwmon_manual_write_detect_third_party_and_restore(sysfs: Path) -> None:
     chip = sysfs / "class" / "hwmon" / "hwmon3"
-    driver = HwmonDriver(("nct6798/pwm2", "hwmon3/pwm3"), str(sysfs))
+    driver = HwmonDriver((pwm("nct6798", 2), pwm("hwmon3", 3)), str(sysfs))
     driver.take_control()
     assert (chip / "pwm2_enable").read_text() == "1"
-    driver.write({"nct6798/pwm2": 0.4, "hwmon3/pwm3": 0.2})
+    driver.write({pwm("nct6798", 2): 0.4, pwm("hwmon3", 3): 0.2})
     assert (chip / "pwm2").read_text() == "102" and (chip / "pwm3").read_text() == "51"
     assert driver.in_control() is True
     (chip / "pwm2").write_text("180")  # somebody else (fancontrol, a BIOS tool) wrote it
@@ -251,7 +269,7 @@ def test_hwmon_manual_write_detect_third_party_and_restore(sysfs: Path) -> None:
 
 def test_hwmon_unknown_channel_names_the_chips(sysfs: Path) -> None:
     with pytest.raises(Unsupported, match="hwmon3"):
-        HwmonDriver(("it8688/pwm1",), str(sysfs)).take_control()
+        HwmonDriver((pwm("it8688", 1),), str(sysfs)).take_control()
 
 
 # ---- NVML ----------------------------------------------------------------------------------
@@ -299,8 +317,8 @@ def test_nvml_fans_set_read_back_and_restored() -> None:
     lib = FakeNvml()
     driver = NvmlFanDriver(NvmlLink(lib))
     driver.take_control()
-    assert driver.channels() == ("gpu1",)  # GPU 0 is passive
-    driver.write({"gpu1": 0.55})
+    assert driver.channels() == (GPU1,)  # GPU 0 is passive
+    driver.write({GPU1: 0.55})
     assert lib.speeds == {(1, 0): 55, (1, 1): 55}
     assert driver.in_control() is True
     lib.speeds[(1, 1)] = 80  # nvidia-settings wrote it
@@ -309,7 +327,7 @@ def test_nvml_fans_set_read_back_and_restored() -> None:
     assert lib.speeds == {(1, 0): "auto", (1, 1): "auto"}
     lib.refuse = True
     with pytest.raises(Refused):
-        driver.write({"gpu1": 0.5})
+        driver.write({GPU1: 0.5})
 
 
 # ---- Redfish (Dell OEM attributes) ----------------------------------------------------------
@@ -336,12 +354,12 @@ def test_redfish_minimum_fan_speed_clamped_rate_limited_and_restored() -> None:
     driver = RedfishDellDriver(attrs, RedfishDellConfig(min_write_interval_seconds=60),
                                "idrac9", clock.monotonic)
     driver.take_control()
-    driver.write({"all": 0.05})  # below MFSMinimumLimit -> 9
-    driver.write({"all": 0.9})  # above the maximum -> 60, a rise: at once
+    driver.write({ALL: 0.05})  # below MFSMinimumLimit -> 9
+    driver.write({ALL: 0.9})  # above the maximum -> 60, a rise: at once
     clock.advance(10)
-    driver.write({"all": 0.3})  # a fall within the interval: later
+    driver.write({ALL: 0.3})  # a fall within the interval: later
     clock.advance(60)
-    driver.write({"all": 0.3})
+    driver.write({ALL: 0.3})
     driver.release()
     assert [p[MFS] for p in attrs.patches] == [9, 60, 30, 20]
 

@@ -1,18 +1,11 @@
 """Fan drivers: the write side of fan control, one module per way of setting a fan's duty.
 
 A driver turns duties (ratios 0-1 per *channel*) into commands and hands the fans back to the
-BMC (or the chip's automatic mode) on release. Channels are what a zone's ``fans`` names:
-
-==============  ====================================  =======================================
-driver          channels                              ``fans: all`` means
-==============  ====================================  =======================================
-dell            fan1 ... fanN (N = dell.fan_count)     every fan (selector 0xff)
-supermicro      zone0 ... zone15, cpu (0), peripheral  ``supermicro.zones`` (default 0 and 1)
-                (1)
-redfish-dell    all                                   the iDRAC's minimum fan speed / offset
-nvml            gpu0, gpu1, ... (GPUs with fans)       every GPU fan
-hwmon           <chip or hwmonN>/pwmN                 (must be listed)
-==============  ====================================  =======================================
+BMC (or the chip's automatic mode) on release. Channels are typed
+(gpuwatchd.config.fan_drivers.Channel), parsed once from a zone's ``fans`` at config load;
+the table of the drivers, their channel grammars and what ``fans: all`` means is
+gpuwatchd.config.fan_drivers.DRIVERS, and the code that builds each one is
+gpuwatchd.control.drivers.registry.FACTORIES (docs/fan-control.md: "Adding a fan driver").
 
 Errors follow gpuwatchd.errors: Unsupported (command absent, ``0xc1``/``0xd5``) and
 Refused(code) (``0xd4`` not allowed, ``0xcc`` bad argument) are facts; Transient is a missing
@@ -21,17 +14,10 @@ reply, retried by the controller.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Protocol
 
-_CHANNEL_FORMS = {
-    "dell": (re.compile(r"fan([1-9]|1[0-6])"), "fan1 ... fan16"),
-    "supermicro": (re.compile(r"zone([0-9]|1[0-5])|cpu|peripheral"),
-                   "zone0 ... zone15, cpu or peripheral"),
-    "nvml": (re.compile(r"gpu[0-9]+"), "gpu0, gpu1, ..."),
-    "redfish-dell": (re.compile(r"all"), "all (the iDRAC sets one floor for every fan)"),
-}
+from gpuwatchd.config.fan_drivers import Channel
 
 
 class RawIpmi(Protocol):
@@ -47,13 +33,13 @@ class Driver(Protocol):
     name: str  # the driver's config name
     target: str  # the BMC's name, or "nvml"/"hwmon"
 
-    def channels(self) -> tuple[str, ...]:
+    def channels(self) -> tuple[Channel, ...]:
         """Every channel this driver can set (what ``fans: all`` expands to)."""
 
     def take_control(self) -> None:
         """Enter manual mode (raises Refused/Unsupported when the BMC says no)."""
 
-    def write(self, duties: Mapping[str, float]) -> None:
+    def write(self, duties: Mapping[Channel, float]) -> None:
         """Set each channel's duty (ratio 0-1)."""
 
     def in_control(self) -> bool | None:
@@ -67,21 +53,6 @@ class Driver(Protocol):
 
     def close(self) -> None:
         """Close links and sessions (after release)."""
-
-
-def channel_error(driver: str, channel: str) -> str:
-    """'' if ``channel`` is a valid channel name for ``driver``, else what is expected."""
-    form = _CHANNEL_FORMS.get(driver)
-    if form is None or form[0].fullmatch(channel):
-        return ""
-    return f"{channel!r} is not a {driver} fan channel: expected {form[1]}"
-
-
-def canonical_channel(driver: str, channel: str) -> str:
-    """One name per channel (Supermicro: cpu -> zone0, peripheral -> zone1)."""
-    if driver == "supermicro":
-        return {"cpu": "zone0", "peripheral": "zone1"}.get(channel, channel)
-    return channel
 
 
 def percent(duty: float) -> int:

@@ -25,8 +25,10 @@ import logging
 import os
 from collections.abc import Callable, Mapping
 
-from gpuwatchd.config import DellConfig
+from gpuwatchd.config import Config, DellConfig
+from gpuwatchd.config.fan_drivers import Channel, ChannelKind
 from gpuwatchd.control.drivers import RawIpmi, percent
+from gpuwatchd.control.drivers.context import Built, DriverContext
 from gpuwatchd.errors import GpuwatchdError, Refused, Unsupported
 
 log = logging.getLogger(__name__)
@@ -63,8 +65,8 @@ class DellDriver:
         self._marker = marker
         self.pcie_disabled_by_us = bool(marker and os.path.exists(marker))
 
-    def channels(self) -> tuple[str, ...]:
-        return tuple(f"fan{n}" for n in range(1, self._cfg.fan_count + 1))
+    def channels(self) -> tuple[Channel, ...]:
+        return tuple(Channel(ChannelKind.FAN, index=n) for n in range(1, self._cfg.fan_count + 1))
 
     def take_control(self) -> None:
         """``ipmitool raw 0x30 0x30 0x01 0x00``; then the third-party response, if asked."""
@@ -103,9 +105,10 @@ class DellDriver:
         flag = b"\x00" if enabled else b"\x01"
         self._ipmi.raw(NETFN_OEM, CMD_PCIE, PCIE_SET + flag + b"\x00\x00")
 
-    def write(self, duties: Mapping[str, float]) -> None:
-        """``ipmitool raw 0x30 0x30 0x02 0xff NN`` when every fan gets the same duty."""
-        wanted = {int(ch.removeprefix("fan")) - 1: percent(d) for ch, d in duties.items()}
+    def write(self, duties: Mapping[Channel, float]) -> None:
+        """``ipmitool raw 0x30 0x30 0x02 0xff NN`` when every fan gets the same duty; fan N
+        (channel fanN) is IPMI fan number N - 1."""
+        wanted = {ch.index - 1: percent(d) for ch, d in duties.items()}
         values = set(wanted.values())
         if len(values) == 1 and len(wanted) == self._cfg.fan_count and not self.per_fan:
             try:
@@ -175,3 +178,22 @@ class DellDriver:
 
     def close(self) -> None:
         """The link belongs to the controller, which closes it."""
+
+
+def pcie_marker(config: Config, target: str) -> str | None:
+    """The file recording that gpuwatchd disabled a Dell's third-party PCIe response (None
+    when the config never disables it); in ``fan_control.state_directory``."""
+    fc = config.fan_control
+    if fc.dell.third_party_pcie_response != "disable":
+        return None
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in target)
+    return os.path.join(fc.state_directory, f"dell-pcie-disabled-{safe}")
+
+
+def build(ctx: DriverContext) -> Built:
+    """The DRIVERS row ``dell``: a DellDriver on its own IPMI session."""
+    target = ctx.bmc().name
+    link = ctx.ipmi()
+    driver = DellDriver(link, ctx.config.fan_control.dell, target,
+                        marker=pcie_marker(ctx.config, target))
+    return Built(driver, [link.close])

@@ -21,6 +21,8 @@ import logging
 import os
 from collections.abc import Mapping
 
+from gpuwatchd.config.fan_drivers import Channel
+from gpuwatchd.control.drivers.context import Built, DriverContext
 from gpuwatchd.errors import GpuwatchdError, Refused, Transient, Unsupported
 
 log = logging.getLogger(__name__)
@@ -35,32 +37,34 @@ class HwmonDriver:
     name = "hwmon"
     target = "hwmon"
 
-    def __init__(self, channels: tuple[str, ...], sysfs_root: str = "/sys") -> None:
+    def __init__(self, channels: tuple[Channel, ...], sysfs_root: str = "/sys") -> None:
         self._channels = channels
         self._base = os.path.join(sysfs_root, "class", "hwmon")
-        self._paths: dict[str, str] = {}
-        self._saved: dict[str, str | None] = {}
-        self._written: dict[str, int] = {}
+        self._paths: dict[Channel, str] = {}
+        self._saved: dict[Channel, str | None] = {}
+        self._written: dict[Channel, int] = {}
 
-    def channels(self) -> tuple[str, ...]:
+    def channels(self) -> tuple[Channel, ...]:
         return self._channels
 
-    def _path(self, channel: str) -> str:
+    def _path(self, channel: Channel) -> str:
+        """``<chip directory>/pwmN`` of channel ``<chip>/pwmN``."""
         if channel not in self._paths:
-            chip, _, pwm = channel.partition("/")
-            self._paths[channel] = os.path.join(self._chip_dir(chip, channel), pwm)
+            pwm = f"pwm{channel.index}"
+            self._paths[channel] = os.path.join(self._chip_dir(channel, pwm), pwm)
         return self._paths[channel]
 
-    def _chip_dir(self, chip: str, channel: str) -> str:
+    def _chip_dir(self, channel: Channel, pwm: str) -> str:
         try:
             entries = sorted(os.listdir(self._base))
         except OSError as exc:
             raise Unsupported(f"hwmon: cannot list {self._base}: {exc.strerror}") from None
+        chip = channel.chip
         for entry in entries:
             if entry == chip or _read(os.path.join(self._base, entry, "name")) == chip:
-                if os.path.exists(os.path.join(self._base, entry, channel.partition("/")[2])):
+                if os.path.exists(os.path.join(self._base, entry, pwm)):
                     return os.path.join(self._base, entry)
-        raise Unsupported(f"hwmon: no channel {channel!r} under {self._base} (chips: "
+        raise Unsupported(f"hwmon: no channel '{channel}' under {self._base} (chips: "
                           f"{', '.join(entries) or 'none'})")
 
     def take_control(self) -> None:
@@ -71,7 +75,7 @@ class HwmonDriver:
             if self._saved[channel] is not None:
                 _write(path + "_enable", MANUAL)
 
-    def write(self, duties: Mapping[str, float]) -> None:
+    def write(self, duties: Mapping[Channel, float]) -> None:
         for channel, duty in sorted(duties.items()):
             value = max(0, min(FULL, round(duty * FULL)))
             _write(self._path(channel), str(value))
@@ -110,6 +114,13 @@ class HwmonDriver:
 
     def close(self) -> None:
         """Nothing held open."""
+
+
+def build(ctx: DriverContext) -> Built:
+    """The DRIVERS row ``hwmon``: the PWM channels the zones list (``fans: all`` is refused
+    at config load), under the injected sysfs root."""
+    channels = sorted({ch for z in ctx.config.fan_control.zones for ch in z.channels})
+    return Built(HwmonDriver(tuple(channels), ctx.hw.sysfs_root))
 
 
 def _read(path: str) -> str | None:

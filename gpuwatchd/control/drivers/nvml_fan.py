@@ -20,7 +20,9 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from gpuwatchd.config.fan_drivers import Channel, ChannelKind
 from gpuwatchd.control.drivers import percent
+from gpuwatchd.control.drivers.context import Built, DriverContext
 from gpuwatchd.errors import GpuwatchdError, Unsupported
 from gpuwatchd.links.nvml import NvmlLink
 
@@ -35,8 +37,8 @@ class NvmlFanDriver:
 
     def __init__(self, link: NvmlLink) -> None:
         self._link = link
-        self._fans: dict[str, tuple[Any, int]] = {}  # channel -> (handle, fan count)
-        self._written: dict[str, int] = {}
+        self._fans: dict[Channel, tuple[Any, int]] = {}  # channel -> (handle, fan count)
+        self._written: dict[Channel, int] = {}
 
     def _discover(self) -> None:
         if not self._link.initialized:
@@ -49,13 +51,13 @@ class NvmlFanDriver:
             except Unsupported:
                 count = 0
             if count > 0:
-                fans[f"gpu{index}"] = (handle, count)
+                fans[Channel(ChannelKind.GPU, index=index)] = (handle, count)
         self._fans = fans
         log.info("NVML fan control: %s", ", ".join(
             f"{ch} ({n} fan{'s' if n > 1 else ''})" for ch, (_, n) in fans.items()) or
             "no GPU with fans")
 
-    def channels(self) -> tuple[str, ...]:
+    def channels(self) -> tuple[Channel, ...]:
         if not self._fans:
             self._discover()
         return tuple(self._fans)
@@ -64,7 +66,7 @@ class NvmlFanDriver:
         """Discover the GPUs with fans (setting a speed is what takes control)."""
         self._discover()
 
-    def write(self, duties: Mapping[str, float]) -> None:
+    def write(self, duties: Mapping[Channel, float]) -> None:
         for channel, duty in sorted(duties.items()):
             handle, count = self._fans[channel]
             pct = percent(duty)
@@ -104,3 +106,9 @@ class NvmlFanDriver:
 
     def close(self) -> None:
         self._link.shutdown()
+
+
+def build(ctx: DriverContext) -> Built:
+    """The DRIVERS row ``nvml``: every GPU with fans, over its own NVML handle."""
+    nvml = NvmlFanDriver(NvmlLink(ctx.hw.nvml(), ctx.config.gpus.library_path))
+    return Built(nvml, [nvml.close])

@@ -28,7 +28,9 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from gpuwatchd.config import RedfishDellConfig
+from gpuwatchd.config.fan_drivers import Channel, ChannelKind
 from gpuwatchd.control.drivers import percent
+from gpuwatchd.control.drivers.context import Built, DriverContext
 from gpuwatchd.errors import Unsupported
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,7 @@ PATHS = ("/redfish/v1/Managers/iDRAC.Embedded.1/Oem/Dell/DellAttributes/System.E
 MFS = "ThermalSettings.1.MinimumFanSpeed"
 MFS_MIN, MFS_MAX = "ThermalSettings.1.MFSMinimumLimit", "ThermalSettings.1.MFSMaximumLimit"
 OFFSET = "ThermalSettings.1.FanSpeedOffset"
+ALL = Channel(ChannelKind.ALL)  # the one channel: the iDRAC applies it to every fan
 # FanSpeedOffset steps and the duty each adds on an R730 (iDRAC8 thermal table).
 OFFSETS = (("Off", 0.0), ("Low", 0.23), ("Medium", 0.48), ("High", 0.71), ("Max", 1.0))
 
@@ -69,8 +72,8 @@ class RedfishDellDriver:
         self._last: Any = None
         self._last_write = float("-inf")
 
-    def channels(self) -> tuple[str, ...]:
-        return ("all",)
+    def channels(self) -> tuple[Channel, ...]:
+        return (ALL,)
 
     def take_control(self) -> None:
         """Find the attribute resource and remember the values to restore."""
@@ -100,7 +103,7 @@ class RedfishDellDriver:
             return max(low, min(high, percent(duty)))
         return next((name for name, added in OFFSETS if added >= duty), "Max")
 
-    def write(self, duties: Mapping[str, float]) -> None:
+    def write(self, duties: Mapping[Channel, float]) -> None:
         value = self.value_for(max(duties.values(), default=0.0))
         now = self._monotonic()
         if value == self._last:
@@ -131,3 +134,12 @@ class RedfishDellDriver:
 
     def close(self) -> None:
         """The link belongs to the controller."""
+
+
+def build(ctx: DriverContext) -> Built:
+    """The DRIVERS row ``redfish-dell``: the Redfish OEM driver over its own RedfishLink
+    session (with PATCH)."""
+    link = ctx.redfish()
+    driver = RedfishDellDriver(link, ctx.config.fan_control.redfish_dell, ctx.bmc().name,
+                               ctx.hw.clock.monotonic)
+    return Built(driver, [link.close])

@@ -25,7 +25,9 @@ import logging
 from collections.abc import Mapping
 
 from gpuwatchd.config import SupermicroConfig
+from gpuwatchd.config.fan_drivers import Channel, ChannelKind
 from gpuwatchd.control.drivers import RawIpmi, percent
+from gpuwatchd.control.drivers.context import Built, DriverContext
 from gpuwatchd.errors import Refused
 
 log = logging.getLogger(__name__)
@@ -34,7 +36,6 @@ NETFN_OEM = 0x30
 MODES = {"standard": 0, "full": 1, "optimal": 2, "pue": 3, "heavyio": 4}
 FULL = MODES["full"]
 CC_BAD_ARGUMENT = 0xcc
-_ALIASES = {"cpu": 0, "peripheral": 1}
 
 
 class SupermicroDriver:
@@ -49,8 +50,8 @@ class SupermicroDriver:
         self.generation = cfg.generation if cfg.generation != "auto" else ""
         self.previous_mode: int | None = None
 
-    def channels(self) -> tuple[str, ...]:
-        return tuple(f"zone{z}" for z in self._cfg.zones)
+    def channels(self) -> tuple[Channel, ...]:
+        return tuple(Channel(ChannelKind.ZONE, index=z) for z in self._cfg.zones)
 
     def mode(self) -> int:
         """``ipmitool raw 0x30 0x45 0x00``: the current fan mode."""
@@ -70,9 +71,11 @@ class SupermicroDriver:
         if current != FULL:
             self.set_mode(FULL)
 
-    def write(self, duties: Mapping[str, float]) -> None:
+    def write(self, duties: Mapping[Channel, float]) -> None:
+        """Zone N is channel zoneN (``cpu`` is zone 0, ``peripheral`` zone 1, from the
+        config)."""
         for channel, duty in sorted(duties.items()):
-            self._write_zone(zone_number(channel), duty)
+            self._write_zone(channel.index, duty)
 
     def _write_zone(self, zone: int, duty: float) -> None:
         if self.generation in ("", "x10"):
@@ -106,8 +109,9 @@ class SupermicroDriver:
         """The link belongs to the controller, which closes it."""
 
 
-def zone_number(channel: str) -> int:
-    """'zone1' -> 1, 'cpu' -> 0, 'peripheral' -> 1."""
-    if channel in _ALIASES:
-        return _ALIASES[channel]
-    return int(channel.removeprefix("zone"))
+def build(ctx: DriverContext) -> Built:
+    """The DRIVERS row ``supermicro``: a SupermicroDriver on its own IPMI session."""
+    target = ctx.bmc().name
+    link = ctx.ipmi()
+    return Built(SupermicroDriver(link, ctx.config.fan_control.supermicro, target),
+                 [link.close])
