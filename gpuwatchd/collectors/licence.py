@@ -180,7 +180,7 @@ class LicenceCollector:
         offered = {f.code for f in probe.features}
         tokens = sum(1 for f in node.tokens.files if f.size > 0)
         return tuple(griddconf.lint(node.conf, probe.mode, offered, licensed, tokens,
-                                    probe.vgpu_type))
+                                    vgpu_type=probe.vgpu_type))
 
     def _node_part(self, b: FamilyBuilder, node: NodeReport | None, assessed: list[Assessment],
                    conf_problems: tuple[griddconf.Problem, ...]) -> LicenceNodeReading:

@@ -86,10 +86,10 @@ def judge(value: int, mode: VirtualizationMode | None, vgpu_type: str = "") -> V
         what = f"{_SERIES_WORDS[series]} vGPU ({vgpu_type.strip()})" if series else "a vGPU"
         return Verdict(False, f"{FEATURE_TYPES.get(value, '?')} does not run on {what}; "
                               "use 1 (the product follows the vGPU type)")
-    accepted = PHYSICAL_ACCEPTS.get(mode) if mode is not None else None
-    if accepted is None or value in accepted:
+    physical = PHYSICAL_ACCEPTS.get(mode) if mode is not None else None
+    if physical is None or value in physical:
         return Verdict(True)
     where = "a pass-through GPU" if mode is VirtualizationMode.PASSTHROUGH else "bare metal"
-    uses = " or ".join(f"{v} ({FEATURE_TYPES[v]})" for v in sorted(accepted))
+    uses = " or ".join(f"{v} ({FEATURE_TYPES[v]})" for v in sorted(physical))
     return Verdict(False, f"{value} ({FEATURE_TYPES.get(value, '?')}) does not work on {where}; "
                           f"use {uses}")

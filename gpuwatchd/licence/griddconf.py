@@ -113,7 +113,7 @@ def parse(text: str, path: str = "gridd.conf",
 
 
 def lint(conf: GriddConf, mode: VirtualizationMode | None, offered: set[FeatureCode],
-         licensed: FeatureCode | None, tokens: int, vgpu_type: str = "") -> list[Problem]:
+         licensed: FeatureCode | None, tokens: int, *, vgpu_type: str = "") -> list[Problem]:
     """Findings for one GPU's view (``offered``: feature codes the GPU lists; ``tokens``: .tok
     files found; ``vgpu_type``: the guest GPU's name, e.g. "GRID A100-4C"). An empty list means
     nothing to fix."""
@@ -181,9 +181,9 @@ def _feature_type(conf: GriddConf, mode: VirtualizationMode | None, offered: set
         wanted = FeatureCode(value)
         if offered and wanted not in offered:
             names = ", ".join(sorted(code.label for code in offered))
-            return [Problem("feature_type_mismatch", f"{where}: FeatureType={value} "
-                            f"({FEATURE_TYPES.get(value, wanted.label)}) is not offered by this GPU (it offers: "
-                            f"{names})")]
+            label = FEATURE_TYPES.get(value, wanted.label)
+            return [Problem("feature_type_mismatch", f"{where}: FeatureType={value} ({label}) "
+                            f"is not offered by this GPU (it offers: {names})")]
         if licensed is not None and licensed is not wanted:
             return [Problem("feature_type_mismatch", f"{where}: FeatureType={value} but the GPU "
                             f"holds a {licensed.label} licence (gridd asks for FeatureType's "

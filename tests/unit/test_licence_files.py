@@ -61,7 +61,7 @@ def test_lint(case: tuple[str, VirtualizationMode, set[FeatureCode], FeatureCode
 
 def test_lint_messages_name_file_and_line() -> None:
     problems = griddconf.lint(conf_of("\n\nFeatureType=4\n"), VGPU, set(), None, 1,
-                              "NVIDIA A40-8Q")
+                              vgpu_type="NVIDIA A40-8Q")
     assert problems[0].message.startswith("/etc/nvidia/gridd.conf:3: FeatureType=4")
 
 
