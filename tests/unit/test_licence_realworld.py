@@ -16,8 +16,11 @@ from gpuwatchd.ctl.main import EXIT_DEGRADED, EXIT_HEALTHY, HEALTH_EXIT
 from gpuwatchd.licence import featuretype, griddconf
 from gpuwatchd.licence.gridd import EventCounter, classify, message
 from gpuwatchd.licence.kinds import FeatureCode, Severity, VirtualizationMode
+from gpuwatchd.licence.probe import LicenceProbe
+from gpuwatchd.links.nvml import NvmlLink
 from gpuwatchd.model import Collected, LicenceNodeReading
 from gpuwatchd.status.document import build_status
+from tests.fakes.licence_nvml import FakeLicenceGpu, FakeLicenceNvml
 from tests.unit.test_licence_collector import Node, reading, samples
 from tests.unit.test_status import NOW, make_info, make_result, make_snapshot
 
@@ -230,3 +233,30 @@ def test_a_setting_that_cannot_work_still_warns_when_unlicensed(tmp_path: Path) 
     (nr,) = reading(out, LicenceNodeReading)
     assert nr.severity == "warning" and "config_problem" in nr.problems
     assert exit_code(out) == EXIT_DEGRADED
+
+
+def test_token_lint_on_a_fully_licensed_node_is_informational(tmp_path: Path) -> None:
+    node = nvaie_guest(tmp_path, "r535-template-nvaie.conf")
+    node.token.unlink()  # the licence outlives its token until gridd restarts
+    out = node.collect()
+    (nr,) = reading(out, LicenceNodeReading)
+    assert "token_problem" in nr.problems and nr.severity == "ok"
+    assert exit_code(out) == EXIT_HEALTHY
+    node.feature.state = 0  # the licence is gone: the same finding is a warning again
+    (nr,) = reading(node.collect(60), LicenceNodeReading)
+    assert "token_problem" in nr.problems and nr.severity == "warning"
+
+
+def test_vgpu_type_is_read_once_and_only_in_a_guest() -> None:
+    guest = FakeLicenceGpu("GPU-a", name="GRID A100-4C")
+    passthrough = FakeLicenceGpu("GPU-b", mode=1, name="NVIDIA A100-SXM4-40GB")
+    link = NvmlLink(FakeLicenceNvml([guest, passthrough]))
+    link.init()
+    probe = LicenceProbe(link)
+    for _ in range(2):
+        assert probe.probe(0, "GPU-a").vgpu_type == "GRID A100-4C"
+        assert probe.probe(1, "GPU-b").vgpu_type == ""
+    assert link.calls["nvmlDeviceGetName"] == 1
+    probe.reset()  # after an NVML re-init the type is read again
+    probe.probe(0, "GPU-a")
+    assert link.calls["nvmlDeviceGetName"] == 2
