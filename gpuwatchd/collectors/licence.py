@@ -179,7 +179,8 @@ class LicenceCollector:
         licensed = chosen.code if chosen is not None and chosen.licensed else None
         offered = {f.code for f in probe.features}
         tokens = sum(1 for f in node.tokens.files if f.size > 0)
-        return tuple(griddconf.lint(node.conf, probe.mode, offered, licensed, tokens))
+        return tuple(griddconf.lint(node.conf, probe.mode, offered, licensed, tokens,
+                                    vgpu_type=probe.vgpu_type))
 
     def _node_part(self, b: FamilyBuilder, node: NodeReport | None, assessed: list[Assessment],
                    conf_problems: tuple[griddconf.Problem, ...]) -> LicenceNodeReading:
@@ -188,7 +189,9 @@ class LicenceCollector:
             return LicenceNodeReading(applicable=False,
                                       remediation_enabled=self.remediator.enabled)
         now = self._clock.time()
-        findings = node_findings(node, conf_problems, now, self._th) if applicable else ()
+        all_licensed = all(a.state in HELD for a in assessed)  # lint is then informational
+        findings = (node_findings(node, conf_problems, now, self._th, all_licensed)
+                    if applicable else ())
         m.node(b, node, findings, {p.kind for p in conf_problems})
         self._remediate(node, assessed, now)
         severity = max((f.severity for f in findings), default=Severity.OK)
@@ -208,7 +211,7 @@ class LicenceCollector:
                                node.tokens.newest_mtime) if t is not None]
         self.remediator.consider(Situation(
             applicable=bool(assessed),
-            any_licensed=any(a.driver_licensed or a.state in HELD for a in assessed),
+            any_licensed=any(_holds(a) for a in assessed),
             any_unknown=any(a.state is LicenceState.UNKNOWN for a in assessed),
             unit=node.unit, gridd_started_wall=node.started_wall,
             changed_wall=max(changed, default=None),
@@ -219,6 +222,11 @@ class LicenceCollector:
         """Stop the journal follower and shut NVML down."""
         self._node.close()
         self._link.shutdown()
+
+
+def _holds(a: Assessment) -> bool:
+    """The GPU holds a licence (the driver says so, or a held state such as vApps)."""
+    return bool(a.driver_licensed) or a.state in HELD
 
 
 def _reading(gpu: _Gpu, a: Assessment) -> LicenceReading:

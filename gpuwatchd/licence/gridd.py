@@ -22,24 +22,44 @@ SHOW_ARGV = ("systemctl", "show", UNIT, "--no-pager",
              "--property=LoadState,ActiveState,SubState,ActiveEnterTimestampMonotonic")
 SHOW_TIMEOUT_SECONDS = 5.0
 
-# Verbatim gridd lines these patterns were written from are in gridd-licence.md (d); the
-# renewal and expiry wordings come from nvidia-settings' UI strings (no gridd sample was found).
+# Verbatim gridd lines these patterns were written from are in gridd-licence.md (d) and in
+# tests/data/gridd/*.journal (with where each was seen); the renewal and expiry wordings come
+# from nvidia-settings' UI strings (no gridd sample was found). The table's order is the
+# exposition order of gpuwatchd_gridd_events_total; the first pattern that matches wins.
 _HARMLESS_UNSET = re.compile(r"^(?:backup)?server(?:address|port)$", re.IGNORECASE)
+# NOTE(field evidence): NLS reports a clock moved back as the reason of a failure, e.g.
+# "Failed to acquire license from api.cls.licensing.nvidia.com (Info: NVIDIA RTX Virtual
+# Workstation - Error: Clock windback has been detected)": a clock problem, not a server one.
+_NOT_WINDBACK = r"(?!.*clock windback)"
 _EVENT_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     (kind, re.compile(pattern, re.IGNORECASE)) for kind, pattern in (
         ("acquired", r"licen[cs]e acquired successfully|system is licensed for"),
-        ("renew_failed", r"failed to renew licen[cs]e"),
+        ("renew_failed", r"failed to renew licen[cs]e" + _NOT_WINDBACK),
         ("renewing", r"renewing licen[cs]e"),
         ("expired", r"licen[cs]e (?:has )?expired"),
-        ("register_failed", r"failed to register client|failed to update local trusted store"),
-        ("acquire_failed", r"failed to acquire"),
+        ("register_failed", r"(?:failed to register client|failed to update local trusted "
+                            r"store)" + _NOT_WINDBACK),
+        ("acquire_failed", r"failed to acquire" + _NOT_WINDBACK),
         ("acquiring", r"acquiring licen[cs]e"),
         ("not_found", r"valid (?:grid |vgpu )?licen[cs]e not found"),
+        # gridd.conf and the client configuration token (NLS): missing, unreadable, corrupt
+        # or issued for another service instance; gridd then exits ("Shutdown (1039)").
         ("config_error", r"invalid feature type|unable to open directory"
-                         r"|configuration parameter\s*\((?P<keys>[^)]*)\)\s*not set"),
+                         r"|configuration parameter\s*\((?P<keys>[^)]*)\)\s*not set"
+                         r"|failed to open file"
+                         r"|unable to fetch the client configuration token"
+                         r"|failed to read configurations from client configuration token"
+                         r"|failed to decode signature from token"
+                         r"|failed to setup cloud licen[cs]e manager"),
         ("clock_windback", r"clock windback"),
         ("started", r"^\s*started \(\d+\)|nls initialized|platform initialized"),
     ))
+# What journalctl puts before gridd's text in its default ("short", "short-iso", "short-full")
+# outputs; the follower asks for --output=cat, but pasted and captured lines carry it.
+_JOURNAL_PREFIX = re.compile(
+    r"^(?:(?:[A-Z][a-z]{2} )?[A-Z][a-z]{2} [ \d]?\d \d\d:\d\d:\d\d(?:\.\d+)?(?: [A-Z]{2,5})?"
+    r"|\d{4}-\d\d-\d\d[T ][\d:.]+(?:[+-]\d\d:?\d\d|Z)?)"
+    r"\s+\S+\s+nvidia-gridd(?:\[\d+\])?:\s*")
 EVENT_KINDS = (*(kind for kind, _ in _EVENT_PATTERNS), "other")
 
 
@@ -109,10 +129,18 @@ def read_unit(runner: Runner) -> UnitState:
     return state
 
 
+def message(line: str) -> str:
+    """gridd's own text: ``Mar 31 06:53:50 host nvidia-gridd[1039]: NLS initialized`` ->
+    ``NLS initialized`` (a line without a journal prefix is returned stripped)."""
+    return _JOURNAL_PREFIX.sub("", line.strip(), count=1)
+
+
 def classify(line: str) -> str:
-    """The kind of one gridd journal line (see :data:`EVENT_KINDS`)."""
+    """The kind of one gridd journal line (see :data:`EVENT_KINDS`), with or without the
+    journal's timestamp/host/``nvidia-gridd[pid]:`` prefix."""
+    text = message(line)
     for kind, pattern in _EVENT_PATTERNS:
-        match = pattern.search(line)
+        match = pattern.search(text)
         if match is None:
             continue
         keys = match.groupdict().get("keys")
@@ -147,7 +175,7 @@ class EventCounter:
         now = self._clock.time()
         out = []
         for line in lines:
-            text = line.strip()
+            text = message(line)
             if not text:
                 continue
             kind = classify(text)

@@ -1,10 +1,21 @@
 """``/etc/nvidia/gridd.conf``: read it and lint what decides the licence.
 
 Keys and values: ``shared/reference/gridd-licence.md`` (c), from the gridd.conf template.
-The lint checks FeatureType against the GPU's virtualization mode and licensable features,
-and ServerAddress where there is no NLS token (the legacy licence server). A key gridd does
-not know is only reported when it looks like a misspelt known key (gridd has undocumented
-keys, e.g. ``IgnoreSP``).
+The lint checks FeatureType against what the GPU's virtualization mode and vGPU type accept
+(:mod:`gpuwatchd.licence.featuretype`), and ServerAddress where there is no NLS token (the
+legacy licence server). A key gridd does not know is only reported when it looks like a
+misspelt known key (gridd has undocumented keys, e.g. ``IgnoreSP``).
+
+Each finding has a severity: ``WARNING`` when the setting cannot work, ``OK`` (informational)
+when it works but deserves a look. The collector shows every finding, and lowers all of them
+to informational on a node whose every GPU holds a licence (the proof that the setup works).
+
+The file is read as NVIDIA ships it (tests/data/gridd/): the template's ``#`` comment blocks,
+CRLF line ends (a copy edited on Windows), a UTF-8 byte-order mark, quoted values. An inline
+comment (``FeatureType=4 # NVAIE``) is stripped from the value here, and reported: gridd is
+closed source and no documentation or field report says whether it strips one (the template
+and NVIDIA's guides only ever put comments on their own lines), so the value gpuwatchd judges
+may not be the value gridd reads.
 
 Command-line equivalent: ``grep -v '^#' /etc/nvidia/gridd.conf``.
 """
@@ -13,16 +24,19 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from dataclasses import dataclass, field
 
-from gpuwatchd.licence.kinds import FeatureCode, VirtualizationMode
+from gpuwatchd.licence import featuretype
+from gpuwatchd.licence.featuretype import FEATURE_TYPES
+from gpuwatchd.licence.kinds import FeatureCode, Severity, VirtualizationMode
 
 KNOWN_KEYS = ("ServerAddress", "ServerPort", "BackupServerAddress", "BackupServerPort",
               "FeatureType", "EnableUI", "LicenseInterval", "LingerInterval",
               "ClientConfigTokenPath", "ProxyServerAddress", "ProxyServerPort", "IgnoreSP",
               "ProxyCredentialsFilePath")
-FEATURE_TYPES = {0: "unlicensed", 1: "NVIDIA vGPU", 2: "NVIDIA RTX Virtual Workstation",
-                 4: "NVIDIA Virtual Compute Server"}
+__all__ = ["FEATURE_TYPES", "GriddConf", "Problem", "lint", "parse", "read"]
+_INLINE_COMMENT = re.compile(r"\s+#.*$")  # "#" after blanks; "host#1" keeps its "#"
 _RANGES = {"ServerPort": (1, 65535), "BackupServerPort": (1, 65535),
            "ProxyServerPort": (1, 65535), "LicenseInterval": (10, 10080),
            "LingerInterval": (0, 10080)}
@@ -30,10 +44,12 @@ _RANGES = {"ServerPort": (1, 65535), "BackupServerPort": (1, 65535),
 
 @dataclass(frozen=True)
 class Problem:
-    """One finding: a stable ``kind`` for the metric label and words for the operator."""
+    """One finding: a stable ``kind`` for the metric label and words for the operator;
+    ``severity`` WARNING when the setting cannot work, OK when it is informational."""
 
     kind: str
     message: str
+    severity: Severity = Severity.WARNING
 
 
 @dataclass(frozen=True)
@@ -45,6 +61,7 @@ class GriddConf:
     values: dict[str, str] = field(default_factory=dict)
     lines: dict[str, int] = field(default_factory=dict)
     unknown: tuple[tuple[str, int], ...] = ()
+    comments: dict[str, int] = field(default_factory=dict)  # key -> line with an inline comment
     fingerprint: tuple[float, int] | None = None  # (mtime, size): a change means "re-read"
     error: str = ""
 
@@ -77,8 +94,9 @@ def parse(text: str, path: str = "gridd.conf",
     values: dict[str, str] = {}
     lines: dict[str, int] = {}
     unknown: list[tuple[str, int]] = []
-    for number, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
+    comments: dict[str, int] = {}
+    for number, raw in enumerate(text.removeprefix("\ufeff").splitlines(), 1):
+        line = raw.strip()  # also drops the "\r" of a CRLF file
         if not line or line.startswith("#") or "=" not in line:
             continue
         key, value = (part.strip() for part in line.split("=", 1))
@@ -86,21 +104,25 @@ def parse(text: str, path: str = "gridd.conf",
         if name is None:
             unknown.append((key, number))
             continue
-        values[name] = value.strip().strip('"')
+        bare = _INLINE_COMMENT.sub("", value)
+        if bare != value:
+            comments[name] = number
+        values[name] = bare.strip().strip('"')
         lines[name] = number
-    return GriddConf(path, True, values, lines, tuple(unknown), fingerprint)
+    return GriddConf(path, True, values, lines, tuple(unknown), comments, fingerprint)
 
 
 def lint(conf: GriddConf, mode: VirtualizationMode | None, offered: set[FeatureCode],
-         licensed: FeatureCode | None, tokens: int) -> list[Problem]:
+         licensed: FeatureCode | None, tokens: int, *, vgpu_type: str = "") -> list[Problem]:
     """Findings for one GPU's view (``offered``: feature codes the GPU lists; ``tokens``: .tok
-    files found). An empty list means nothing to fix."""
+    files found; ``vgpu_type``: the guest GPU's name, e.g. "GRID A100-4C"). An empty list means
+    nothing to fix."""
     if not conf.exists:
         return [Problem("missing", f"{conf.path} does not exist (copy gridd.conf.template)")]
     if conf.error:
         return [Problem("unreadable", conf.error)]
-    out = _typos(conf) + _values(conf)
-    out += _feature_type(conf, mode, offered, licensed)
+    out = _typos(conf) + _comments(conf) + _values(conf)
+    out += _feature_type(conf, mode, offered, licensed, vgpu_type)
     if tokens == 0 and not conf.get("ServerAddress"):
         out.append(Problem("no_server", "no ClientConfigToken (NLS) and no ServerAddress "
                                         f"(legacy licence server) in {conf.path}"))
@@ -121,6 +143,13 @@ def _typos(conf: GriddConf) -> list[Problem]:
     return out
 
 
+def _comments(conf: GriddConf) -> list[Problem]:
+    return [Problem("inline_comment", f"{conf.path}:{number}: {key}={conf.get(key)!r} is "
+                                      "followed by a '#' comment; gridd may read it as part of "
+                                      "the value: put the comment on its own line")
+            for key, number in sorted(conf.comments.items(), key=lambda kv: kv[1])]
+
+
 def _values(conf: GriddConf) -> list[Problem]:
     out = []
     for key, (low, high) in _RANGES.items():
@@ -136,7 +165,7 @@ def _values(conf: GriddConf) -> list[Problem]:
 
 
 def _feature_type(conf: GriddConf, mode: VirtualizationMode | None, offered: set[FeatureCode],
-                  licensed: FeatureCode | None) -> list[Problem]:
+                  licensed: FeatureCode | None, vgpu_type: str) -> list[Problem]:
     text = conf.get("FeatureType")
     if not text:
         return []
@@ -145,21 +174,18 @@ def _feature_type(conf: GriddConf, mode: VirtualizationMode | None, offered: set
     if value is None or value > max(FeatureCode):
         return [Problem("feature_type_invalid", f"{where}: FeatureType={text!r} is not one of "
                         + ", ".join(f"{k} ({v})" for k, v in FEATURE_TYPES.items()))]
-    if mode is VirtualizationMode.VGPU and value != 1:
-        return [Problem("feature_type_mismatch", f"{where}: FeatureType={value} in a vGPU guest; "
-                        "vGPU guests use 1 (the product follows the vGPU profile)")]
-    if mode is VirtualizationMode.PASSTHROUGH and value == 1:
-        return [Problem("feature_type_mismatch", f"{where}: FeatureType=1 is for vGPU guests; "
-                        "a passthrough GPU uses 2 (RTX vWS) or 4 (Virtual Compute Server)")]
+    verdict = featuretype.judge(value, mode, vgpu_type)
+    if not verdict.works:
+        return [Problem("feature_type_mismatch", f"{where}: FeatureType={value}: {verdict.why}")]
     if mode is VirtualizationMode.PASSTHROUGH and value > 1:
         wanted = FeatureCode(value)
         if offered and wanted not in offered:
             names = ", ".join(sorted(code.label for code in offered))
-            return [Problem("feature_type_mismatch", f"{where}: FeatureType={value} "
-                            f"({FEATURE_TYPES.get(value, wanted.label)}) is not offered by this "
-                            f"GPU (it offers: {names})")]
+            label = FEATURE_TYPES.get(value, wanted.label)
+            return [Problem("feature_type_mismatch", f"{where}: FeatureType={value} ({label}) "
+                            f"is not offered by this GPU (it offers: {names})")]
         if licensed is not None and licensed is not wanted:
             return [Problem("feature_type_mismatch", f"{where}: FeatureType={value} but the GPU "
-                            f"holds a {licensed.label} licence (restart nvidia-gridd after "
-                            "changing FeatureType)")]
+                            f"holds a {licensed.label} licence (gridd asks for FeatureType's "
+                            "product when it restarts)", Severity.OK)]
     return []

@@ -63,7 +63,7 @@ CATALOGUE: dict[str, tuple[Kind, str]] = {
 TOKEN_PROBLEMS = ("missing", "unreadable", "empty", "several", "zero_length", "permissions",
                   "future_mtime", "old")
 CONFIG_PROBLEMS = ("missing", "unreadable", "no_server", "feature_type_invalid",
-                   "feature_type_mismatch", "bad_value", "typo_key")
+                   "feature_type_mismatch", "bad_value", "typo_key", "inline_comment")
 
 
 def gpu(b: FamilyBuilder, index: int, uuid: str, probe: GpuProbe, a: Assessment) -> None:

@@ -80,6 +80,7 @@ class GpuProbe:
     features: tuple[Feature, ...] = ()
     instances: tuple[VgpuInstance, ...] = ()
     error: str = ""
+    vgpu_type: str = ""  # in a vGPU guest, the GPU's name is its vGPU type ("GRID A100-4C")
 
     def chosen(self, feature_type: int | None = None) -> Feature | None:
         """The feature that matters: enabled, else FeatureType's, else licensed, else first."""
@@ -98,10 +99,12 @@ class LicenceProbe:
     def __init__(self, link: NvmlLink) -> None:
         self._link = link
         self._feature_call: dict[str, str] = {}  # uuid -> call name; "" = licensing unsupported
+        self._vgpu_type: dict[str, str] = {}  # uuid -> vGPU type name (read once per init)
 
     def reset(self) -> None:
         """Forget what each GPU supports (after an NVML re-init)."""
         self._feature_call.clear()
+        self._vgpu_type.clear()
 
     def probe(self, handle: Any, uuid: str) -> GpuProbe:
         """Probe one GPU. ``Lost`` propagates; every other failure is recorded in the result."""
@@ -115,7 +118,16 @@ class LicenceProbe:
         if raw is None or not int(getattr(raw, "isGridLicenseSupported", 0)):
             return GpuProbe(mode, supported=False)
         features, version = _convert_features(raw)
-        return GpuProbe(mode, supported=True, version=version, features=features)
+        return GpuProbe(mode, supported=True, version=version, features=features,
+                        vgpu_type=self._type_name(handle, uuid, mode))
+
+    def _type_name(self, handle: Any, uuid: str, mode: VirtualizationMode | None) -> str:
+        """``nvidia-smi --query-gpu=name``: a guest's vGPU type; "" outside a vGPU guest."""
+        if mode is not VirtualizationMode.VGPU:
+            return ""
+        if uuid not in self._vgpu_type:
+            self._vgpu_type[uuid] = _text(self._link.optional("nvmlDeviceGetName", handle))
+        return self._vgpu_type[uuid]
 
     def _mode(self, handle: Any) -> VirtualizationMode | None:
         """``nvidia-smi -q`` "Virtualization Mode"; None where the GPU cannot say."""

@@ -23,6 +23,7 @@ never falsely. FlexNet-style clients renew once 15 % of the lease has elapsed (t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from gpuwatchd.licence.griddconf import Problem
@@ -183,7 +184,8 @@ class GpuTracker:
             return replace(base, state=LicenceState.EXPIRED, severity=Severity.CRITICAL,
                               reason=f"the lease expired {span(now - self.expiry)} ago; "
                                      f"restricted in {span(grace_left)} unless renewed")
-        blockers = [p.message for p in ev.conf_problems if p.kind in UNCONFIGURED_KINDS]
+        blockers = [p.message for p in ev.conf_problems
+                    if p.kind in UNCONFIGURED_KINDS and p.severity >= Severity.WARNING]
         if blockers:
             return replace(base, state=LicenceState.UNCONFIGURED,
                               severity=max(severity, Severity.WARNING),
@@ -247,8 +249,12 @@ class NodeFinding:
 
 
 def node_findings(report: NodeReport, conf_problems: tuple[Problem, ...], now: float,
-                  th: Thresholds) -> tuple[NodeFinding, ...]:
-    """Node problems; call only where some GPU's licence is held by this OS."""
+                  th: Thresholds, all_licensed: bool = False) -> tuple[NodeFinding, ...]:
+    """Node problems; call only where some GPU's licence is held by this OS.
+
+    gridd.conf and token findings are lint: a warning when a setting cannot work, and only
+    informational (severity OK: still in the status and the metrics, never "degraded") when
+    ``all_licensed``, as every GPU holding a licence shows that the setup works."""
     out: list[NodeFinding] = []
     unit = report.unit
     if unit.installed and unit.up is False:
@@ -265,13 +271,21 @@ def node_findings(report: NodeReport, conf_problems: tuple[Problem, ...], now: f
     token_problems = [p for p in report.tokens.problems
                       if not (report.legacy_server and p.kind in ("missing", "empty"))]
     if token_problems:
-        out.append(NodeFinding(NodeProblem.TOKEN_PROBLEM, Severity.WARNING,
+        out.append(NodeFinding(NodeProblem.TOKEN_PROBLEM, _lint_severity(token_problems,
+                                                                         all_licensed),
                                "; ".join(p.message for p in token_problems)))
     if conf_problems:
-        out.append(NodeFinding(NodeProblem.CONFIG_PROBLEM, Severity.WARNING,
+        out.append(NodeFinding(NodeProblem.CONFIG_PROBLEM, _lint_severity(conf_problems,
+                                                                          all_licensed),
                                "; ".join(p.message for p in conf_problems)))
     if report.sync.synchronized is False:
         out.append(NodeFinding(NodeProblem.CLOCK_UNSYNCED, Severity.WARNING,
                                "the clock is not synchronised (timedatectl: NTPSynchronized=no); "
                                "licence leases are wall-clock times"))
     return tuple(out)
+
+
+def _lint_severity(problems: Sequence[Problem], all_licensed: bool) -> Severity:
+    """The worst finding, capped at informational (OK) while every GPU is licensed."""
+    worst = max((p.severity for p in problems), default=Severity.OK)
+    return Severity.OK if all_licensed else worst

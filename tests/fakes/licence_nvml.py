@@ -49,6 +49,7 @@ class FakeLicenceGpu:
     features_error: int | None = None  # raise this NVML code from the features call
     instances: list[FakeInstance] = field(default_factory=list)
     bus_id: str = "00000000:00:07.0"
+    name: str = "NVIDIA A100-4C"  # nvmlDeviceGetName: a guest's vGPU type (C-series: vCS)
 
 
 def _expiry_struct(target: ctypes.Structure, status: int, when: float | None) -> None:
@@ -96,6 +97,9 @@ class FakeLicenceNvml:
 
     def nvmlDeviceGetUUID(self, handle: int) -> str:
         return self._gpu(handle).uuid
+
+    def nvmlDeviceGetName(self, handle: int) -> str:
+        return self._gpu(handle).name
 
     def nvmlDeviceGetPciInfo(self, handle: int) -> pynvml.nvmlPciInfo_t:
         info = pynvml.nvmlPciInfo_t()

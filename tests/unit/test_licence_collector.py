@@ -167,6 +167,7 @@ def test_expiry_to_grace_to_restricted_to_renewed(tmp_path: Path) -> None:
 
 def test_unconfigured_node_explains_itself(tmp_path: Path) -> None:
     node = Node(tmp_path)
+    node.gpus[0].name = "NVIDIA A40-8Q"  # a Q-series (vWS) vGPU: a vCS licence cannot work
     node.token.unlink()
     node.conf.write_text("FeatureType=4\n")
     node.feature.state = 0

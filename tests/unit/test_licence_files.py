@@ -34,7 +34,7 @@ def test_parse_keys_comments_and_lines() -> None:
 # gridd.conf text, mode, offered feature codes, licensed feature, tokens, expected kinds
 LINT_CASES = [
     ("FeatureType=1\n", VGPU, {FeatureCode.VGPU}, FeatureCode.VGPU, 1, []),
-    ("FeatureType=4\n", VGPU, {FeatureCode.VGPU}, None, 1, ["feature_type_mismatch"]),
+    # FeatureType=4 in a vGPU guest: by vGPU series in test_licence_realworld.py
     ("FeatureType=0\n", VGPU, set(), None, 1, ["feature_type_mismatch"]),
     ("FeatureType=1\n", PASS, {FeatureCode.COMPUTE}, None, 1, ["feature_type_mismatch"]),
     ("FeatureType=4\n", PASS, {FeatureCode.NVIDIA_RTX}, None, 1, ["feature_type_mismatch"]),
@@ -60,7 +60,8 @@ def test_lint(case: tuple[str, VirtualizationMode, set[FeatureCode], FeatureCode
 
 
 def test_lint_messages_name_file_and_line() -> None:
-    problems = griddconf.lint(conf_of("\n\nFeatureType=4\n"), VGPU, set(), None, 1)
+    problems = griddconf.lint(conf_of("\n\nFeatureType=4\n"), VGPU, set(), None, 1,
+                              vgpu_type="NVIDIA A40-8Q")
     assert problems[0].message.startswith("/etc/nvidia/gridd.conf:3: FeatureType=4")
 
 
