@@ -17,9 +17,11 @@ from typing import Any
 import pytest
 
 from gpuwatchd import __version__
-from gpuwatchd.ctl.main import exit_code_for, main
-from gpuwatchd.status.client import render
-from gpuwatchd.status.document import AccessDenied, NotRunning, ProtocolError, build_status
+from gpuwatchd.ctl.main import main
+from gpuwatchd.ctl.status import exit_code_for
+from gpuwatchd.status.client import AccessDenied, NotRunning, ProtocolError
+from gpuwatchd.status.document import build_status
+from gpuwatchd.status.table import render
 from tests.unit.test_status import (
     NOW,
     make_gpu,
@@ -93,7 +95,7 @@ def test_status_table_shows_the_daemon_health_and_both_gpus(
         code, out, _ = run(["status", "--socket", str(path)], capsys)
     assert code == 0
     lines = out.splitlines()
-    assert lines[0].startswith("gpuwatchd 0.1.0  running  pid 1234  up 1h 01m  interval 2s")
+    assert lines[0].startswith("gpuwatchd 0.1.0  running  pid 1234  up 1h01m  interval 2s")
     assert "health  healthy" in lines
     gpu_rows = [line.split() for line in lines if line.lstrip().startswith(("0 ", "1 "))]
     assert [row[3] for row in gpu_rows] == ["54C", "61C"]  # index, Tesla, P40, TEMP

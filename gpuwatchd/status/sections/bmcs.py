@@ -10,8 +10,6 @@ and are alerted on from the metrics (``gpuwatchd_psu_up == 0``), so they do not 
 
 from __future__ import annotations
 
-from typing import Any
-
 from gpuwatchd.model import (
     BmcReading,
     ChassisTemperature,
@@ -20,12 +18,12 @@ from gpuwatchd.model import (
     PsuReading,
     Snapshot,
 )
+from gpuwatchd.status.sections import Json, Section
+from gpuwatchd.status.text import Style, table
 
-Json = dict[str, Any]
 
-
-def section(snapshot: Snapshot, now_mono: float) -> tuple[list[Json] | None, tuple[str, ...]]:
-    """(JSON-ready rows, health reasons); rows ``None`` (JSON null) with no BMC configured."""
+def build(snapshot: Snapshot, now_mono: float) -> Section:
+    """JSON-ready rows and health reasons; rows ``None`` (JSON null) with no BMC configured."""
     rows: list[Json] = []
     reasons: list[str] = []
     for res in snapshot.results:
@@ -36,7 +34,7 @@ def section(snapshot: Snapshot, now_mono: float) -> tuple[list[Json] | None, tup
                 reasons.append(f"BMC {bmc.bmc} down: {bmc.error or 'no answer'}")
             elif res.is_stale(now_mono):
                 reasons.append(f"BMC {bmc.bmc}: data stale")
-    return rows or None, tuple(reasons)
+    return Section(rows or None, tuple(reasons))
 
 
 def _row(bmc: BmcReading, res: CollectorResult, now_mono: float) -> Json:
@@ -60,8 +58,8 @@ def _row(bmc: BmcReading, res: CollectorResult, now_mono: float) -> Json:
     }
 
 
-def render(bmcs: list[Json], style: Any, table: Any) -> list[str]:
-    """The table lines; ``style``/``table`` are gpuwatchd.status_view's Style and _table."""
+def render(bmcs: list[Json], style: Style) -> list[str]:
+    """One block per BMC: its head line, a SENSOR table (fans, temperatures), a PSU table."""
     lines: list[str] = []
     for b in bmcs:
         head = f"BMC {b['name']}  {b['protocol']}"
