@@ -29,8 +29,6 @@ from gpuwatchd.status.paths import (
 )
 from gpuwatchd.status.wire import Hangup, TooLong, read_line
 
-__all__ = ["StatusServer", "StatusServerError", "dumps"]
-
 log = logging.getLogger(__name__)
 
 Json = dict[str, Any]

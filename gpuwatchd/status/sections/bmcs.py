@@ -18,8 +18,8 @@ from gpuwatchd.model import (
     PsuReading,
     Snapshot,
 )
-from gpuwatchd.status.sections import Json, Section
-from gpuwatchd.status.text import Style, table
+from gpuwatchd.status.sections import Json, Section, age
+from gpuwatchd.status.text import Style, celsius, table
 
 
 def build(snapshot: Snapshot, now_mono: float) -> Section:
@@ -39,11 +39,10 @@ def build(snapshot: Snapshot, now_mono: float) -> Section:
 
 def _row(bmc: BmcReading, res: CollectorResult, now_mono: float) -> Json:
     readings = res.collected.readings if bmc.up else ()
-    age = res.age_seconds(now_mono)
     return {
         "name": bmc.bmc, "protocol": bmc.protocol, "up": bmc.up, "vendor": bmc.vendor,
         "firmware": bmc.firmware, "power_watts": bmc.power_watts, "error": bmc.error,
-        "collector": res.name, "age_seconds": None if age == float("inf") else round(age, 3),
+        "collector": res.name, "age_seconds": age(res, now_mono),
         "stale": res.is_stale(now_mono),
         "fans": [{"name": f.fan, "rpm": f.rpm, "ratio": f.ratio, "state": f.state}
                  for f in readings if isinstance(f, FanReading)],
@@ -71,7 +70,7 @@ def render(bmcs: list[Json], style: Style) -> list[str]:
                      f"{power}")
         sensors = [[(f["name"], ""), (_rpm(f), _tone(f["state"])), (f["state"], _tone(f["state"]))]
                    for f in b["fans"]]
-        sensors += [[(t["name"], ""), (_celsius(t["celsius"]), _tone(t["state"])),
+        sensors += [[(t["name"], ""), (celsius(t["celsius"])[0], _tone(t["state"])),
                      (t["state"], _tone(t["state"]))] for t in b["temperatures"]]
         if sensors:
             lines += table(["SENSOR", "READING", "STATE"], sensors, "lrl", style)
@@ -91,10 +90,6 @@ def _rpm(fan: Json) -> str:
     if fan["rpm"] is not None:
         return f"{float(fan['rpm']):.0f} rpm"
     return f"{float(fan['ratio']) * 100:.0f}%" if fan["ratio"] is not None else "-"
-
-
-def _celsius(value: float | None) -> str:
-    return "-" if value is None else f"{float(value):.0f}C"
 
 
 def _watts(value: float | None) -> str:

@@ -11,7 +11,7 @@ colour but is the machine's fault, alerted on from the metrics, so it adds no re
 from __future__ import annotations
 
 from gpuwatchd.model import HwmonChip, HwmonFan, HwmonPwm, HwmonTemperature, Snapshot
-from gpuwatchd.status.sections import Json, Section
+from gpuwatchd.status.sections import Json, Section, age
 from gpuwatchd.status.text import Style, table
 
 COLLECTOR = "hwmon"
@@ -23,8 +23,7 @@ def build(snapshot: Snapshot, now_mono: float) -> Section:
     res = snapshot.result(COLLECTOR)
     if res is None:
         return Section(None)
-    age = res.age_seconds(now_mono)
-    common = {"collector": res.name, "age_seconds": None if age == float("inf") else round(age, 3),
+    common = {"collector": res.name, "age_seconds": age(res, now_mono),
               "stale": res.is_stale(now_mono)}
     rows: dict[str, Json] = {}
     for r in res.collected.readings:
