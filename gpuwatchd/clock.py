@@ -42,3 +42,22 @@ class ManualClock:
     def advance(self, seconds: float) -> None:
         self._wall += seconds
         self._mono += seconds
+
+
+def span(seconds: float) -> str:
+    """A duration as its two largest units, for people: ``5s``, ``1m30s``, ``1h02m``, ``1d1h``.
+
+    The one duration format of the project (licence reasons, ``gpuwatchctl status``'s uptime
+    and ages); negative durations read ``0s``.
+    """
+    total = int(max(0.0, seconds))
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d{hours}h"
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    if minutes:
+        return f"{minutes}m{secs:02d}s"
+    return f"{secs}s"

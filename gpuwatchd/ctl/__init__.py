@@ -1,1 +1,2 @@
-"""``gpuwatchctl``: ``main`` (status, check-config, version) and ``fan`` (failsafe, calibrate)."""
+"""``gpuwatchctl``: ``main`` (the subcommand table, the entry point), one module per
+command family (``status``; ``fan``: failsafe, calibrate) and ``common`` (exit codes)."""

@@ -16,25 +16,24 @@ gpuwatchd.control.calibrate. Exit codes as gpuwatchctl's: 0 done, 1 failed, 2 us
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from collections.abc import Callable, Sequence
 
-from gpuwatchd.config import EXIT_CONFIG, Config, ConfigError, load
+from gpuwatchd.collectors.chassis_ipmi import ChassisIpmiCollector
+from gpuwatchd.config import Config, ConfigError, load
 from gpuwatchd.config import fan_drivers as specs
 from gpuwatchd.control import calibrate
 from gpuwatchd.control.factory import bmc_of, ipmi_link, make_driver
+from gpuwatchd.ctl.common import EXIT_CONFIG
+from gpuwatchd.ctl.common import err as _err
 from gpuwatchd.errors import GpuwatchdError
 from gpuwatchd.hardware import Hardware, real
 from gpuwatchd.model import FanReading
+from gpuwatchd.status.client import QueryError, query
+from gpuwatchd.status.paths import default_socket
 
 DEFAULT_CONFIG = "/etc/gpuwatchd/gpuwatchd.yaml"
-PROG = "gpuwatchctl"
 Hw = Callable[[], Hardware]
-
-
-def _err(message: str) -> None:
-    print(f"{PROG}: {message}", file=sys.stderr)
 
 
 def _config(path: str) -> Config | None:
@@ -95,8 +94,6 @@ def calibrate_arguments(p: argparse.ArgumentParser) -> None:
 def read_fans(config: Config, hw: Hardware) -> Callable[[], Sequence[calibrate.FanSample]]:
     """Fan speeds and lower thresholds of the fan-control BMC, through the chassis
     collector's own code (``ipmitool sdr type Fan`` / ``ipmitool sensor``)."""
-    from gpuwatchd.collectors.chassis_ipmi import ChassisIpmiCollector  # noqa: PLC0415
-
     bmc = bmc_of(config)
     if bmc is None:
         raise ConfigError("fan_control.bmc is not set")
@@ -158,9 +155,6 @@ def calibratable(driver: str) -> bool:
 
 
 def _daemon_running(config: Config) -> bool:
-    from gpuwatchd.status.document import QueryError, query  # noqa: PLC0415
-    from gpuwatchd.status.paths import default_socket  # noqa: PLC0415
-
     try:
         query(config.status_socket or default_socket(), 1.0)
     except QueryError:

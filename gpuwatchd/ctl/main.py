@@ -1,46 +1,26 @@
-"""``gpuwatchctl``: ask the running daemon how the node is, check a config file.
+"""``gpuwatchctl``: ask the running daemon how the node is, check a config file, hand the fans
+back, calibrate them. ``python -m gpuwatchd.ctl.main`` is the same program.
 
-It talks only to the daemon's status socket and never to hardware: a second IPMI or NVML
-client would compete with the daemon (and could leave a BMC in manual fan mode). The two
-exceptions run without the daemon (gpuwatchd.control.cli): ``failsafe`` hands the fans back to
-the BMC (systemd's ``ExecStopPost=``), ``calibrate`` measures them with the daemon stopped.
-
-Exit codes follow ``systemctl status`` (LSB):
-
-====  =================================================================
-0     running and healthy (``check-config``: the file is valid)
-1     running but degraded (a collector failing or stale, a GPU down, ...)
-2     usage error
-3     the daemon is not running (no socket, or nobody listens on it)
-4     status unknown (permission denied on the socket, or no sensible answer)
-6     ``check-config``: the file is invalid (as ``gpuwatchd --check-config``)
-====  =================================================================
+One table, :data:`SUBCOMMANDS`: each row gives a subcommand's help line, its arguments and
+what it runs. ``status`` (gpuwatchd.ctl.status) only talks to the daemon's status socket,
+never to hardware. The two exceptions run without the daemon (gpuwatchd.ctl.fan):
+``failsafe`` hands the fans back to the BMC (systemd's ``ExecStopPost=``), ``calibrate``
+measures them with the daemon stopped. Exit codes: gpuwatchd.ctl.common.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from gpuwatchd import __version__
-from gpuwatchd.config import EXIT_CONFIG, ConfigError, load
-from gpuwatchd.ctl import fan as _fan
-from gpuwatchd.status.client import render
-from gpuwatchd.status.document import NotRunning, QueryError, query
-from gpuwatchd.status.paths import SOCKET_ENV, client_socket
-
-EXIT_HEALTHY = 0
-EXIT_DEGRADED = 1
-EXIT_USAGE = 2
-EXIT_NOT_RUNNING = 3
-EXIT_UNKNOWN = 4
-PROG = "gpuwatchctl"
-HEALTH_EXIT = {"healthy": EXIT_HEALTHY, "degraded": EXIT_DEGRADED}
+from gpuwatchd.config import ConfigError, load
+from gpuwatchd.ctl import fan
+from gpuwatchd.ctl import status as status_cmd
+from gpuwatchd.ctl.common import EXIT_CONFIG, EXIT_USAGE, PROG, err
 
 
 @dataclass(frozen=True)
@@ -52,68 +32,8 @@ class Subcommand:
     run: Callable[[argparse.Namespace], int]
 
 
-def exit_code_for(exc: QueryError) -> int:
-    """The exit code for a failed query: 3 not running, 4 status unknown."""
-    return EXIT_NOT_RUNNING if isinstance(exc, NotRunning) else EXIT_UNKNOWN
-
-
-def _status_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--json", action="store_true",
-                   help="print the status document (versioned JSON, \"schema\": 1)")
-    p.add_argument("--socket", metavar="PATH",
-                   help=f"status socket (default: ${SOCKET_ENV}, else the daemon's default)")
-    p.add_argument("--no-color", action="store_true", help="no colours, even on a terminal")
-    p.add_argument("--timeout", type=_seconds, default=2.0, metavar="SECONDS",
-                   help="give up waiting for the daemon after SECONDS (default 2)")
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0.0 < value <= 3600.0:  # NaN fails too
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds in (0, 3600]")
-    return value
-
-
-def _status(args: argparse.Namespace) -> int:
-    """``gpuwatchctl status``: the daemon's view of the node, and its health as the exit code."""
-    path = client_socket(args.socket)
-    try:
-        doc = query(path, args.timeout)
-    except QueryError as exc:
-        _err(str(exc))
-        return exit_code_for(exc)
-    code = HEALTH_EXIT.get(_health(doc), EXIT_UNKNOWN)
-    if code == EXIT_UNKNOWN:
-        _err(f"{path}: the answer has no health verdict (is it a gpuwatchd socket?)")
-    if doc.get("schema") != 1:
-        _err(f"warning: status schema {doc.get('schema')!r}; this gpuwatchctl knows 1")
-    if args.json:
-        print(json.dumps(doc, indent=2))
-        return code
-    try:
-        text = render(doc, time.time(), color=_use_color(args.no_color))
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        _err(f"{path}: cannot read the status document ({type(exc).__name__}: {exc}); "
-             "try --json")
-        return EXIT_UNKNOWN
-    print(text)
-    return code
-
-
-def _health(doc: dict[str, object]) -> str:
-    health = doc.get("health")
-    status = health.get("status") if isinstance(health, dict) else None
-    return status if isinstance(status, str) else ""
-
-
-def _use_color(disabled: bool) -> bool:
-    """Colour only on a terminal, and never with --no-color, $NO_COLOR or TERM=dumb."""
-    if disabled or os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
-        return False
-    return sys.stdout.isatty()
+def _no_arguments(_p: argparse.ArgumentParser) -> None:
+    pass
 
 
 def _version(_args: argparse.Namespace) -> int:
@@ -130,24 +50,23 @@ def _check_config(args: argparse.Namespace) -> int:
     try:
         load(args.file)
     except ConfigError as exc:
-        _err(str(exc))
+        err(str(exc))
         return EXIT_CONFIG
     print(f"{args.file}: OK")
     return 0
 
 
 SUBCOMMANDS: dict[str, Subcommand] = {
-    "status": Subcommand("show the daemon's state and the node's health", _status_arguments,
-                         _status),
-    "version": Subcommand("print the version", lambda p: None, _version),
+    "status": Subcommand("show the daemon's state and the node's health",
+                         status_cmd.arguments, status_cmd.run),
+    "version": Subcommand("print the version", _no_arguments, _version),
     "check-config": Subcommand("validate a config file (exit 6 if invalid)",
                                _check_config_arguments, _check_config),
     "failsafe": Subcommand("hand the fans back to the BMC's automatic control, without the "
-                           "daemon (ExecStopPost=)", _fan.failsafe_arguments,
-                           _fan.failsafe),
+                           "daemon (ExecStopPost=)", fan.failsafe_arguments, fan.failsafe),
     "calibrate": Subcommand("step the fan duty, record rpm, store the lowest safe duty "
-                            "(the daemon must be stopped)", _fan.calibrate_arguments,
-                            _fan.calibrate_cmd),
+                            "(the daemon must be stopped)", fan.calibrate_arguments,
+                            fan.calibrate_cmd),
 }
 
 
@@ -175,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     if args.command is None:
         p.print_usage(sys.stderr)
-        _err("a command is required: " + ", ".join(SUBCOMMANDS))
+        err("a command is required: " + ", ".join(SUBCOMMANDS))
         return EXIT_USAGE
     try:
         code: int = args.handler(args)
@@ -185,10 +104,6 @@ def main(argv: list[str] | None = None) -> int:
         _quiet_stdout()
         return 141
     return code
-
-
-def _err(message: str) -> None:
-    print(f"{PROG}: {message}", file=sys.stderr)
 
 
 def _quiet_stdout() -> None:

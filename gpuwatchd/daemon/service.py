@@ -30,8 +30,9 @@ from gpuwatchd.exporter.http import MetricsServer
 from gpuwatchd.exporter.render import Renderer
 from gpuwatchd.hardware import Hardware
 from gpuwatchd.model import GpuReading, Snapshot
-from gpuwatchd.status.document import DaemonInfo, DaemonState, StatusServer, build_status
+from gpuwatchd.status.document import DaemonInfo, DaemonState, build_status
 from gpuwatchd.status.paths import default_socket
+from gpuwatchd.status.server import StatusServer
 
 log = logging.getLogger(__name__)
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from gpuwatchd.clock import span
 from gpuwatchd.licence.griddconf import Problem
 from gpuwatchd.licence.kinds import (
     VAPPS_PRODUCT,
@@ -221,22 +222,6 @@ def is_vapps(probe: GpuProbe, feature: Feature, feature_type: int | None) -> boo
     prints it as Licensed; vApps is enforced by the EULA, not by the driver)."""
     return (probe.mode is VirtualizationMode.PASSTHROUGH and not feature.licensed
             and not feature_type)
-
-
-def span(seconds: float) -> str:
-    """``90`` -> ``1m30s``; ``86400`` -> ``1d0h``: short, for reasons and the status line."""
-    seconds = int(max(0.0, seconds))
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d{hours}h"
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    if minutes:
-        return f"{minutes}m{secs:02d}s"
-    return f"{secs}s"
-
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ import pytest
 
 from gpuwatchd.sim.plant import P40, ThermalPlant
 from gpuwatchd.sim.sdr import SensorDef
-from gpuwatchd.status.document import query
+from gpuwatchd.status.client import query
 from tests.fakes.fakenvml import FakeNvmlState, build_fake_nvml
 from tests.integration.peers.ipmisim import IpmiSim, compile_plugin
 from tests.procs import free_port, gpuwatchd_cmd, stop, wait_until

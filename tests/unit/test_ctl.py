@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import ast
 import contextlib
 import json
 import os
@@ -17,9 +19,11 @@ from typing import Any
 import pytest
 
 from gpuwatchd import __version__
-from gpuwatchd.ctl.main import exit_code_for, main
-from gpuwatchd.status.client import render
-from gpuwatchd.status.document import AccessDenied, NotRunning, ProtocolError, build_status
+from gpuwatchd.ctl.main import SUBCOMMANDS, main, parser
+from gpuwatchd.ctl.status import exit_code_for
+from gpuwatchd.status.client import AccessDenied, NotRunning, ProtocolError
+from gpuwatchd.status.document import build_status
+from gpuwatchd.status.table import render
 from tests.unit.test_status import (
     NOW,
     make_gpu,
@@ -93,7 +97,7 @@ def test_status_table_shows_the_daemon_health_and_both_gpus(
         code, out, _ = run(["status", "--socket", str(path)], capsys)
     assert code == 0
     lines = out.splitlines()
-    assert lines[0].startswith("gpuwatchd 0.1.0  running  pid 1234  up 1h 01m  interval 2s")
+    assert lines[0].startswith("gpuwatchd 0.1.0  running  pid 1234  up 1h01m  interval 2s")
     assert "health  healthy" in lines
     gpu_rows = [line.split() for line in lines if line.lstrip().startswith(("0 ", "1 "))]
     assert [row[3] for row in gpu_rows] == ["54C", "61C"]  # index, Tesla, P40, TEMP
@@ -307,3 +311,33 @@ def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]
     assert code == 2
     assert out == ""
     assert "usage: gpuwatchctl" in err
+
+
+# --- the package ----------------------------------------------------------------------------
+
+
+def test_one_subcommand_table_drives_the_parser_and_the_help(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert list(SUBCOMMANDS) == ["status", "version", "check-config", "failsafe", "calibrate"]
+    subs = next(a for a in parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert list(subs.choices) == list(SUBCOMMANDS)
+    code, out, _ = run(["--help"], capsys)
+    assert code == 0
+    for name, sub in SUBCOMMANDS.items():
+        assert name in out
+        assert sub.help.split()[0] in out
+    for name in SUBCOMMANDS:
+        assert run([name, "--help"], capsys)[0] == 0
+
+
+def test_ctl_and_status_have_no_function_level_imports_of_the_project() -> None:
+    """Imports of gpuwatchd modules sit at the top of each module (hidden edges hide cycles)."""
+    package = Path(__file__).resolve().parents[2] / "gpuwatchd"
+    late = []
+    for source in [*(package / "ctl").rglob("*.py"), *(package / "status").rglob("*.py")]:
+        tree = ast.parse(source.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                late += [f"{source.name}:{inner.lineno}" for inner in ast.walk(node)
+                         if isinstance(inner, ast.Import | ast.ImportFrom)]
+    assert late == []

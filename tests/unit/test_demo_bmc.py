@@ -11,8 +11,8 @@ from gpuwatchd.daemon.cli import _demo_config
 from gpuwatchd.daemon.service import Daemon
 from gpuwatchd.model import BmcReading, ChassisTemperature, Collected, FanReading, PsuReading
 from gpuwatchd.sim.node import SimNode
-from gpuwatchd.status.client import render
-from gpuwatchd.status.sections.bmc import section
+from gpuwatchd.status.sections.bmcs import build
+from gpuwatchd.status.table import render
 
 
 def run_demo(ticks: int = 3, node: SimNode | None = None) -> tuple[Daemon, SimNode, ManualClock]:
@@ -93,7 +93,9 @@ def test_an_unreachable_bmc_degrades_the_status() -> None:
             replace(res, collected=Collected(readings=(down,)))
             if res.name.startswith("chassis_ipmi") else res for res in snap.results)
         snap = replace(snap, results=results)
-        rows, reasons = section(snap, snap.taken_mono)
+        section = build(snap, snap.taken_mono)
+        rows, reasons = section.data, section.reasons
+        assert isinstance(rows, list)
         assert rows is not None and rows[0]["up"] is False and rows[0]["fans"] == []
         assert reasons == ("BMC idrac down: BMC idrac: no reply",)
     finally:

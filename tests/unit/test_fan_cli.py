@@ -17,7 +17,7 @@ from gpuwatchd.ctl import fan as fan_cli
 from gpuwatchd.ctl.main import main
 from gpuwatchd.sim.bmc_oem import DELL_THIRD_PARTY_FLOOR
 from gpuwatchd.sim.node import SimNode
-from gpuwatchd.status.client import render
+from gpuwatchd.status.table import render
 
 DEMO = resources.files("gpuwatchd.sim").joinpath("demo.yaml").read_text()
 
@@ -107,7 +107,7 @@ def test_calibrate_finds_the_floor_and_the_daemon_uses_it(
 
 def test_calibrate_refuses_while_the_daemon_runs_and_non_ipmi_drivers(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from gpuwatchd.status.document import StatusServer
+    from gpuwatchd.status.server import StatusServer
 
     path = config_file(tmp_path)
     server = StatusServer(str(tmp_path / "status.sock"), lambda: {"schema": 1}, group=None)

@@ -33,7 +33,7 @@ from gpuwatchd.model import (
     HwmonTemperature,
     Snapshot,
 )
-from gpuwatchd.status import client as status_view
+from gpuwatchd.status import table as status_view
 from gpuwatchd.status.document import DaemonInfo, build_status
 
 NCT6798 = {

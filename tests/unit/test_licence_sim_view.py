@@ -22,8 +22,8 @@ from gpuwatchd.model import (
 )
 from gpuwatchd.sim.licence import GuestScenario, events_between, state_at
 from gpuwatchd.sim.node import SimNode
-from gpuwatchd.status.client import Style
 from gpuwatchd.status.sections import licence as view
+from gpuwatchd.status.text import Style
 
 S = GuestScenario()
 
@@ -101,8 +101,8 @@ def snapshot(readings: tuple[object, ...], taken_wall: float = 1_750_000_000.0) 
 
 
 def test_section_is_null_without_licensing() -> None:
-    data, reasons = view.section(snapshot((LicenceNodeReading(applicable=False),)), 100.0)
-    assert (data, reasons) == (None, ())
+    section = view.build(snapshot((LicenceNodeReading(applicable=False),)), 100.0)
+    assert (section.data, section.reasons) == (None, ())
 
 
 def test_status_lines_per_gpu() -> None:
@@ -119,8 +119,9 @@ def test_status_lines_per_gpu() -> None:
                            ("the clock is not synchronised",), False),
         VgpuInstanceLicenceReading(0, "GPU-a", "vgpu-1", "vm-7", "GRID A100-4C", "licensed"),
     )
-    data, reasons = view.section(snapshot(readings, now), 110.0)  # 10 s after the snapshot
-    assert data is not None
+    section = view.build(snapshot(readings, now), 110.0)  # 10 s after the snapshot
+    data, reasons = section.data, section.reasons
+    assert isinstance(data, dict)
     assert data["gpus"][0]["expires_in_seconds"] == 23 * 3600 + 41 * 60 - 10
     assert reasons == ("GPU 1 licence unlicensed_grace: unlicensed for 6m12s; restricted in "
                        "13m48s", "licence: the clock is not synchronised")

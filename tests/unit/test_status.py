@@ -6,9 +6,13 @@ test_ctl.py. Snapshots are synthetic (gpuwatchd.model); no mocks.
 
 from __future__ import annotations
 
+import ast
 import contextlib
+import importlib
+import importlib.util
 import json
 import os
+import pkgutil
 import shutil
 import socket
 import stat
@@ -21,19 +25,25 @@ from typing import Any
 
 import pytest
 
+from gpuwatchd.clock import ManualClock, span
+from gpuwatchd.daemon.cli import _demo_config
+from gpuwatchd.daemon.service import Daemon
 from gpuwatchd.model import Collected, CollectorResult, GpuReading, NvmlReading, Snapshot
-from gpuwatchd.status import document as status
-from gpuwatchd.status.document import (
-    DaemonInfo,
-    NotRunning,
-    ProtocolError,
-    Section,
-    StatusServer,
+from gpuwatchd.sim.node import SimNode
+from gpuwatchd.status import registry, sections
+from gpuwatchd.status.client import NotRunning, ProtocolError, query
+from gpuwatchd.status.document import DaemonInfo, build_status
+from gpuwatchd.status.paths import (
+    SYSTEM_SOCKET,
     StatusServerError,
-    build_status,
-    query,
+    client_socket,
+    default_socket,
+    prepare_dir,
 )
-from gpuwatchd.status.paths import SYSTEM_SOCKET, client_socket, default_socket, prepare_dir
+from gpuwatchd.status.sections import Section
+from gpuwatchd.status.server import StatusServer
+from gpuwatchd.status.table import render
+from gpuwatchd.status.text import Style, age_text
 
 NOW = 1000.0  # monotonic "now" for every document here
 
@@ -195,16 +205,146 @@ def test_daemon_state_reasons(changes: dict[str, Any], reason: str) -> None:
     assert doc["health"]["reasons"] == [reason]
 
 
-def test_a_new_section_builder_adds_its_key_and_its_reasons(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """The extension point later work uses (fan zones, BMCs, licences)."""
-    def zones(snapshot: Snapshot, now_mono: float) -> Section:
-        return Section([{"zone": "gpu", "mode": "failsafe"}], ("zone gpu in failsafe",))
+class FakeSection:
+    """A section module as the registry sees one: ``build`` and ``render``."""
 
-    monkeypatch.setitem(status.SECTIONS, "fan_zones", zones)
+    def __init__(self, name: str, reasons: tuple[str, ...] = (), data: object = "") -> None:
+        self.name, self.reasons, self.data = name, reasons, data
+
+    def build(self, snapshot: Snapshot, now_mono: float) -> Section:
+        return Section({"made_by": self.name} if self.data == "" else self.data, self.reasons)
+
+    def render(self, data: Any, style: Style) -> list[str]:
+        return [f"<{data['made_by']}>"]
+
+
+@pytest.fixture
+def only_sections() -> Iterator[Callable[..., None]]:
+    """Replace the registry's rows for one test (in place: both sides read the same dict)."""
+    saved = dict(registry.SECTIONS)
+
+    def replace(*modules: FakeSection) -> None:
+        registry.SECTIONS.clear()
+        registry.SECTIONS.update({m.name: m for m in modules})
+
+    try:
+        yield replace
+    finally:
+        registry.SECTIONS.clear()
+        registry.SECTIONS.update(saved)
+
+
+def test_a_new_section_adds_its_key_its_reasons_and_its_table_lines(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The extension point: one module with build and render, one registry row."""
+    zones = FakeSection("fan_zones", ("zone gpu in failsafe",),
+                        [{"zone": "gpu", "mode": "failsafe", "made_by": "fan_zones"}])
+    monkeypatch.setitem(registry.SECTIONS, "fan_zones", zones)
     doc = build_status(make_snapshot(), make_info(), NOW)
-    assert doc["fan_zones"] == [{"zone": "gpu", "mode": "failsafe"}]
+    assert list(doc)[-1] == "fan_zones"
+    assert doc["fan_zones"] == [{"zone": "gpu", "mode": "failsafe", "made_by": "fan_zones"}]
     assert doc["health"] == {"status": "degraded", "reasons": ["zone gpu in failsafe"]}
+    monkeypatch.setattr(zones, "render", lambda data, style: [f"zones: {len(data)}"])
+    assert render(doc, 0.0).endswith("\n\nzones: 1")
+
+
+def test_the_registry_orders_the_document_and_the_table(
+        only_sections: Callable[..., None]) -> None:
+    """Every section built is rendered; document keys and table blocks in registry order;
+    a null section is in the document and not in the table."""
+    only_sections(FakeSection("c"), FakeSection("a", ("a is unhappy",)), FakeSection("b"),
+                  FakeSection("absent", data=None))
+    doc = build_status(make_snapshot(), make_info(), NOW)
+    assert list(doc) == ["schema", "daemon", "health", "c", "a", "b", "absent"]
+    assert doc["health"]["reasons"] == ["a is unhappy"]
+    lines = render(doc, 0.0).splitlines()
+    assert lines[-6:] == ["", "<c>", "", "<a>", "", "<b>"]
+    assert [lines.index(f"<{n}>") for n in "cab"] == sorted(lines.index(f"<{n}>") for n in "cab")
+
+
+def test_every_section_module_is_one_registry_row_named_after_it() -> None:
+    """A section module left out of the registry (or a row without a module) fails here."""
+    found = {m.name for m in pkgutil.iter_modules(sections.__path__)}
+    assert found - {"daemon", "health"} == set(registry.SECTIONS)  # the head is not a row
+    for name, module in registry.SECTIONS.items():
+        assert module is importlib.import_module(f"gpuwatchd.status.sections.{name}")
+        assert callable(module.build) and callable(module.render)
+
+
+def test_the_demo_document_and_table_follow_the_registry() -> None:
+    """The real sections, end to end: each present section's lines appear in the table, in
+    the registry's order, after the daemon and health lines."""
+    clock = ManualClock()
+    node = SimNode(clock=clock, profile="full")
+    daemon = Daemon(_demo_config(), node.hardware())
+    daemon._build(daemon.config)
+    try:
+        for _ in range(3):
+            daemon.tick()
+            clock.advance(1.0)
+        doc = json.loads(json.dumps(daemon.status()))
+    finally:
+        daemon._close_hardware()
+    assert list(doc) == ["schema", "daemon", "health", *registry.SECTIONS]
+    present = [name for name in registry.SECTIONS if doc[name] is not None]
+    assert {"nvml", "gpus", "bmcs", "licence", "collectors", "fan_control"} <= set(present)
+    text = render(doc, clock.time())
+    blocks = ["\n".join(registry.SECTIONS[n].render(doc[n], Style(color=False)))
+              for n in present]
+    starts = [text.index("\n\n" + block + "\n") if n != present[-1] else
+              text.rindex("\n\n" + block) for n, block in zip(present, blocks, strict=True)]
+    assert starts == sorted(starts) and len(set(starts)) == len(starts)
+    assert text.endswith(blocks[-1])
+
+
+def test_server_and_client_modules_import_only_their_own_side() -> None:
+    """document/server never reach client/table (nor ctl), and client/table never reach
+    document/server; both may use the shared modules (paths, wire, registry, sections, text)."""
+    server_side = _reach("gpuwatchd.status.document") | _reach("gpuwatchd.status.server")
+    client_side = _reach("gpuwatchd.status.client") | _reach("gpuwatchd.status.table")
+    assert not {m for m in server_side
+                if m in {"gpuwatchd.status.client", "gpuwatchd.status.table"}
+                or m.startswith("gpuwatchd.ctl")}
+    assert not client_side & {"gpuwatchd.status.document", "gpuwatchd.status.server"}
+    assert "gpuwatchd.status.sections.gpus" in server_side & client_side  # shared
+
+
+def _reach(start: str) -> set[str]:
+    """The project modules ``start`` imports, directly or not (read with ast, not imported)."""
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.origin is None:
+            continue
+        tree = ast.parse(Path(spec.origin).read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                todo += [a.name for a in node.names if a.name.startswith("gpuwatchd")]
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("gpuwatchd"):
+                module = node.module or ""
+                todo.append(module)
+                if _is_package(module):  # `from pkg import mod` imports pkg.mod
+                    todo += [f"{module}.{a.name}" for a in node.names
+                             if importlib.util.find_spec(f"{module}.{a.name}") is not None]
+    return seen
+
+
+def _is_package(name: str) -> bool:
+    spec = importlib.util.find_spec(name)
+    return spec is not None and spec.submodule_search_locations is not None
+
+
+def test_one_duration_format_for_the_whole_table() -> None:
+    """Uptime, data ages and licence times all read ``1m30s`` (gpuwatchd.clock.span)."""
+    assert span(90) == age_text(90) == "1m30s"
+    assert (span(5), span(3720), span(90000), span(-3)) == ("5s", "1h02m", "1d1h", "0s")
+    doc = build_status(make_snapshot(), make_info(started_wall=1.7e9), NOW)
+    assert "  up 1m30s  " in render(doc, 1.7e9 + 90)
 
 
 # --- paths --------------------------------------------------------------------------------

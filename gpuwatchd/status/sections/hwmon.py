@@ -10,22 +10,20 @@ colour but is the machine's fault, alerted on from the metrics, so it adds no re
 
 from __future__ import annotations
 
-from typing import Any
-
 from gpuwatchd.model import HwmonChip, HwmonFan, HwmonPwm, HwmonTemperature, Snapshot
+from gpuwatchd.status.sections import Json, Section, age
+from gpuwatchd.status.text import Style, table
 
-Json = dict[str, Any]
 COLLECTOR = "hwmon"
 _MODES = {0: "full speed", 1: "manual"}
 
 
-def section(snapshot: Snapshot, now_mono: float) -> tuple[list[Json] | None, tuple[str, ...]]:
-    """(JSON-ready rows, health reasons); rows ``None`` (JSON null) without the collector."""
+def build(snapshot: Snapshot, now_mono: float) -> Section:
+    """JSON-ready rows, no health reasons; rows ``None`` (JSON null) without the collector."""
     res = snapshot.result(COLLECTOR)
     if res is None:
-        return None, ()
-    age = res.age_seconds(now_mono)
-    common = {"collector": res.name, "age_seconds": None if age == float("inf") else round(age, 3),
+        return Section(None)
+    common = {"collector": res.name, "age_seconds": age(res, now_mono),
               "stale": res.is_stale(now_mono)}
     rows: dict[str, Json] = {}
     for r in res.collected.readings:
@@ -41,11 +39,11 @@ def section(snapshot: Snapshot, now_mono: float) -> tuple[list[Json] | None, tup
                 "crit_celsius": r.crit_celsius})
         elif isinstance(r, HwmonPwm) and r.chip in rows:
             rows[r.chip]["pwms"].append({"name": r.pwm, "ratio": r.ratio, "mode": r.mode})
-    return list(rows.values()), ()
+    return Section(list(rows.values()))
 
 
-def render(chips: list[Json], style: Any, table: Any) -> list[str]:
-    """The table lines; ``style``/``table`` are gpuwatchd.status_view's Style and _table."""
+def render(chips: list[Json], style: Style) -> list[str]:
+    """One block per chip: its head line and a SENSOR table (fans, temperatures, PWMs)."""
     if not chips:
         return ["hwmon   no chips read yet"]
     lines: list[str] = []

@@ -1,4 +1,4 @@
-"""The licence part of ``gpuwatchctl status``: the document section and its text lines.
+"""The ``licence`` section of the status document and its lines in ``gpuwatchctl status``.
 
 One line per GPU whose licence is held by this OS: product, state, expiry in absolute (GMT, as
 nvidia-smi prints it) and relative time, gridd's state and the token summary, e.g.::
@@ -13,9 +13,8 @@ vGPU instance. The section is null (and not printed) on a node without licensing
 from __future__ import annotations
 
 import time
-from typing import Any, Protocol
 
-from gpuwatchd.licence.state import span
+from gpuwatchd.clock import span
 from gpuwatchd.model import (
     GpuReading,
     LicenceNodeReading,
@@ -23,25 +22,19 @@ from gpuwatchd.model import (
     Snapshot,
     VgpuInstanceLicenceReading,
 )
+from gpuwatchd.status.sections import Json, Section
+from gpuwatchd.status.text import Style
 
-Json = dict[str, Any]
 TONES = {"ok": "good", "warning": "warn", "critical": "bad"}
 
 
-class Painter(Protocol):
-    """``gpuwatchd.status_view.Style``: colours on or off."""
-
-    def paint(self, text: str, tone: str) -> str:
-        """``text`` in the tone's colour (good, warn, bad, bold) when colours are on."""
-
-
-def section(snapshot: Snapshot, now_mono: float) -> tuple[Json | None, tuple[str, ...]]:
+def build(snapshot: Snapshot, now_mono: float) -> Section:
     """The JSON-ready section and its health reasons (warning and critical states)."""
     gpus = snapshot.readings(LicenceReading)
     instances = snapshot.readings(VgpuInstanceLicenceReading)
     nodes = [n for n in snapshot.readings(LicenceNodeReading) if n.applicable]
     if not gpus and not instances and not nodes:
-        return None, ()
+        return Section(None)
     now_wall = snapshot.taken_wall + (now_mono - snapshot.taken_mono)
     names = {g.uuid: g.name for g in snapshot.readings(GpuReading)}
     node = nodes[0] if nodes else None
@@ -54,7 +47,7 @@ def section(snapshot: Snapshot, now_mono: float) -> tuple[Json | None, tuple[str
         "node": None if node is None else _node(node),
         "instances": [_instance(i, now_wall) for i in instances],
     }
-    return data, tuple(reasons)
+    return Section(data, tuple(reasons))
 
 
 def _gpu(g: LicenceReading, name: str, now_wall: float) -> Json:
@@ -84,7 +77,7 @@ def _instance(i: VgpuInstanceLicenceReading, now_wall: float) -> Json:
             "expires_in_seconds": None if expiry is None else round(expiry - now_wall, 3)}
 
 
-def render(data: Json, style: Painter) -> list[str]:
+def render(data: Json, style: Style) -> list[str]:
     """The section as text lines (see the module docstring)."""
     node = data.get("node") or {}
     tail = []
@@ -106,7 +99,7 @@ def render(data: Json, style: Painter) -> list[str]:
     return lines
 
 
-def _gpu_lines(g: Json, tail: list[str], style: Painter) -> list[str]:
+def _gpu_lines(g: Json, tail: list[str], style: Style) -> list[str]:
     head = f"GPU {g['index']}  {g['name'] or g['uuid']} [{g['mode'] or '?'}]"
     state = style.paint(g["state"].upper(), TONES.get(g["severity"], ""))
     product = f'"{g["product"]}"' if g["product"] else ""

@@ -10,8 +10,6 @@ and are alerted on from the metrics (``gpuwatchd_psu_up == 0``), so they do not 
 
 from __future__ import annotations
 
-from typing import Any
-
 from gpuwatchd.model import (
     BmcReading,
     ChassisTemperature,
@@ -20,12 +18,12 @@ from gpuwatchd.model import (
     PsuReading,
     Snapshot,
 )
+from gpuwatchd.status.sections import Json, Section, age
+from gpuwatchd.status.text import Style, celsius, table
 
-Json = dict[str, Any]
 
-
-def section(snapshot: Snapshot, now_mono: float) -> tuple[list[Json] | None, tuple[str, ...]]:
-    """(JSON-ready rows, health reasons); rows ``None`` (JSON null) with no BMC configured."""
+def build(snapshot: Snapshot, now_mono: float) -> Section:
+    """JSON-ready rows and health reasons; rows ``None`` (JSON null) with no BMC configured."""
     rows: list[Json] = []
     reasons: list[str] = []
     for res in snapshot.results:
@@ -36,16 +34,15 @@ def section(snapshot: Snapshot, now_mono: float) -> tuple[list[Json] | None, tup
                 reasons.append(f"BMC {bmc.bmc} down: {bmc.error or 'no answer'}")
             elif res.is_stale(now_mono):
                 reasons.append(f"BMC {bmc.bmc}: data stale")
-    return rows or None, tuple(reasons)
+    return Section(rows or None, tuple(reasons))
 
 
 def _row(bmc: BmcReading, res: CollectorResult, now_mono: float) -> Json:
     readings = res.collected.readings if bmc.up else ()
-    age = res.age_seconds(now_mono)
     return {
         "name": bmc.bmc, "protocol": bmc.protocol, "up": bmc.up, "vendor": bmc.vendor,
         "firmware": bmc.firmware, "power_watts": bmc.power_watts, "error": bmc.error,
-        "collector": res.name, "age_seconds": None if age == float("inf") else round(age, 3),
+        "collector": res.name, "age_seconds": age(res, now_mono),
         "stale": res.is_stale(now_mono),
         "fans": [{"name": f.fan, "rpm": f.rpm, "ratio": f.ratio, "state": f.state}
                  for f in readings if isinstance(f, FanReading)],
@@ -60,8 +57,8 @@ def _row(bmc: BmcReading, res: CollectorResult, now_mono: float) -> Json:
     }
 
 
-def render(bmcs: list[Json], style: Any, table: Any) -> list[str]:
-    """The table lines; ``style``/``table`` are gpuwatchd.status_view's Style and _table."""
+def render(bmcs: list[Json], style: Style) -> list[str]:
+    """One block per BMC: its head line, a SENSOR table (fans, temperatures), a PSU table."""
     lines: list[str] = []
     for b in bmcs:
         head = f"BMC {b['name']}  {b['protocol']}"
@@ -73,7 +70,7 @@ def render(bmcs: list[Json], style: Any, table: Any) -> list[str]:
                      f"{power}")
         sensors = [[(f["name"], ""), (_rpm(f), _tone(f["state"])), (f["state"], _tone(f["state"]))]
                    for f in b["fans"]]
-        sensors += [[(t["name"], ""), (_celsius(t["celsius"]), _tone(t["state"])),
+        sensors += [[(t["name"], ""), (celsius(t["celsius"])[0], _tone(t["state"])),
                      (t["state"], _tone(t["state"]))] for t in b["temperatures"]]
         if sensors:
             lines += table(["SENSOR", "READING", "STATE"], sensors, "lrl", style)
@@ -93,10 +90,6 @@ def _rpm(fan: Json) -> str:
     if fan["rpm"] is not None:
         return f"{float(fan['rpm']):.0f} rpm"
     return f"{float(fan['ratio']) * 100:.0f}%" if fan["ratio"] is not None else "-"
-
-
-def _celsius(value: float | None) -> str:
-    return "-" if value is None else f"{float(value):.0f}C"
 
 
 def _watts(value: float | None) -> str:
