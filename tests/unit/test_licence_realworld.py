@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from gpuwatchd.ctl.main import EXIT_DEGRADED, EXIT_HEALTHY, HEALTH_EXIT
+from gpuwatchd.ctl.common import EXIT_DEGRADED, EXIT_HEALTHY
+from gpuwatchd.ctl.status import HEALTH_EXIT
 from gpuwatchd.licence import featuretype, griddconf
 from gpuwatchd.licence.gridd import EventCounter, classify, message
 from gpuwatchd.licence.kinds import FeatureCode, Severity, VirtualizationMode
