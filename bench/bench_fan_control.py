@@ -68,7 +68,7 @@ class Scenario:
 
 
 def _bmc(node: SimNode) -> object:
-    return node.extras["bmc:idrac"]
+    return node.bmcs["idrac"]
 
 
 def _cap(node: SimNode) -> None:

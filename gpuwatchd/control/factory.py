@@ -52,7 +52,7 @@ def ipmi_link(bmc: BmcConfig, hw: Hardware) -> Any:
     """A new IpmiLink to ``bmc`` (the simulator's BMC in --demo and tests)."""
     from gpuwatchd.links.ipmi import IpmiLink  # noqa: PLC0415 - python-ipmi only when used
 
-    return IpmiLink(bmc, hw.clock, connector=hw.extras.get(f"ipmi:{bmc.name}"))
+    return IpmiLink(bmc, hw.clock, connector=hw.ipmi_connector(bmc.name))
 
 
 def detect(link: Any) -> str:
@@ -126,7 +126,7 @@ def _redfish_dell(config: Config, bmc: BmcConfig, hw: Hardware) -> Built:
     from gpuwatchd.control.drivers.redfish_oem import RedfishDellDriver  # noqa: PLC0415
     from gpuwatchd.links.redfish_write import RedfishWriteLink  # noqa: PLC0415
 
-    link = RedfishWriteLink(bmc, hw.clock, client_factory=hw.extras.get(f"redfish:{bmc.name}"))
+    link = RedfishWriteLink(bmc, hw.clock, client_factory=hw.redfish_client_factory(bmc.name))
     driver = RedfishDellDriver(link, config.fan_control.redfish_dell, bmc.name,
                                hw.clock.monotonic)
     return Built(driver, [link.close])

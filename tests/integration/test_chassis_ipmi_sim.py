@@ -205,7 +205,7 @@ bmcs:
      password_file: {sim.password_file}, timeout_seconds: 0.4}}
 """)
     clock = SystemClock()
-    scheduled = build(cfg, Hardware(clock=clock, extras={"ipmi:sim": _PauseAfter(sim, 12)}))[0]
+    scheduled = build(cfg, Hardware(clock=clock, ipmi_peers={"sim": _PauseAfter(sim, 12)}))[0]
     assert scheduled.deadline_seconds == pytest.approx(0.9)
     runner = CollectorRunner(scheduled, clock)
     try:

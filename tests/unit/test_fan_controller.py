@@ -28,7 +28,7 @@ class Rig:
                  vendor: str = "dell", **zone: Any) -> None:
         self.clock = ManualClock()
         self.node = SimNode(clock=self.clock, profile=profile, bmc_vendor=vendor)
-        self.bmc: Any = self.node.extras["bmc:idrac"]
+        self.bmc: Any = self.node.bmcs["idrac"]
         config = config or _demo_config()
         if zone:
             fc = config.fan_control

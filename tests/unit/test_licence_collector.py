@@ -239,7 +239,7 @@ def test_lost_gpu_is_unknown_then_reinitialised(tmp_path: Path) -> None:
 def test_registry_and_factory(tmp_path: Path) -> None:
     assert "licence" in REGISTRY
     hw = Hardware(clock=ManualClock(), nvml=lambda: FakeLicenceNvml([]),
-                  extras={"licence": LicenceSources(runner=FakeRunner())})
+                  licence=LicenceSources(runner=FakeRunner()))
     (scheduled,) = build(cfgmod.loads("licence: {interval_seconds: 30}\n"), hw)
     assert (scheduled.interval_seconds, scheduled.deadline_seconds) == (30.0, 20.0)
     assert scheduled.collector.name == "licence"
