@@ -17,7 +17,7 @@ import os
 import signal
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from gpuwatchd import __version__, collectors
@@ -29,7 +29,7 @@ from gpuwatchd.exporter import webconfig
 from gpuwatchd.exporter.http import MetricsServer
 from gpuwatchd.exporter.render import Renderer
 from gpuwatchd.hardware import Hardware
-from gpuwatchd.model import GpuReading, Snapshot
+from gpuwatchd.model import ControlReading, GpuReading, Snapshot
 from gpuwatchd.status.document import DaemonInfo, DaemonState, StatusServer, build_status
 from gpuwatchd.status.paths import default_socket
 
@@ -41,8 +41,8 @@ EXIT_OK, EXIT_FAILURE = 0, 1
 class ControlLoop(Protocol):
     """The fan controller as the daemon sees it (gpuwatchd.control)."""
 
-    def step(self, snapshot: Snapshot) -> tuple[object, ...]:
-        """Act on one Snapshot; return readings (e.g. zone states) to publish with it."""
+    def step(self, snapshot: Snapshot) -> ControlReading:
+        """Act on one Snapshot; return the zones' and the driver's record to publish with it."""
 
     def release(self) -> None:
         """Hand every fan back to the BMC's automatic control (every exit path calls this)."""
@@ -148,8 +148,7 @@ class Daemon:
                         taken_mono=self._clock.monotonic(),
                         results=tuple(r.result for r in st.runners))
         if self._control is not None:
-            snap = Snapshot(snap.seq, snap.taken_wall, snap.taken_mono, snap.results,
-                            extra=self._control.step(snap))
+            snap = replace(snap, control=self._control.step(snap))
         self.snapshot = snap
         if self._renderer is not None:
             self._renderer.refresh(lead_seconds=2 * self.config.interval_seconds)

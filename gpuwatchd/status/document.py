@@ -194,13 +194,9 @@ def _gpus(snapshot: Snapshot, now_mono: float) -> Section:
 
 def _fan_control(snapshot: Snapshot, now_mono: float) -> Section:
     """The fan controller's zones and driver; ``null`` when fan control is off."""
-    from gpuwatchd.control.state import FanControlReading, ZoneReading  # noqa: PLC0415
-
-    drivers = [r for r in snapshot.extra if isinstance(r, FanControlReading)]
-    if not drivers:
+    if snapshot.control is None:
         return Section(None)
-    ctl = drivers[0]
-    zones = [r for r in snapshot.extra if isinstance(r, ZoneReading)]
+    ctl, zones = snapshot.control.driver, snapshot.control.zones
     reasons = [f"fan zone {z.zone} in failsafe: {z.reason}" for z in zones
                if z.mode == "failsafe"]
     if ctl.message and not reasons:
@@ -256,14 +252,12 @@ SECTIONS: dict[str, SectionBuilder] = {
 
 def _located(snapshot: Snapshot, kind: type[T],
              now_mono: float) -> list[tuple[str, float | None, bool, T]]:
-    """Readings of ``kind`` with (collector name, data age, stale); daemon extras are fresh."""
+    """Readings of ``kind`` with (collector name, data age, stale)."""
     out: list[tuple[str, float | None, bool, T]] = []
     for res in snapshot.results:
         age, stale = _age(res, now_mono), res.is_stale(now_mono)
         out.extend((res.name, age, stale, r) for r in res.collected.readings
                    if isinstance(r, kind))
-    extra_age = _seconds(now_mono - snapshot.taken_mono)
-    out.extend(("daemon", extra_age, False, r) for r in snapshot.extra if isinstance(r, kind))
     return out
 
 
