@@ -22,7 +22,8 @@ from gpuwatchd.config import BmcConfig, loads
 from gpuwatchd.errors import Refused
 from gpuwatchd.hardware import Hardware
 from gpuwatchd.links import ipmi_pyipmi
-from gpuwatchd.links.ipmi import ConnectRequest, IpmiLink
+from gpuwatchd.links.ipmi import IpmiLink
+from gpuwatchd.links.ipmi_pyipmi import ConnectRequest
 from gpuwatchd.model import BmcReading, ChassisTemperature, Collected, FanReading, PsuReading
 from gpuwatchd.sim.sdr import SensorDef
 from tests.integration.peers.ipmisim import DCMI_PLUGIN, IpmiSim, compile_plugin
