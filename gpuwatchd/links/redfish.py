@@ -9,7 +9,8 @@ attempt per request under ``timeout_seconds``, and at most ``max_requests_per_se
 BMC web servers are small and easily overwhelmed.
 
 HTTP status -> error: 401/403 Refused(status), 404 Unsupported (the resource is absent),
-5xx, timeouts, refused connections and malformed JSON Transient. Messages name the BMC and the
+5xx, refused connections and malformed JSON Transient, a timeout DeadlineExceeded (a
+Transient). Messages name the BMC and the
 URL path, never the password or the token.
 
 Command-line equivalent: ``curl -s -u USER https://BMC/redfish/v1/Chassis/<id>/Thermal``.
@@ -29,7 +30,14 @@ from typing import Any
 
 from gpuwatchd.clock import Clock
 from gpuwatchd.config import BmcConfig
-from gpuwatchd.errors import ConfigError, GpuwatchdError, Refused, Transient, Unsupported
+from gpuwatchd.errors import (
+    ConfigError,
+    DeadlineExceeded,
+    GpuwatchdError,
+    Refused,
+    Transient,
+    Unsupported,
+)
 from gpuwatchd.links.backoff import SessionBackoff
 from gpuwatchd.links.credentials import Secret, describe, load_password, scrub
 
@@ -232,7 +240,7 @@ class RedfishLink:
             return Refused(f"{self.name}: {what}: TLS certificate not trusted ({text[:160]}); "
                            "give ca_file, or tls_verify: false")
         if "Timeout" in kind:
-            return Transient(f"{self.name}: {what}: no answer within "
+            return DeadlineExceeded(f"{self.name}: {what}: no answer within "
                              f"{self.bmc.timeout_seconds:g} s")
         return Transient(f"{self.name}: {what}: {text[:200]}")
 
