@@ -20,9 +20,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from gpuwatchd import __version__, collectors
+from gpuwatchd import __version__
+from gpuwatchd.collectors import registry
 from gpuwatchd.collectors.runner import CollectorRunner, run_due
 from gpuwatchd.config import Config, parse_listen
+from gpuwatchd.control import loop as control_loop
 from gpuwatchd.daemon.notify import Notifier
 from gpuwatchd.errors import GpuwatchdError
 from gpuwatchd.exporter import webconfig
@@ -108,7 +110,7 @@ class Daemon:
 
     def _build(self, config: Config, control: ControlLoop | None = None) -> None:
         self._state.runners = [CollectorRunner(s, self._clock)
-                               for s in collectors.build_all(config, self.hw)]
+                               for s in registry.build_all(config, self.hw)]
         self._control = control if control is not None else _build_control(config, self.hw)
 
     def run(self) -> int:
@@ -230,9 +232,7 @@ class Daemon:
 
 def _build_control(config: Config, hw: Hardware) -> ControlLoop | None:
     """The fan controller, when the config asks for one (gpuwatchd.control)."""
-    from gpuwatchd.control.loop import build  # noqa: PLC0415 - only when fan control is on
-
-    return build(config, hw)
+    return control_loop.build(config, hw)
 
 
 def _reconfigured(control: ControlLoop | None, config: Config) -> ControlLoop | None:

@@ -7,8 +7,8 @@ import pytest
 from pyipmi.errors import RetryError
 
 from gpuwatchd.clock import ManualClock
-from gpuwatchd.collectors import build_all
 from gpuwatchd.collectors.chassis_ipmi import ChassisIpmiCollector
+from gpuwatchd.collectors.registry import build_all
 from gpuwatchd.config import BmcConfig, loads
 from gpuwatchd.hardware import Hardware
 from gpuwatchd.links.credentials import Secret

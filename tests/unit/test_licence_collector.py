@@ -10,8 +10,8 @@ import pytest
 
 from gpuwatchd import config as cfgmod
 from gpuwatchd.clock import ManualClock
-from gpuwatchd.collectors import REGISTRY
 from gpuwatchd.collectors.licence import LicenceCollector, build
+from gpuwatchd.collectors.registry import REGISTRY
 from gpuwatchd.hardware import Hardware
 from gpuwatchd.licence.journal import QueueLineSource
 from gpuwatchd.licence.sources import LicenceSources
