@@ -2,7 +2,9 @@
 
 :func:`connect` opens one session the way ``ipmitool`` would (``-I lanplus -C N``, ``-I lan``,
 ``-I open``) and returns a small :class:`Connection`; :func:`map_open_error` turns python-ipmi's
-exceptions into the project's error classes. python-ipmi 0.6.1 is needed (Debian's 0.4.2 has
+exceptions into the project's error classes. The connector's types (:class:`ConnectRequest`,
+:class:`Connection`, :data:`Connector`) are defined here, so IpmiLink imports this module and
+never the reverse. python-ipmi 0.6.1 is needed (Debian's 0.4.2 has
 neither RMCP+ nor ``ipmidev``); AES cipher suites (3, 17) need the ``cryptography`` package.
 
 Two leaks closed here: python-ipmi's ``Session.__str__`` prints the password, and
