@@ -37,7 +37,6 @@ sys.path.insert(0, str(ROOT))
 
 from gpuwatchd.clock import ManualClock  # noqa: E402
 from gpuwatchd.config import Config, loads  # noqa: E402
-from gpuwatchd.control.state import FanControlReading, ZoneReading  # noqa: E402
 from gpuwatchd.daemon.service import Daemon  # noqa: E402
 from gpuwatchd.sim import profiles  # noqa: E402
 from gpuwatchd.sim.node import SimNode  # noqa: E402
@@ -68,7 +67,7 @@ class Scenario:
 
 
 def _bmc(node: SimNode) -> object:
-    return node.extras["bmc:idrac"]
+    return node.bmcs["idrac"]
 
 
 def _cap(node: SimNode) -> None:
@@ -171,8 +170,8 @@ def run(scenario: Scenario, kind: str, minutes: float, warmup: float) -> Result:
                 recovered = True
             if daemon is not None:
                 snap = daemon.tick()
-                zone = snap.readings(ZoneReading)[0]
-                ctl = snap.readings(FanControlReading)[0]
+                assert snap.control is not None
+                zone, ctl = snap.control.zones[0], snap.control.driver
                 res.modes.add(zone.mode)
                 res.writes = ctl.writes
                 if injected and res.failsafe_after is None and zone.mode == "failsafe":

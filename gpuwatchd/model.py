@@ -137,6 +137,52 @@ class CollectorResult:
         return self.age_seconds(now_mono) > self.stale_after_seconds
 
 
+# -- fan control (what the controller publishes with each Snapshot: plain data) ---------------
+# The status server turns these into the ``fan_control`` section of ``gpuwatchctl status``; the
+# exporter renders the matching metric families from them (gpuwatchd.control.metrics.render).
+@dataclass(frozen=True, slots=True)
+class ZoneReading:
+    """One fan zone on one tick."""
+
+    zone: str
+    mode: str  # monitor | control | failsafe
+    reason: str  # why it is in this mode ("" in control)
+    setpoint_celsius: float
+    ceiling_celsius: float
+    input_id: str  # the hottest input ("" when none has a value)
+    input_celsius: float | None
+    duty: float | None  # the duty this zone asks for (None when not commanding)
+    min_duty: float
+    max_duty: float
+    p: float | None = None
+    i: float | None = None
+    d: float | None = None
+    failsafe_entries: tuple[tuple[str, int], ...] = ()  # (reason, count) since start
+
+
+@dataclass(frozen=True, slots=True)
+class FanControlReading:
+    """The driver's side: what is written where, and how that went."""
+
+    driver: str
+    target: str  # the BMC's name, "nvml" or "hwmon"
+    manual: bool  # gpuwatchd holds manual control now
+    message: str  # why it does not regulate ("" when it does)
+    channels: tuple[tuple[str, float], ...] = ()  # the duty last written per channel
+    writes: int = 0
+    write_errors: tuple[tuple[str, int], ...] = ()  # (kind, count)
+    reverts: int = 0
+    regulating: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ControlReading:
+    """The fan controller's record of one tick (``FanController.step``): zones and driver."""
+
+    zones: tuple[ZoneReading, ...]
+    driver: FanControlReading
+
+
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     """Everything the daemon knows after one tick; replaced whole, never mutated."""
@@ -145,7 +191,7 @@ class Snapshot:
     taken_wall: float
     taken_mono: float
     results: tuple[CollectorResult, ...] = ()
-    extra: tuple[object, ...] = ()  # readings produced by the daemon itself (e.g. fan zones)
+    control: ControlReading | None = None  # the fan controller's tick (None: fan control off)
 
     def result(self, name: str) -> CollectorResult | None:
         """The result of the collector called ``name``, if it is registered."""
@@ -159,7 +205,6 @@ class Snapshot:
         out: list[T] = []
         for res in self.results:
             out.extend(r for r in res.collected.readings if isinstance(r, kind))
-        out.extend(r for r in self.extra if isinstance(r, kind))
         return tuple(out)
 
 

@@ -232,7 +232,7 @@ def build(config: Config, hw: Hardware) -> Sequence[Scheduled]:
     for bmc in config.bmcs:
         if bmc.protocol != "ipmi":
             continue
-        connector = hw.extras.get(f"ipmi:{bmc.name}")  # the simulator's BMC, in --demo
+        connector = hw.ipmi_connector(bmc.name)  # the simulator's BMC, in --demo
         interval, deadline, effective = cadence(config, bmc)
         link = IpmiLink(effective, hw.clock, connector=connector)
         out.append(Scheduled(ChassisIpmiCollector(bmc, link), interval, deadline))

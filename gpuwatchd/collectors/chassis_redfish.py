@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from gpuwatchd.collectors import Scheduled
 from gpuwatchd.collectors import redfish_read as rr
@@ -272,7 +272,7 @@ def build(config: Config, hw: Hardware) -> Sequence[Scheduled]:
     for bmc in config.bmcs:
         if bmc.protocol != "redfish":
             continue
-        factory: Any = hw.extras.get(f"redfish:{bmc.name}")  # a simulated service, if any
+        factory = hw.redfish_client_factory(bmc.name)  # a simulated service, if any
         interval, deadline, effective = cadence(config, bmc)
         link = RedfishLink(effective, hw.clock, client_factory=factory)
         out.append(Scheduled(ChassisRedfishCollector(bmc, link), interval, deadline))

@@ -26,7 +26,7 @@ from gpuwatchd.licence.node import NodeChecker, NodePaths, NodeReport
 from gpuwatchd.licence.probe import GpuProbe, LicenceProbe
 from gpuwatchd.licence.remediation import Remediator, Situation
 from gpuwatchd.licence.smi_xml import SmiReader, SmiReport
-from gpuwatchd.licence.sources import EXTRAS_KEY, LicenceSources
+from gpuwatchd.licence.sources import LicenceSources
 from gpuwatchd.licence.state import (
     Assessment,
     Evidence,
@@ -251,7 +251,18 @@ def build(config: Config, hw: Hardware) -> Sequence[Scheduled]:
     cfg = config.licence
     if cfg.enabled is False:
         return []
-    sources = hw.extras.get(EXTRAS_KEY) or LicenceSources()
+    sources = _sources(hw)
     link = NvmlLink(hw.nvml(), config.gpus.library_path)
     collector = LicenceCollector(link, hw.clock, cfg, sources)
     return [Scheduled(collector, cfg.interval_seconds, cfg.deadline_seconds)]
+
+
+def _sources(hw: Hardware) -> LicenceSources:
+    """The licence roots the simulator or a test injected (``Hardware.licence``), else the
+    real node's."""
+    if hw.licence is None:
+        return LicenceSources()
+    if not isinstance(hw.licence, LicenceSources):
+        raise TypeError(f"Hardware.licence is a {type(hw.licence).__name__}, "
+                        "not a LicenceSources")
+    return hw.licence

@@ -8,6 +8,7 @@ it. Workers are daemon threads, so a hung call never blocks the process from exi
 
 from __future__ import annotations
 
+import enum
 import logging
 from collections.abc import Iterable
 
@@ -23,6 +24,16 @@ STALE_AFTER_INTERVALS = 3  # data older than 3 intervals (plus the deadline) is 
 DUE_SLACK_RATIO = 0.1  # a collect may start this fraction of its interval early
 
 
+class Stuck(enum.Enum):
+    """A failed attempt that raised nothing: the collect did not come back in time."""
+
+    HUNG = enum.auto()  # the previous collect is still running: none queued behind it
+    DEADLINE = enum.auto()  # this collect missed its deadline
+
+
+FailKind = Stuck | type[BaseException]  # what failed, to log each change of it only once
+
+
 class CollectorRunner:
     """Schedules one collector, enforces its deadline and keeps its latest result."""
 
@@ -34,7 +45,7 @@ class CollectorRunner:
                               thread_name=f"collect-{self.name}")
         self._next_due = float("-inf")
         self._job: Job | None = None
-        self._fail_kind = ""
+        self._fail_kind: FailKind | None = None
         stale = STALE_AFTER_INTERVALS * scheduled.interval_seconds + scheduled.deadline_seconds
         self.result = CollectorResult(self.name, ok=False, duration_seconds=0.0, updated_wall=0.0,
                                       updated_mono=0.0, stale_after_seconds=stale,
@@ -53,7 +64,7 @@ class CollectorRunner:
         if self._worker.busy:
             hung = self._worker.current.age_seconds() if self._worker.current else 0.0
             self._fail(f"previous collect still running after {hung:.1f} s (hung call)", 0.0,
-                       kind="hung")
+                       kind=Stuck.HUNG)
             return False
         self._job = self._worker.submit(self.scheduled.collector.collect, "collect")
         return True
@@ -66,16 +77,16 @@ class CollectorRunner:
         remaining = self.scheduled.deadline_seconds - job.age_seconds()
         if not job.done.wait(max(0.0, remaining)):
             self._fail(f"deadline of {self.scheduled.deadline_seconds:g} s exceeded",
-                       self.scheduled.deadline_seconds, kind="deadline")
+                       self.scheduled.deadline_seconds, kind=Stuck.DEADLINE)
         elif job.error is not None:
-            self._fail(self._describe(job.error), job.duration, kind=type(job.error).__name__)
+            self._fail(self._describe(job.error), job.duration, kind=type(job.error))
         else:
             assert job.value is not None  # noqa: S101 - set whenever error is None
             self._succeed(job.value, job.duration)
         return self.result
 
     def _succeed(self, collected: Collected, duration: float) -> None:
-        self._fail_kind = ""
+        self._fail_kind = None
         if not self.result.ok and self.result.updated_mono > 0.0:
             log.info("collector %s recovered", self.name, extra={"COLLECTOR": self.name})
         self.result = CollectorResult(
@@ -83,7 +94,7 @@ class CollectorRunner:
             updated_mono=self._clock.monotonic(),
             stale_after_seconds=self.result.stale_after_seconds, collected=collected)
 
-    def _fail(self, error: str, duration: float, kind: str) -> None:
+    def _fail(self, error: str, duration: float, kind: FailKind) -> None:
         if self.result.ok or self._fail_kind != kind:  # log transitions, not every tick
             self._fail_kind = kind
             log.warning("collector %s failed: %s", self.name, error,

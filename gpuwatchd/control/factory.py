@@ -32,11 +32,11 @@ log = logging.getLogger(__name__)
 def ipmi_link(bmc: BmcConfig, hw: Hardware) -> IpmiLink:
     """A new IpmiLink to ``bmc`` (the simulator's BMC in --demo and tests); python-ipmi is
     loaded on its first use only (gpuwatchd.links.ipmi_pyipmi)."""
-    return IpmiLink(bmc, hw.clock, connector=hw.extras.get(f"ipmi:{bmc.name}"))
+    return IpmiLink(bmc, hw.clock, connector=hw.ipmi_connector(bmc.name))
 
 
 def _redfish_link(bmc: BmcConfig, hw: Hardware) -> RedfishWriteLink:
-    return RedfishWriteLink(bmc, hw.clock, client_factory=hw.extras.get(f"redfish:{bmc.name}"))
+    return RedfishWriteLink(bmc, hw.clock, client_factory=hw.redfish_client_factory(bmc.name))
 
 
 def detect(link: IpmiLink) -> specs.DriverSpec:

@@ -26,7 +26,7 @@ from typing import TypeVar
 from gpuwatchd.clock import Clock
 from gpuwatchd.config import Config, FanControlConfig
 from gpuwatchd.config.fan_drivers import Channel, settings_of
-from gpuwatchd.control import calibrate, metrics
+from gpuwatchd.control import calibrate
 from gpuwatchd.control.actuator import Actuator, Job
 from gpuwatchd.control.calibrate import Calibration
 from gpuwatchd.control.drivers import Driver
@@ -40,7 +40,7 @@ from gpuwatchd.control.plan import (
     zone_reading,
 )
 from gpuwatchd.control.revert import RpmWatch
-from gpuwatchd.control.state import FanControlReading
+from gpuwatchd.control.state import ControlReading, FanControlReading
 from gpuwatchd.control.zones import Fault, ZoneController, ZoneStep
 from gpuwatchd.errors import GpuwatchdError, Refused, Transient, Unsupported
 from gpuwatchd.hardware import Hardware
@@ -89,7 +89,7 @@ class FanController:
         self._steps: list[ZoneStep] = []
 
     # -- the daemon's ControlLoop protocol ---------------------------------------------------
-    def step(self, snapshot: Snapshot) -> tuple[object, ...]:
+    def step(self, snapshot: Snapshot) -> ControlReading:
         now = snapshot.taken_mono
         self._ensure_driver(now)
         fault = self._fault or driver_fault(snapshot, self.target, self._built is not None)
@@ -288,7 +288,7 @@ class FanController:
                     "re-asserting manual control", self.target, how)
 
     # -- readings -----------------------------------------------------------------------------
-    def _readings(self) -> tuple[object, ...]:
+    def _readings(self) -> ControlReading:
         zones = [zone_reading(z, st, self._entries[z.name])
                  for z, st in zip(self.zones, self._steps, strict=True)]
         message = self.blocked or ("" if self._built is not None else self._waiting)
@@ -300,7 +300,7 @@ class FanController:
             writes=self.writes,
             write_errors=tuple(sorted(self.errors.items())), reverts=self.reverts,
             regulating=self.manual and all(st.mode == "control" for st in self._steps))
-        return (metrics.render(zones, control), *zones, control)
+        return ControlReading(tuple(zones), control)
 
 
 def build(config: Config, hw: Hardware) -> FanController | None:

@@ -39,7 +39,7 @@ CATALOGUE: dict[str, tuple[Kind, str]] = {
 
 
 def render(zones: list[ZoneReading], control: FanControlReading) -> Collected:
-    """The families for one tick (the readings travel separately in ``Snapshot.extra``)."""
+    """The families for one tick (the exporter renders them from ``Snapshot.control``)."""
     b = FamilyBuilder(CATALOGUE)
     for z in zones:
         for mode in MODES:

@@ -21,6 +21,7 @@ from gpuwatchd.daemon.service import EXIT_FAILURE, Daemon, install_signals
 from gpuwatchd.errors import GpuwatchdError
 from gpuwatchd.exporter import webconfig
 from gpuwatchd.hardware import Hardware, real
+from gpuwatchd.sim.node import SimNode
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +70,7 @@ def _overrides(cfg: Config, args: argparse.Namespace) -> Config:
 
 
 def _demo_hardware(gpus: int) -> Hardware:
-    from gpuwatchd.sim.node import SimNode  # noqa: PLC0415 - the simulator only for --demo
-
+    """The simulated node of ``--demo`` (gpuwatchd.sim: nothing opened until it runs)."""
     return SimNode(gpu_count=gpus).hardware()
 
 

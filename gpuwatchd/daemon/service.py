@@ -17,19 +17,21 @@ import os
 import signal
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from gpuwatchd import __version__, collectors
+from gpuwatchd import __version__
+from gpuwatchd.collectors import registry
 from gpuwatchd.collectors.runner import CollectorRunner, run_due
 from gpuwatchd.config import Config, parse_listen
+from gpuwatchd.control import loop as control_loop
 from gpuwatchd.daemon.notify import Notifier
 from gpuwatchd.errors import GpuwatchdError
 from gpuwatchd.exporter import webconfig
 from gpuwatchd.exporter.http import MetricsServer
 from gpuwatchd.exporter.render import Renderer
 from gpuwatchd.hardware import Hardware
-from gpuwatchd.model import GpuReading, Snapshot
+from gpuwatchd.model import ControlReading, GpuReading, Snapshot
 from gpuwatchd.status.document import DaemonInfo, DaemonState, build_status
 from gpuwatchd.status.paths import default_socket
 from gpuwatchd.status.server import StatusServer
@@ -42,8 +44,8 @@ EXIT_OK, EXIT_FAILURE = 0, 1
 class ControlLoop(Protocol):
     """The fan controller as the daemon sees it (gpuwatchd.control)."""
 
-    def step(self, snapshot: Snapshot) -> tuple[object, ...]:
-        """Act on one Snapshot; return readings (e.g. zone states) to publish with it."""
+    def step(self, snapshot: Snapshot) -> ControlReading:
+        """Act on one Snapshot; return the zones' and the driver's record to publish with it."""
 
     def release(self) -> None:
         """Hand every fan back to the BMC's automatic control (every exit path calls this)."""
@@ -109,7 +111,7 @@ class Daemon:
 
     def _build(self, config: Config, control: ControlLoop | None = None) -> None:
         self._state.runners = [CollectorRunner(s, self._clock)
-                               for s in collectors.build_all(config, self.hw)]
+                               for s in registry.build_all(config, self.hw)]
         self._control = control if control is not None else _build_control(config, self.hw)
 
     def run(self) -> int:
@@ -149,8 +151,7 @@ class Daemon:
                         taken_mono=self._clock.monotonic(),
                         results=tuple(r.result for r in st.runners))
         if self._control is not None:
-            snap = Snapshot(snap.seq, snap.taken_wall, snap.taken_mono, snap.results,
-                            extra=self._control.step(snap))
+            snap = replace(snap, control=self._control.step(snap))
         self.snapshot = snap
         if self._renderer is not None:
             self._renderer.refresh(lead_seconds=2 * self.config.interval_seconds)
@@ -232,9 +233,7 @@ class Daemon:
 
 def _build_control(config: Config, hw: Hardware) -> ControlLoop | None:
     """The fan controller, when the config asks for one (gpuwatchd.control)."""
-    from gpuwatchd.control.loop import build  # noqa: PLC0415 - only when fan control is on
-
-    return build(config, hw)
+    return control_loop.build(config, hw)
 
 
 def _reconfigured(control: ControlLoop | None, config: Config) -> ControlLoop | None:

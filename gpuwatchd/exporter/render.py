@@ -23,7 +23,8 @@ from prometheus_client.process_collector import ProcessCollector
 
 from gpuwatchd import __version__
 from gpuwatchd.clock import Clock
-from gpuwatchd.model import Collected, Family, Sample, Snapshot
+from gpuwatchd.control import metrics as control_metrics
+from gpuwatchd.model import Family, Sample, Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +47,9 @@ def families(snapshot: Snapshot, now_mono: float) -> list[Family]:
     """Every family to expose for ``snapshot`` at ``now_mono``: data, then self-health."""
     merged: dict[str, Family] = {}
     published = [r.collected for r in snapshot.results if not r.is_stale(now_mono)]
-    # families the daemon itself publishes with the Snapshot (the fan controller's)
-    published += [item for item in snapshot.extra if isinstance(item, Collected)]
+    if snapshot.control is not None:  # the fan controller's zones and driver
+        control = snapshot.control
+        published.append(control_metrics.render(list(control.zones), control.driver))
     for collected in published:
         for fam in collected.families:
             old = merged.get(fam.name)

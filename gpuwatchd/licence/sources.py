@@ -1,4 +1,4 @@
-"""Where the licence watch reads from, as one injectable bundle (``Hardware.extras["licence"]``).
+"""Where the licence watch reads from, as one injectable bundle (``Hardware.licence``).
 
 The real node uses the defaults; the simulator and the tests pass their own runner (canned
 ``systemctl``/``nvidia-smi``/``timedatectl`` answers), journal line source, file root and
@@ -16,8 +16,6 @@ from gpuwatchd.licence import tokens
 from gpuwatchd.licence.commands import Runner, run_command
 from gpuwatchd.licence.journal import JournalFollower, LineSource
 from gpuwatchd.licence.timesync import read_adjtimex
-
-EXTRAS_KEY = "licence"
 
 
 def follow_journal(clock: Clock) -> LineSource:

@@ -41,7 +41,7 @@ class Secret:
         return self._value
 
     def __repr__(self) -> str:
-        return "Secret('********')"
+        return f"Secret('{MASK}')"
 
     __str__ = __repr__
 
@@ -53,6 +53,16 @@ class Secret:
 
     def __bool__(self) -> bool:
         return bool(self._value)
+
+
+MASK = "********"
+MIN_SCRUB_CHARS = 3  # a shorter secret would blank ordinary words of the message
+
+
+def scrub(text: str, secret: Secret | None) -> str:
+    """Defence in depth: blank the secret should a library message ever contain it."""
+    value = secret.reveal() if secret is not None else ""
+    return text.replace(value, MASK) if len(value) >= MIN_SCRUB_CHARS else text
 
 
 def describe(bmc: BmcConfig) -> str:

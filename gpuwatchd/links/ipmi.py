@@ -23,8 +23,7 @@ import logging
 import threading
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from typing import Protocol
+from dataclasses import replace
 
 from gpuwatchd.clock import Clock
 from gpuwatchd.config import BmcConfig
@@ -36,18 +35,15 @@ from gpuwatchd.errors import (
     Unsupported,
 )
 from gpuwatchd.links import ipmi_pyipmi
+from gpuwatchd.links.backoff import SessionBackoff
 from gpuwatchd.links.credentials import Secret, describe, load_password
+from gpuwatchd.links.ipmi_pyipmi import Connection, Connector, ConnectRequest
 from gpuwatchd.links.ipmi_sdr import DeviceId, parse_device_id
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 623
 KEEPALIVE_SECONDS = 20.0  # IPMI 2.0 s. 6.12.15: sessions time out after 60 s +/- 3 s idle
-FIRST_BACKOFF_SECONDS = 1.0
-MAX_BACKOFF_SECONDS = 60.0
-# BMCs lock accounts or block addresses after repeated failed logins, so a refused login is
-# retried only after the longest backoff.
-AUTH_BACKOFF_SECONDS = MAX_BACKOFF_SECONDS
 
 CC_UNSUPPORTED = frozenset({0xc1, 0xc2, 0xcb, 0xd5, 0xd6})  # command/sensor absent or disabled
 CC_TRANSIENT = frozenset({0xc0, 0xc3, 0xce, 0xd1, 0xd2, 0xd3, 0xff})  # busy, timeout, in update
@@ -61,34 +57,6 @@ def map_completion_code(what: str, cc: int) -> GpuwatchdError:
     if cc in CC_TRANSIENT:
         return Transient(message)
     return Refused(message, cc)
-
-
-class Connection(Protocol):
-    """An open IPMI session (python-ipmi's ``Ipmi`` behind a thin wrapper, or a fake)."""
-
-    def send_raw(self, lun: int, netfn: int, raw_bytes: bytes) -> bytes:
-        """Send ``cmd + data``; return the response starting with the completion code."""
-
-    def close(self, graceful: bool) -> None:
-        """Close the session (``graceful``: send Close Session) and the transport."""
-
-
-@dataclass(frozen=True)
-class ConnectRequest:
-    """Everything a connector needs to open one session."""
-
-    interface: str  # rmcpplus | rmcp | ipmidev
-    host: str | None
-    port: int
-    username: str | None
-    password: Secret | None
-    privilege: str
-    cipher_suite: int | None
-    timeout_seconds: float
-    device: str
-
-
-Connector = Callable[[ConnectRequest], Connection]
 
 
 class IpmiLink:
@@ -106,9 +74,7 @@ class IpmiLink:
         self._lock = threading.RLock()
         self._conn: Connection | None = None
         self._suites = list(bmc.cipher_suites)
-        self._next_open = float("-inf")
-        self._backoff = FIRST_BACKOFF_SECONDS
-        self._last_error: GpuwatchdError | None = None
+        self.backoff = SessionBackoff()
         self._last_used = 0.0
         self._stop = threading.Event()
         self._keeper: threading.Thread | None = None
@@ -172,12 +138,7 @@ class IpmiLink:
         if self._conn is not None:
             return self._conn
         now = self._clock.monotonic()
-        if now < self._next_open and self._last_error is not None:
-            err = self._last_error
-            retry = f"; next attempt in {self._next_open - now:.0f} s"
-            if isinstance(err, Refused):
-                raise Refused(f"{err}{retry}", err.code)
-            raise type(err)(f"{err}{retry}")
+        self.backoff.check(now)
         try:
             conn = self._connect()
             self._conn = conn
@@ -185,22 +146,14 @@ class IpmiLink:
             rsp = self._send(conn, 0, 0x06, b"\x01", f"{self.name}: Get Device ID")
             self.device = parse_device_id(rsp[1:]) if rsp[:1] == b"\x00" else None
         except GpuwatchdError as exc:
-            self._opened_failed(now, exc)
+            self._drop(graceful=False)
+            self.backoff.failed(now, exc)
             raise
         self.sessions_opened += 1
-        self._backoff = FIRST_BACKOFF_SECONDS
-        if self._last_error is not None:
+        if self.backoff.succeeded():
             log.info("%s: session re-opened", self.name, extra={"BMC": self.bmc.name})
-        self._last_error = None
         self._start_keepalive()
         return conn
-
-    def _opened_failed(self, now: float, exc: GpuwatchdError) -> None:
-        self._drop(graceful=False)
-        delay = AUTH_BACKOFF_SECONDS if isinstance(exc, (Refused, ConfigError)) else self._backoff
-        self._next_open = now + delay
-        self._backoff = min(self._backoff * 2, MAX_BACKOFF_SECONDS)
-        self._last_error = exc
 
     def _connect(self) -> Connection:
         """Try each cipher suite in order (RMCP+), or the one way in for rmcp/ipmidev."""

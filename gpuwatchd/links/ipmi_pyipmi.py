@@ -2,7 +2,9 @@
 
 :func:`connect` opens one session the way ``ipmitool`` would (``-I lanplus -C N``, ``-I lan``,
 ``-I open``) and returns a small :class:`Connection`; :func:`map_open_error` turns python-ipmi's
-exceptions into the project's error classes. python-ipmi 0.6.1 is needed (Debian's 0.4.2 has
+exceptions into the project's error classes. The connector's types (:class:`ConnectRequest`,
+:class:`Connection`, :data:`Connector`) are defined here, so IpmiLink imports this module and
+never the reverse. python-ipmi 0.6.1 is needed (Debian's 0.4.2 has
 neither RMCP+ nor ``ipmidev``); AES cipher suites (3, 17) need the ``cryptography`` package.
 
 Two leaks closed here: python-ipmi's ``Session.__str__`` prints the password, and
@@ -14,13 +16,12 @@ from __future__ import annotations
 
 import errno
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from gpuwatchd.errors import GpuwatchdError, NotInstalled, Refused, Transient, Unsupported
-from gpuwatchd.links.credentials import Secret
-
-if TYPE_CHECKING:
-    from gpuwatchd.links.ipmi import ConnectRequest
+from gpuwatchd.links.credentials import Secret, scrub
 
 logging.getLogger("pyipmi").setLevel(logging.WARNING)
 
@@ -34,6 +35,34 @@ _MSC_UNAUTHORIZED = {0x0a: "the user may not have this privilege level",
 # IPMI 1.5 Get Session Challenge / Activate Session completion codes (IPMI 2.0 s. 22.16-22.17)
 _CC_LOGIN = {0x81: "user name unknown to the BMC", 0x82: "null user name not enabled",
              0x83: "no session slot available", 0x86: "privilege level not permitted"}
+
+
+class Connection(Protocol):
+    """An open IPMI session (python-ipmi's ``Ipmi`` behind a thin wrapper, or a fake)."""
+
+    def send_raw(self, lun: int, netfn: int, raw_bytes: bytes) -> bytes:
+        """Send ``cmd + data``; return the response starting with the completion code."""
+
+    def close(self, graceful: bool) -> None:
+        """Close the session (``graceful``: send Close Session) and the transport."""
+
+
+@dataclass(frozen=True)
+class ConnectRequest:
+    """Everything a connector needs to open one session."""
+
+    interface: str  # rmcpplus | rmcp | ipmidev
+    host: str | None
+    port: int
+    username: str | None
+    password: Secret | None
+    privilege: str
+    cipher_suite: int | None
+    timeout_seconds: float
+    device: str
+
+
+Connector = Callable[[ConnectRequest], Connection]
 
 
 def _session_class() -> type:
@@ -139,12 +168,6 @@ def explain(exc: BaseException) -> str:
     """``ClassName: message`` (python-ipmi's messages never contain the password)."""
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def scrub(text: str, password: Secret | None) -> str:
-    """Defence in depth: blank the password should a library message ever contain it."""
-    secret = password.reveal() if password is not None else ""
-    return text.replace(secret, "********") if len(secret) >= 3 else text
 
 
 def error_kind(exc: BaseException) -> str:

@@ -9,7 +9,8 @@ attempt per request under ``timeout_seconds``, and at most ``max_requests_per_se
 BMC web servers are small and easily overwhelmed.
 
 HTTP status -> error: 401/403 Refused(status), 404 Unsupported (the resource is absent),
-5xx, timeouts, refused connections and malformed JSON Transient. Messages name the BMC and the
+5xx, refused connections and malformed JSON Transient, a timeout DeadlineExceeded (a
+Transient). Messages name the BMC and the
 URL path, never the password or the token.
 
 Command-line equivalent: ``curl -s -u USER https://BMC/redfish/v1/Chassis/<id>/Thermal``.
@@ -29,16 +30,22 @@ from typing import Any
 
 from gpuwatchd.clock import Clock
 from gpuwatchd.config import BmcConfig
-from gpuwatchd.errors import ConfigError, GpuwatchdError, Refused, Transient, Unsupported
-from gpuwatchd.links.credentials import Secret, describe, load_password
+from gpuwatchd.errors import (
+    ConfigError,
+    DeadlineExceeded,
+    GpuwatchdError,
+    Refused,
+    Transient,
+    Unsupported,
+)
+from gpuwatchd.links.backoff import SessionBackoff
+from gpuwatchd.links.credentials import Secret, describe, load_password, scrub
 
 log = logging.getLogger(__name__)
 logging.getLogger("redfish").setLevel(logging.WARNING)  # it logs every request, token headers
 
 ROOT = "/redfish/v1/"
 SESSIONLESS = (404, 405, 501)  # no SessionService: basic auth instead
-FIRST_BACKOFF_SECONDS = 1.0
-MAX_BACKOFF_SECONDS = 60.0
 
 ClientFactory = Callable[..., Any]  # redfish.redfish_client's signature
 
@@ -67,9 +74,7 @@ class RedfishLink:
         self._allowance = bmc.max_requests_per_second
         self._last_pace = clock.monotonic()
         self.root: dict[str, Any] = {}
-        self._next_login = float("-inf")
-        self._backoff = FIRST_BACKOFF_SECONDS
-        self._last_error: GpuwatchdError | None = None
+        self.backoff = SessionBackoff()
         self.requests = 0
         self.sessions_opened = 0
         self.errors: Counter[str] = Counter()
@@ -106,23 +111,16 @@ class RedfishLink:
 
     def _login(self) -> None:
         """Log in, or fail fast while backing off from the last failure (1 s doubling to
-        60 s; a refused login waits 60 s at once: BMCs lock out repeated bad logins)."""
+        60 s; a refused login waits 60 s at once: BMCs lock out repeated bad logins;
+        gpuwatchd.links.backoff)."""
         now = self._clock.monotonic()
-        if now < self._next_login and self._last_error is not None:
-            err, wait = self._last_error, self._next_login - now
-            suffix = f"; next attempt in {wait:.0f} s"
-            if isinstance(err, Refused):
-                raise Refused(f"{err}{suffix}", err.code)
-            raise type(err)(f"{err}{suffix}")
+        self.backoff.check(now)
         try:
             self._open()
         except GpuwatchdError as exc:
-            refused = isinstance(exc, (Refused, ConfigError))
-            self._next_login = now + (MAX_BACKOFF_SECONDS if refused else self._backoff)
-            self._backoff = min(self._backoff * 2, MAX_BACKOFF_SECONDS)
-            self._last_error = exc
+            self.backoff.failed(now, exc)
             raise
-        self._backoff, self._last_error = FIRST_BACKOFF_SECONDS, None
+        self.backoff.succeeded()
 
     def _open(self) -> None:
         password = self._password()
@@ -166,28 +164,36 @@ class RedfishLink:
     def get(self, path: str, query: dict[str, str] | None = None) -> dict[str, Any]:
         """GET one resource as a dict; renews an expired session once."""
         with self._lock:
+            status, resp = self._request(path, lambda client: client.get(
+                path, args=query, timeout=self.bmc.timeout_seconds, max_retry=0))
+            return self._check(status, resp, path)
+
+    def _request(self, what: str, send: Callable[[Any], Any]) -> tuple[int, Any]:
+        """One request on the session (GET here, PATCH in gpuwatchd.links.redfish_write):
+        log in if needed, pace, send, map the library's errors (``what`` names the request
+        in them); an expired session (HTTP 401) is renewed once and the request repeated."""
+        with self._lock:
             for attempt in (1, 2):
                 if self._client is None:
                     self._login()
-                status, doc = self._get(path, query)
+                status, resp = self._send(what, send)
                 if status == 401 and attempt == 1:
                     log.info("%s: session expired (HTTP 401): logging in again", self.name,
                              extra={"BMC": self.bmc.name})
                     self._drop(logout=False)
                     continue
-                return self._check(status, doc, path)
+                return status, resp
         raise AssertionError("unreachable")
 
-    def _get(self, path: str, query: dict[str, str] | None) -> tuple[int, Any]:
+    def _send(self, what: str, send: Callable[[Any], Any]) -> tuple[int, Any]:
         self._pace()
         self.requests += 1
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
-                resp = self._client.get(path, args=query, timeout=self.bmc.timeout_seconds,
-                                        max_retry=0)
+                resp = send(self._client)
             except Exception as exc:  # noqa: BLE001 - mapped
-                err = self._map(exc, path, None)
+                err = self._map(exc, what, None)
                 if isinstance(err, Transient):
                     self._drop(logout=False)
                 raise err from None
@@ -222,19 +228,19 @@ class RedfishLink:
 
         kind = type(exc).__name__
         cause = exc.__cause__ or exc.__context__
-        text = _scrub(f"{kind}: {exc}".split("\n")[0], password)
+        text = scrub(f"{kind}: {exc}".split("\n")[0], password)
         if isinstance(exc, v1.InvalidCredentialsError):
             self.errors["auth"] += 1
             return Refused(f"{self.name}: {what} refused (HTTP 401): wrong user name or "
                            "password?", 401)
         if isinstance(exc, v1.RetriesExhaustedError) and cause is not None:
-            kind, text = type(cause).__name__, _scrub(str(cause), password)
+            kind, text = type(cause).__name__, scrub(str(cause), password)
         self.errors[kind.lower()] += 1
         if "SSLError" in kind or "CERTIFICATE_VERIFY_FAILED" in text:
             return Refused(f"{self.name}: {what}: TLS certificate not trusted ({text[:160]}); "
                            "give ca_file, or tls_verify: false")
         if "Timeout" in kind:
-            return Transient(f"{self.name}: {what}: no answer within "
+            return DeadlineExceeded(f"{self.name}: {what}: no answer within "
                              f"{self.bmc.timeout_seconds:g} s")
         return Transient(f"{self.name}: {what}: {text[:200]}")
 
@@ -261,8 +267,3 @@ def _json(resp: Any, path: str, name: str) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise Transient(f"{name}: GET {path}: not a JSON object")
     return doc
-
-
-def _scrub(text: str, password: Secret | None) -> str:
-    secret = password.reveal() if password is not None else ""
-    return text.replace(secret, "********") if len(secret) >= 3 else text

@@ -1,15 +1,15 @@
 """PATCH for the Redfish OEM fan driver, on top of gpuwatchd.links.redfish.RedfishLink.
 
 The chassis collector's link only reads; the fan driver also writes one resource (the Dell
-attributes). This subclass adds :meth:`RedfishWriteLink.patch` with the link's own session,
-pacing, locking and error mapping (HTTP 401/403 Refused, 404 Unsupported, 400 Refused: a bad
-attribute value, 5xx and timeouts Transient). Command-line equivalent:
+attributes). This subclass adds :meth:`RedfishWriteLink.patch` over the link's one request path
+(``RedfishLink._request``: session, renewal on HTTP 401, pacing, locking and error mapping);
+only the verdict on the status differs from a GET: HTTP 401/403 Refused, 404 Unsupported, 400
+Refused (a bad attribute value), 5xx and timeouts Transient. Command-line equivalent:
 ``curl -X PATCH -H 'Content-Type: application/json' -d BODY https://BMC/PATH``.
 """
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 from gpuwatchd.errors import Refused, Transient, Unsupported
@@ -22,30 +22,9 @@ class RedfishWriteLink(RedfishLink):
     def patch(self, path: str, body: dict[str, Any]) -> None:
         """PATCH ``body``; renews an expired session once (as ``get`` does)."""
         with self._lock:
-            for attempt in (1, 2):
-                if self._client is None:
-                    self._login()
-                status = self._patch(path, body)
-                if status == 401 and attempt == 1:
-                    self._drop(logout=False)
-                    continue
-                self._verdict(status, path)
-                return
-
-    def _patch(self, path: str, body: dict[str, Any]) -> int:
-        self._pace()
-        self.requests += 1
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                resp = self._client.patch(path, body=body, timeout=self.bmc.timeout_seconds,
-                                          max_retry=0)
-            except Exception as exc:  # noqa: BLE001 - mapped like the link's GETs
-                err = self._map(exc, f"PATCH {path}", None)
-                if isinstance(err, Transient):
-                    self._drop(logout=False)
-                raise err from None
-        return int(resp.status)
+            status, _ = self._request(f"PATCH {path}", lambda client: client.patch(
+                path, body=body, timeout=self.bmc.timeout_seconds, max_retry=0))
+            self._verdict(status, path)
 
     def _verdict(self, status: int, path: str) -> None:
         where = f"{self.name}: PATCH {path}"

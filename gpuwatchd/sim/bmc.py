@@ -15,12 +15,10 @@ from __future__ import annotations
 import struct
 import threading
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from gpuwatchd.sim.port import NodePort
 from gpuwatchd.sim.sdr import PSU_AC_LOST, PSU_FAILED, PSU_PRESENT, SensorDef, repository
-
-if TYPE_CHECKING:
-    from gpuwatchd.sim.node import SimNode
 
 Values = Callable[[], Mapping[int, float]]  # sensor number -> value (unit, or state bits)
 
@@ -167,7 +165,7 @@ def demo_sensors(fans: int = 8) -> list[SensorDef]:
     return out
 
 
-def demo_values(node: SimNode) -> dict[int, float]:
+def demo_values(node: NodePort) -> dict[int, float]:
     """Every demo sensor's value now, from the thermal plant."""
     with node.synced() as plant:
         rpms = plant.fan_rpms()
@@ -187,14 +185,10 @@ def demo_values(node: SimNode) -> dict[int, float]:
     return values
 
 
-def demo_bmc(node: SimNode) -> SimBmc:
+def demo_bmc(node: NodePort) -> SimBmc:
     """The demo node's iDRAC: fans from the plant; DCMI power = what the chassis draws."""
     with node.synced() as plant:
         sensors = demo_sensors(plant.fan_count)
     return SimBmc(sensors, lambda: demo_values(node), manufacturer_id=674, product_id=0x0100,
                   firmware=(2, 0x83), power_watts=lambda: demo_values(node)[0x64])
 
-
-def demo_extras(node: SimNode) -> dict[str, Any]:
-    """Hardware.extras entries for the demo: the simulated iDRAC as an IPMI connector."""
-    return {f"ipmi:{DEMO_BMC}": demo_bmc(node).connector}

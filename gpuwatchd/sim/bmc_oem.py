@@ -23,12 +23,10 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from gpuwatchd.sim.bmc import SimBmc, demo_sensors, demo_values
-
-if TYPE_CHECKING:
-    from gpuwatchd.sim.node import SimNode
+from gpuwatchd.sim.port import NodePort
 
 DELL_THIRD_PARTY_FLOOR = 0.8
 DELL_AUTO_DUTY = 0.15
@@ -47,10 +45,10 @@ class OemFaults:
     pcie_absent: bool = False  # 0xc1 for the third-party PCIe commands (12G, 14G+)
 
 
-class _OemBmc(SimBmc):
+class OemBmc(SimBmc):
     """Common parts: plant-driven sensor values, faults, resets, the OEM log."""
 
-    def __init__(self, node: SimNode, manufacturer_id: int) -> None:
+    def __init__(self, node: NodePort, manufacturer_id: int) -> None:
         self.node = node
         self.faults = OemFaults()
         self.oem_log: list[tuple[int, bytes]] = []
@@ -101,10 +99,10 @@ class _OemBmc(SimBmc):
             return [data for _, data in self.oem_log]
 
 
-class SimDellBmc(_OemBmc):
+class SimDellBmc(OemBmc):
     """An iDRAC8 (Dell 13G) with the ``0x30 0x30`` and ``0x30 0xce`` commands."""
 
-    def __init__(self, node: SimNode) -> None:
+    def __init__(self, node: NodePort) -> None:
         self.manual = False
         self.pcie_enabled = True
         self.duties: list[int] = []
@@ -171,10 +169,10 @@ class SimDellBmc(_OemBmc):
         return b"\xcc"
 
 
-class SimSupermicroBmc(_OemBmc):
+class SimSupermicroBmc(OemBmc):
     """An X10-X13 BMC (``0x30 0x45``, ``0x30 0x70 0x66``), or an X9 (``0x30 0x91 0x5a``)."""
 
-    def __init__(self, node: SimNode, generation: str = "x10", mode: int = 0) -> None:
+    def __init__(self, node: NodePort, generation: str = "x10", mode: int = 0) -> None:
         self.generation = generation
         self.fan_mode = mode
         super().__init__(node, manufacturer_id=10876)
@@ -229,9 +227,6 @@ class SimSupermicroBmc(_OemBmc):
         return b"\x00"
 
 
-def attach(node: SimNode, name: str = "idrac", vendor: str = "dell", **kwargs: Any) -> _OemBmc:
-    """Make a simulated BMC for ``node`` and register it as the IPMI peer of BMC ``name``."""
-    bmc: _OemBmc = SimDellBmc(node) if vendor == "dell" else SimSupermicroBmc(node, **kwargs)
-    node.extras[f"ipmi:{name}"] = bmc.connector
-    node.extras[f"bmc:{name}"] = bmc
-    return bmc
+def make_oem_bmc(node: NodePort, vendor: str = "dell", **kwargs: Any) -> OemBmc:
+    """A simulated BMC of ``vendor`` (``dell`` or ``supermicro``) for ``node``."""
+    return SimDellBmc(node) if vendor == "dell" else SimSupermicroBmc(node, **kwargs)

@@ -28,12 +28,12 @@ import pynvml
 
 from gpuwatchd.errors import NotInstalled
 from gpuwatchd.licence.commands import CommandResult
-from gpuwatchd.licence.sources import EXTRAS_KEY, LicenceSources
+from gpuwatchd.licence.sources import LicenceSources
+from gpuwatchd.sim.port import NodePort
 
 if TYPE_CHECKING:
     from gpuwatchd.clock import Clock
     from gpuwatchd.licence.journal import LineSource
-    from gpuwatchd.sim.node import SimNode
 
 SERVER = "license.demo.invalid"  # RFC 6761: never resolves
 TOKEN_NAME = "client_configuration_token_demo.tok"  # noqa: S105 - a file name
@@ -130,7 +130,7 @@ def _cycle_events(s: GuestScenario, base: float, wall: Wall) -> list[tuple[float
 class SimLicence:
     """The licence side of a simulated node (see the module docstring)."""
 
-    def __init__(self, node: SimNode, scenario: GuestScenario | None = None) -> None:
+    def __init__(self, node: NodePort, scenario: GuestScenario | None = None) -> None:
         self.node = node
         self.scenario = scenario or GuestScenario()
         self._lock = threading.Lock()
@@ -169,12 +169,9 @@ class SimLicence:
 
     # --- commands, journal, files ---
     def sources(self) -> LicenceSources:
-        """The licence collector's sources for this node (``Hardware.extras["licence"]``)."""
+        """The licence collector's sources for this node (``Hardware.licence``)."""
         return LicenceSources(runner=self.run, journal=self._journal, root=self.root(),
                               adjtimex=lambda: True)
-
-    def extras(self) -> dict[str, Any]:
-        return {EXTRAS_KEY: self.sources()}
 
     def run(self, argv: Sequence[str], timeout_seconds: float) -> CommandResult:
         """The simulated node's answer to a command."""

@@ -13,8 +13,9 @@ ThermalConfig, Fohdeesha/idrac-7-8-reverse-engineering; about 14,800 rpm on an R
 Seams for the simulated BMC (``gpuwatchd/sim/bmc.py``, issues "chassis telemetry" and "fan
 control"): it reads :meth:`SimNode.fan_rpm`/:meth:`fan_rpms`, :meth:`duty`,
 :meth:`inlet_celsius` and :meth:`gpu_view` and writes :meth:`set_duty`; anything else goes
-through ``with node.synced() as plant:`` (see :class:`gpuwatchd.sim.plant.ThermalPlant`). It
-can hang off :attr:`gpuwatchd.hardware.Hardware.extras` (``extras["sim"]`` is this node).
+through ``with node.synced() as plant:`` (see :class:`gpuwatchd.sim.plant.ThermalPlant`); the
+BMCs and the licence side take the node as a :class:`gpuwatchd.sim.port.NodePort`. The BMCs
+reach the daemon as :attr:`gpuwatchd.hardware.Hardware.ipmi_peers` (by BMC name).
 """
 
 from __future__ import annotations
@@ -23,11 +24,12 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from gpuwatchd.clock import Clock, SystemClock
-from gpuwatchd.hardware import Hardware
+from gpuwatchd.hardware import Hardware, IpmiConnector
 from gpuwatchd.sim import profiles
+from gpuwatchd.sim.bmc import DEMO_BMC, demo_bmc
+from gpuwatchd.sim.bmc_oem import OemBmc, make_oem_bmc
 from gpuwatchd.sim.licence import SimLicence
 from gpuwatchd.sim.nvml import SimNvml
 from gpuwatchd.sim.plant import P40, R730_FAN, FanSpec, GpuSpec, GpuView, ThermalPlant
@@ -60,13 +62,11 @@ class SimNode:
         self.licence = SimLicence(self) if vgpu_guest else None  # licence expires and renews
         if self.licence is not None:
             self.nvml.extra_calls.update(self.licence.calls())
-        # Further handles for Hardware.extras: the simulated BMC ("ipmi:<name>" connector,
-        # gpuwatchd.sim.bmc_oem), which the demo config's bmcs[] entry of that name uses.
-        self.extras: dict[str, Any] = {}
+        # The simulated BMCs by BMC name (gpuwatchd.sim.bmc_oem), each the IPMI peer of the
+        # demo config's bmcs[] entry of that name (Hardware.ipmi_peers).
+        self.bmcs: dict[str, OemBmc] = {}
         if bmc:
-            from gpuwatchd.sim.bmc_oem import attach  # noqa: PLC0415 - import cycle
-
-            attach(self, bmc, bmc_vendor)
+            self.bmcs[bmc] = make_oem_bmc(self, bmc_vendor)
 
     def sim_seconds(self) -> float:
         """Simulated seconds since the node was made: (monotonic - start) * speed."""
@@ -80,12 +80,15 @@ class SimNode:
             yield self._plant
 
     def hardware(self) -> Hardware:
-        """The injected roots for the daemon and collectors: this node's clock and NVML."""
-        from gpuwatchd.sim.bmc import demo_extras  # noqa: PLC0415 - the simulated iDRAC
-
-        licence = self.licence.extras() if self.licence is not None else {}
-        return Hardware(clock=self.clock, nvml=lambda: self.nvml, demo=True,
-                        extras={"sim": self, **licence, **demo_extras(self), **self.extras})
+        """The injected roots for the daemon and collectors: this node's clock, NVML, BMCs
+        (the demo iDRAC answers sensor commands only when the node has no BMC of that name)
+        and licence sources."""
+        peers: dict[str, IpmiConnector] = {name: b.connector for name, b in self.bmcs.items()}
+        if DEMO_BMC not in peers:
+            peers[DEMO_BMC] = demo_bmc(self).connector
+        licence = self.licence.sources() if self.licence is not None else None
+        return Hardware(clock=self.clock, nvml=lambda: self.nvml, demo=True, ipmi_peers=peers,
+                        licence=licence)
 
     @property
     def gpu_count(self) -> int:

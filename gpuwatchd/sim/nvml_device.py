@@ -15,13 +15,11 @@ simulator needs plausible shapes, not exact values.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import pynvml
 
-if TYPE_CHECKING:
-    from gpuwatchd.sim.nvml import SimNvml
-    from gpuwatchd.sim.plant import GpuView
+from gpuwatchd.sim.plant import GpuSpec, GpuView
 
 VBIOS_VERSION = "86.02.23.00.01"
 PCI_DEVICE_ID, PCI_SUBSYSTEM_ID = 0x1B3810DE, 0x11D910DE  # 10de:1b38 Tesla P40
@@ -29,6 +27,23 @@ MAX_CLOCKS_MHZ = {0: 1531, 1: 1531, 2: 3615, 3: 1379}  # NVML_CLOCK_GRAPHICS/SM/
 IDLE_CLOCK_RATIO = 544 / 1531  # graphics clock of an idle P40 in P0
 HW_SLOWDOWN_CLOCK_RATIO = 0.5  # HW slowdown halves the clocks
 MEMORY_TOTAL_BYTES = 22_919 * 2**20  # 24 GiB with ECC on
+
+
+class SimLibrary(Protocol):
+    """What the answers need of the simulated library (gpuwatchd.sim.nvml.SimNvml, which
+    imports this module: the protocol keeps the import one way)."""
+
+    spec: GpuSpec
+    wall: Callable[[], float]
+
+    def uuid(self, index: int) -> str:
+        """The GPU's UUID."""
+
+    def bus_id(self, index: int) -> str:
+        """The GPU's PCI bus id."""
+
+    def temperature(self, view: GpuView) -> int:
+        """The GPU's core temperature (with any override)."""
 
 
 def _error(code: int) -> pynvml.NVMLError:
@@ -41,13 +56,13 @@ def _pick(table: dict[int, Any], key: int, missing: int = pynvml.NVML_ERROR_NOT_
     return table[key]
 
 
-def _utilization(s: SimNvml, g: GpuView) -> float:
+def _utilization(s: SimLibrary, g: GpuView) -> float:
     """0-1: busy from idle power up, fully busy from 80 % of the default limit."""
     busy_watts = 0.8 * s.spec.power_limit_default_watts - s.spec.idle_watts
     return min(1.0, max(0.0, (g.demand_watts - s.spec.idle_watts) / busy_watts))
 
 
-def _clock(s: SimNvml, g: GpuView, kind: int) -> int:
+def _clock(s: SimLibrary, g: GpuView, kind: int) -> int:
     top = _pick(MAX_CLOCKS_MHZ, kind, pynvml.NVML_ERROR_INVALID_ARGUMENT)
     if kind == pynvml.NVML_CLOCK_MEM:
         return int(top)
@@ -59,7 +74,7 @@ def _clock(s: SimNvml, g: GpuView, kind: int) -> int:
     return round(top * ratio)
 
 
-def _event_reasons(s: SimNvml, g: GpuView) -> int:
+def _event_reasons(s: SimLibrary, g: GpuView) -> int:
     bits = pynvml.nvmlClocksEventReasonGpuIdle if _utilization(s, g) == 0 else 0
     if g.power_capped:
         bits |= pynvml.nvmlClocksEventReasonSwPowerCap
@@ -70,12 +85,12 @@ def _event_reasons(s: SimNvml, g: GpuView) -> int:
     return int(bits)
 
 
-def _temperature(s: SimNvml, g: GpuView, sensor: int) -> int:
+def _temperature(s: SimLibrary, g: GpuView, sensor: int) -> int:
     return int(_pick({pynvml.NVML_TEMPERATURE_GPU: s.temperature(g)}, sensor,
                      pynvml.NVML_ERROR_INVALID_ARGUMENT))
 
 
-def _field_values(s: SimNvml, g: GpuView, field_ids: list[Any]) -> Any:
+def _field_values(s: SimLibrary, g: GpuView, field_ids: list[Any]) -> Any:
     """Every field is NOT_SUPPORTED on the simulated P40 (memory temperature included)."""
     values = (pynvml.c_nvmlFieldValue_t * len(field_ids))()
     for value, field_id in zip(values, field_ids, strict=True):
@@ -85,7 +100,7 @@ def _field_values(s: SimNvml, g: GpuView, field_ids: list[Any]) -> Any:
     return values
 
 
-def _memory(s: SimNvml, g: GpuView, version: int | None = None) -> Any:
+def _memory(s: SimLibrary, g: GpuView, version: int | None = None) -> Any:
     used = int((256 + 18_000 * _utilization(s, g)) * 2**20)
     if version:
         return pynvml.c_nvmlMemory_v2_t(version=version, total=MEMORY_TOTAL_BYTES, reserved=0,
@@ -94,14 +109,14 @@ def _memory(s: SimNvml, g: GpuView, version: int | None = None) -> Any:
                                  used=used)
 
 
-def _violation(s: SimNvml, g: GpuView, policy: int) -> Any:
+def _violation(s: SimLibrary, g: GpuView, policy: int) -> Any:
     seconds = _pick({pynvml.NVML_PERF_POLICY_POWER: g.power_cap_seconds,
                      pynvml.NVML_PERF_POLICY_THERMAL: g.thermal_seconds}, policy)
     return pynvml.c_nvmlViolationTime_t(referenceTime=int(s.wall() * 1e6),
                                         violationTime=int(seconds * 1e9))
 
 
-def _pci(s: SimNvml, g: GpuView) -> Any:
+def _pci(s: SimLibrary, g: GpuView) -> Any:
     bus_id = s.bus_id(g.index)
     return pynvml.nvmlPciInfo_t(busIdLegacy=bus_id[4:].encode(), busId=bus_id.encode(),
                                 domain=0, bus=int(bus_id[9:11], 16), device=0,

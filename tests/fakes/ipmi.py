@@ -7,7 +7,7 @@ exception types, so the link's mapping is what is tested). Unrecorded commands g
 
 from __future__ import annotations
 
-from gpuwatchd.links.ipmi import ConnectRequest
+from gpuwatchd.links.ipmi_pyipmi import ConnectRequest
 
 DELL_DEVICE_ID = bytes.fromhex("00" "20" "03" "02" "41" "02" "9f" "a20200" "0001" "00000000")
 

@@ -22,7 +22,8 @@ from gpuwatchd.config import BmcConfig, loads
 from gpuwatchd.errors import Refused
 from gpuwatchd.hardware import Hardware
 from gpuwatchd.links import ipmi_pyipmi
-from gpuwatchd.links.ipmi import ConnectRequest, IpmiLink
+from gpuwatchd.links.ipmi import IpmiLink
+from gpuwatchd.links.ipmi_pyipmi import ConnectRequest
 from gpuwatchd.model import BmcReading, ChassisTemperature, Collected, FanReading, PsuReading
 from gpuwatchd.sim.sdr import SensorDef
 from tests.integration.peers.ipmisim import DCMI_PLUGIN, IpmiSim, compile_plugin
@@ -205,7 +206,7 @@ bmcs:
      password_file: {sim.password_file}, timeout_seconds: 0.4}}
 """)
     clock = SystemClock()
-    scheduled = build(cfg, Hardware(clock=clock, extras={"ipmi:sim": _PauseAfter(sim, 12)}))[0]
+    scheduled = build(cfg, Hardware(clock=clock, ipmi_peers={"sim": _PauseAfter(sim, 12)}))[0]
     assert scheduled.deadline_seconds == pytest.approx(0.9)
     runner = CollectorRunner(scheduled, clock)
     try:

@@ -7,8 +7,8 @@ import pytest
 from pyipmi.errors import RetryError
 
 from gpuwatchd.clock import ManualClock
-from gpuwatchd.collectors import build_all
 from gpuwatchd.collectors.chassis_ipmi import ChassisIpmiCollector
+from gpuwatchd.collectors.registry import build_all
 from gpuwatchd.config import BmcConfig, loads
 from gpuwatchd.hardware import Hardware
 from gpuwatchd.links.credentials import Secret
@@ -154,7 +154,7 @@ bmcs:
   - {name: d, host: 192.0.2.4, password_file: /x, timeout_seconds: 5}
 """)
     sim = SimBmc(SENSORS, values)
-    hw = Hardware(clock=ManualClock(), extras={"ipmi:a": sim.connector})
+    hw = Hardware(clock=ManualClock(), ipmi_peers={"a": sim.connector})
     scheduled = [s for s in build_all(cfg, hw) if s.collector.name.startswith("chassis_ipmi")]
     assert [(s.collector.name, s.interval_seconds, s.deadline_seconds) for s in scheduled] == [
         ("chassis_ipmi:a", 2.0, 1.5), ("chassis_ipmi:b", 10.0, 5.5), ("chassis_ipmi:d", 2.0, 2.0)]

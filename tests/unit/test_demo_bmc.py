@@ -100,3 +100,13 @@ def test_an_unreachable_bmc_degrades_the_status() -> None:
         assert reasons == ("BMC idrac down: BMC idrac: no reply",)
     finally:
         daemon._close_hardware()
+
+
+def test_hardware_peers_are_typed_by_bmc_name() -> None:
+    """Hardware.ipmi_connector(name) is the node's BMC of that name; no peer: the library."""
+    node = SimNode(clock=ManualClock())
+    hw = node.hardware()
+    assert hw.ipmi_connector("idrac") == node.bmcs["idrac"].connector
+    assert hw.ipmi_connector("other") is None and hw.redfish_client_factory("idrac") is None
+    plain = SimNode(clock=ManualClock(), bmc=None).hardware()
+    assert plain.ipmi_connector("idrac") is not None  # the sensor-only demo iDRAC

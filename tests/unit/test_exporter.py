@@ -10,7 +10,16 @@ import pytest
 from gpuwatchd.clock import ManualClock
 from gpuwatchd.exporter.http import MetricsServer
 from gpuwatchd.exporter.render import Renderer, families
-from gpuwatchd.model import Collected, CollectorResult, Family, Sample, Snapshot
+from gpuwatchd.model import (
+    Collected,
+    CollectorResult,
+    ControlReading,
+    Family,
+    FanControlReading,
+    Sample,
+    Snapshot,
+    ZoneReading,
+)
 
 
 def result(name: str, clock: ManualClock, *, ok: bool = True, age: float = 0.0,
@@ -45,6 +54,23 @@ def test_stale_collector_series_are_dropped_but_its_health_stays() -> None:
     assert 'gpuwatchd_collector_success{collector="old"} 0.0' in text
     assert 'gpuwatchd_collector_success{collector="fresh"} 1.0' in text
     assert 'gpuwatchd_last_update_timestamp_seconds{collector="old"}' in text
+
+
+def test_the_fan_controllers_families_are_rendered_from_snapshot_control() -> None:
+    """Snapshot.control is typed data; the exporter renders its families (one record)."""
+    clock = ManualClock()
+    zone = ZoneReading("gpu", "control", "", 70.0, 85.0, "gpu:0", 61.0, 0.34, 0.2, 1.0)
+    driver = FanControlReading("dell", "idrac", manual=True, message="",
+                               channels=(("all", 0.34),), writes=3)
+    base = Snapshot(1, clock.time(), clock.monotonic(), (result("a", clock),))
+    off = {f.name for f in families(base, clock.monotonic())}
+    assert not any(name.startswith("gpuwatchd_fan_") for name in off)
+    on = Snapshot(1, clock.time(), clock.monotonic(), base.results,
+                  control=ControlReading((zone,), driver))
+    fams = {f.name: f for f in families(on, clock.monotonic())}
+    assert [s.value for s in fams["gpuwatchd_fan_zone_duty_ratio"].samples] == [0.34]
+    assert fams["gpuwatchd_fan_control_writes_total"].samples[0].value == 3
+    assert on.readings(ZoneReading) == ()  # control is a field, not a reading to pick out
 
 
 def test_counter_keeps_total_suffix_and_type() -> None:

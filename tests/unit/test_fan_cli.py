@@ -33,7 +33,7 @@ def config_file(tmp_path: Path) -> Path:
 def test_failsafe_hands_back_a_bmc_left_in_manual_mode(tmp_path: Path,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
     node = SimNode(clock=ManualClock())
-    bmc = node.extras["bmc:idrac"]
+    bmc = node.bmcs["idrac"]
     bmc.send_raw(0, 0x30, b"\x30\x01\x00")  # a daemon died holding manual control at 20 %
     bmc.send_raw(0, 0x30, bytes.fromhex("ce00160500000005000100" "00"))
     bmc.send_raw(0, 0x30, b"\x30\x02\xff\x14")
@@ -51,7 +51,7 @@ def test_failsafe_hands_back_a_bmc_left_in_manual_mode(tmp_path: Path,
 def test_failsafe_leaves_a_third_party_response_gpuwatchd_did_not_disable(
         tmp_path: Path) -> None:
     node = SimNode(clock=ManualClock())
-    bmc = node.extras["bmc:idrac"]
+    bmc = node.bmcs["idrac"]
     bmc.send_raw(0, 0x30, bytes.fromhex("ce00160500000005000100" "00"))  # the user's choice
     args = argparse.Namespace(config=str(config_file(tmp_path)), attempts=1)
     assert fan_cli.failsafe(args, hardware=node.hardware) == 0
@@ -61,7 +61,7 @@ def test_failsafe_leaves_a_third_party_response_gpuwatchd_did_not_disable(
 def test_failsafe_fails_with_exit_1_when_the_bmc_never_answers(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     node = SimNode(clock=ManualClock())
-    node.extras["bmc:idrac"].faults.silent = True
+    node.bmcs["idrac"].faults.silent = True
     args = argparse.Namespace(config=str(config_file(tmp_path)), attempts=1)
     assert fan_cli.failsafe(args, hardware=node.hardware) == 1
     assert "could not hand the fans back after 1 attempt" in capsys.readouterr().err
@@ -95,7 +95,7 @@ def test_calibrate_finds_the_floor_and_the_daemon_uses_it(
                                                         0.2, 0.15, 0.1, 0.05]
     mean_at_half = dict((d, m) for d, m, _ in cal.points)[0.5]
     assert mean_at_half == pytest.approx((1600 + 8000) * (1 + 0.975) / 2, rel=0.02)
-    assert not node.extras["bmc:idrac"].manual  # handed back at the end
+    assert not node.bmcs["idrac"].manual  # handed back at the end
     from gpuwatchd.config import load
     from gpuwatchd.control.loop import build
 

@@ -28,7 +28,7 @@ class Rig:
                  vendor: str = "dell", **zone: Any) -> None:
         self.clock = ManualClock()
         self.node = SimNode(clock=self.clock, profile=profile, bmc_vendor=vendor)
-        self.bmc: Any = self.node.extras["bmc:idrac"]
+        self.bmc: Any = self.node.bmcs["idrac"]
         config = config or _demo_config()
         if zone:
             fc = config.fan_control
@@ -50,10 +50,12 @@ class Rig:
         return self.zone()
 
     def zone(self) -> ZoneReading:
-        return self.daemon.snapshot.readings(ZoneReading)[0]
+        assert self.daemon.snapshot.control is not None
+        return self.daemon.snapshot.control.zones[0]
 
     def driver(self) -> FanControlReading:
-        return self.daemon.snapshot.readings(FanControlReading)[0]
+        assert self.daemon.snapshot.control is not None
+        return self.daemon.snapshot.control.driver
 
     def until(self, mode: str, limit: int) -> int:
         """Ticks until the zone is in ``mode`` (fails after ``limit``)."""

@@ -17,8 +17,8 @@ import pytest
 
 from gpuwatchd import config as cfgmod
 from gpuwatchd.clock import ManualClock
-from gpuwatchd.collectors import REGISTRY, build_all
 from gpuwatchd.collectors.hwmon import DEADLINE_SECONDS, HwmonCollector, build, read_file
+from gpuwatchd.collectors.registry import REGISTRY, build_all
 from gpuwatchd.collectors.runner import CollectorRunner
 from gpuwatchd.daemon.cli import _demo_config
 from gpuwatchd.errors import ConfigError, Unsupported

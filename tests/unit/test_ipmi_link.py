@@ -20,8 +20,10 @@ from pyipmi.errors import (
 from gpuwatchd.clock import ManualClock
 from gpuwatchd.config import BmcConfig
 from gpuwatchd.errors import ConfigError, NotInstalled, Refused, Transient, Unsupported
+from gpuwatchd.links import credentials, ipmi_pyipmi, redfish
+from gpuwatchd.links.backoff import MAX_BACKOFF_SECONDS, SessionBackoff
 from gpuwatchd.links.credentials import Secret
-from gpuwatchd.links.ipmi import MAX_BACKOFF_SECONDS, IpmiLink
+from gpuwatchd.links.ipmi import IpmiLink
 from gpuwatchd.links.ipmi_sdr import parse_device_id
 from tests.fakes.ipmi import FakeIpmi
 
@@ -96,13 +98,13 @@ def test_open_failures_back_off_exponentially_up_to_the_cap() -> None:
             assert len(fake.opens) == opens + 1, "no attempt during the backoff"
             clock.advance(0.5)
             waited += 0.5
-            if link._next_open <= clock.monotonic():
+            if link.backoff.next_attempt <= clock.monotonic():
                 break
         delays.append(waited)
     assert delays[:4] == [1.0, 2.0, 4.0, 8.0]
     assert max(delays) == MAX_BACKOFF_SECONDS
     link.open()  # healthy again: the backoff restarts
-    assert link.connected and link._backoff == 1.0
+    assert link.connected and link.backoff.delay_seconds == 1.0
 
 
 def test_cipher_suites_fall_back_in_order_and_the_working_one_goes_first() -> None:
@@ -237,3 +239,26 @@ def test_vendor_by_iana_number(manufacturer: int, vendor: str) -> None:
     device = parse_device_id(data)
     assert device is not None
     assert (device.vendor, device.firmware, device.product_id) == (vendor, "5.12", 0x1234)
+
+
+def test_session_backoff_is_one_mechanism_for_both_links() -> None:
+    """gpuwatchd.links.backoff (IpmiLink and RedfishLink): 1 s doubling to the cap; a refusal
+    waits the cap at once."""
+    b = SessionBackoff()
+    b.check(0.0)  # nothing failed yet: no wait
+    b.failed(0.0, Transient("BMC x: no reply"))
+    with pytest.raises(Transient, match="no reply; next attempt in 1 s"):
+        b.check(0.0)
+    b.check(1.0)
+    b.failed(1.0, Refused("BMC x: login refused", 0x0d))
+    with pytest.raises(Refused, match="next attempt in 60 s") as info:
+        b.check(1.0)
+    assert info.value.code == 0x0d
+    assert b.succeeded() and b.delay_seconds == 1.0 and not b.succeeded()
+
+
+def test_one_scrubber_for_every_link() -> None:
+    secret = Secret("hunter22")
+    assert credentials.scrub("login hunter22 failed", secret) == "login ******** failed"
+    assert credentials.scrub("ab in text", Secret("ab")) == "ab in text"  # too short to blank
+    assert ipmi_pyipmi.scrub is credentials.scrub and redfish.scrub is credentials.scrub

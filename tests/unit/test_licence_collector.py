@@ -10,8 +10,8 @@ import pytest
 
 from gpuwatchd import config as cfgmod
 from gpuwatchd.clock import ManualClock
-from gpuwatchd.collectors import REGISTRY
 from gpuwatchd.collectors.licence import LicenceCollector, build
+from gpuwatchd.collectors.registry import REGISTRY
 from gpuwatchd.hardware import Hardware
 from gpuwatchd.licence.journal import QueueLineSource
 from gpuwatchd.licence.sources import LicenceSources
@@ -240,7 +240,7 @@ def test_lost_gpu_is_unknown_then_reinitialised(tmp_path: Path) -> None:
 def test_registry_and_factory(tmp_path: Path) -> None:
     assert "licence" in REGISTRY
     hw = Hardware(clock=ManualClock(), nvml=lambda: FakeLicenceNvml([]),
-                  extras={"licence": LicenceSources(runner=FakeRunner())})
+                  licence=LicenceSources(runner=FakeRunner()))
     (scheduled,) = build(cfgmod.loads("licence: {interval_seconds: 30}\n"), hw)
     assert (scheduled.interval_seconds, scheduled.deadline_seconds) == (30.0, 20.0)
     assert scheduled.collector.name == "licence"

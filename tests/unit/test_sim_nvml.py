@@ -308,7 +308,8 @@ def test_node_defaults_to_the_dell_third_party_card_floor(node: SimNode,
 
 def test_node_hardware_is_the_demo_roots(node: SimNode, clock: ManualClock) -> None:
     hw = node.hardware()
-    assert hw.demo and hw.clock is clock and hw.nvml() is node.nvml and hw.extras["sim"] is node
+    assert hw.demo and hw.clock is clock and hw.nvml() is node.nvml
+    assert set(hw.ipmi_peers) == {"idrac"} and hw.licence is not None
 
 
 def test_demo_config_is_valid() -> None:

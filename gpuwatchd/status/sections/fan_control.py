@@ -9,7 +9,6 @@ stay with the BMC).
 
 from __future__ import annotations
 
-from gpuwatchd.control.state import FanControlReading, ZoneReading
 from gpuwatchd.model import Snapshot
 from gpuwatchd.status.sections import Json, Section
 from gpuwatchd.status.text import Style, celsius, table
@@ -18,11 +17,9 @@ _MODE_TONES = {"control": "good", "monitor": "warn", "failsafe": "bad"}
 
 
 def build(snapshot: Snapshot, now_mono: float) -> Section:
-    drivers = [r for r in snapshot.extra if isinstance(r, FanControlReading)]
-    if not drivers:
+    if snapshot.control is None:
         return Section(None)
-    ctl = drivers[0]
-    zones = [r for r in snapshot.extra if isinstance(r, ZoneReading)]
+    ctl, zones = snapshot.control.driver, snapshot.control.zones
     reasons = [f"fan zone {z.zone} in failsafe: {z.reason}" for z in zones
                if z.mode == "failsafe"]
     if ctl.message and not reasons:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TypeVar
 
 from gpuwatchd.model import GpuReading, Snapshot
-from gpuwatchd.status.sections import Json, Section, age, seconds
+from gpuwatchd.status.sections import Json, Section, age
 from gpuwatchd.status.text import Cell, Style, age_text, celsius, table
 
 WARN_MARGIN_CELSIUS = 5.0  # a GPU this close to its slowdown temperature is shown in yellow
@@ -38,14 +38,12 @@ def build(snapshot: Snapshot, now_mono: float) -> Section:
 
 def _located(snapshot: Snapshot, kind: type[T],
              now_mono: float) -> list[tuple[str, float | None, bool, T]]:
-    """Readings of ``kind`` with (collector name, data age, stale); daemon extras are fresh."""
+    """Readings of ``kind`` with (collector name, data age, stale)."""
     out: list[tuple[str, float | None, bool, T]] = []
     for res in snapshot.results:
         last, stale = age(res, now_mono), res.is_stale(now_mono)
         out.extend((res.name, last, stale, r) for r in res.collected.readings
                    if isinstance(r, kind))
-    extra_age = seconds(now_mono - snapshot.taken_mono)
-    out.extend(("daemon", extra_age, False, r) for r in snapshot.extra if isinstance(r, kind))
     return out
 
 
