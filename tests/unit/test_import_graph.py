@@ -54,35 +54,9 @@ SIM_IMPORTERS = frozenset({"gpuwatchd.daemon.cli"})  # --demo
 Violation = tuple[str, str, str]  # (rule, importer, imported); rule: cycle | layer | function
 KNOWN_VIOLATIONS: dict[Violation, str] = {
     ("layer", "gpuwatchd.config.load", "gpuwatchd.control.selectors"):
-        "worker 'drivers'/config: zone input selectors checked in config (issue 9)",
-    ("layer", "gpuwatchd.config.load", "gpuwatchd.control.drivers"):
-        "worker 'drivers'/config: channel checks in config (the DRIVERS table, issue 9)",
+        "worker 'gpu': zone input selectors parsed in config (issue 9)",
     ("function", "gpuwatchd.config.load", "gpuwatchd.control.selectors"):
-        "worker 'drivers'/config: the same import, lazily",
-    ("function", "gpuwatchd.config.load", "gpuwatchd.control.drivers"):
-        "worker 'drivers'/config: the same import, lazily",
-    ("function", "gpuwatchd.control.factory", "gpuwatchd.control.drivers.dell"):
-        "worker 'drivers': control/factory.py's lazy driver imports",
-    ("function", "gpuwatchd.control.factory", "gpuwatchd.control.drivers.hwmon"):
-        "worker 'drivers': control/factory.py's lazy driver imports",
-    ("function", "gpuwatchd.control.factory", "gpuwatchd.control.drivers.nvml_fan"):
-        "worker 'drivers': control/factory.py's lazy driver imports",
-    ("function", "gpuwatchd.control.factory", "gpuwatchd.control.drivers.redfish_oem"):
-        "worker 'drivers': control/factory.py's lazy driver imports",
-    ("function", "gpuwatchd.control.factory", "gpuwatchd.control.drivers.supermicro"):
-        "worker 'drivers': control/factory.py's lazy driver imports",
-    ("function", "gpuwatchd.control.factory", "gpuwatchd.links.ipmi"):
-        "worker 'drivers': control/factory.py's lazy link imports",
-    ("function", "gpuwatchd.control.factory", "gpuwatchd.links.nvml"):
-        "worker 'drivers': control/factory.py's lazy link imports",
-    ("function", "gpuwatchd.control.factory", "gpuwatchd.links.redfish_write"):
-        "worker 'drivers': control/factory.py's lazy link imports",
-    ("function", "gpuwatchd.ctl.fan", "gpuwatchd.collectors.chassis_ipmi"):
-        "worker 'status'/ctl: gpuwatchctl's lazy imports",
-    ("function", "gpuwatchd.ctl.fan", "gpuwatchd.status.document"):
-        "worker 'status'/ctl: gpuwatchctl's lazy imports",
-    ("function", "gpuwatchd.ctl.fan", "gpuwatchd.status.paths"):
-        "worker 'status'/ctl: gpuwatchctl's lazy imports",
+        "worker 'gpu': the same import, lazily",
 }
 
 
