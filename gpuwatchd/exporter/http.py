@@ -11,12 +11,14 @@ import socket
 import ssl
 import sys
 import threading
+import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any, Protocol
 
 from gpuwatchd import __version__
 from gpuwatchd.exporter.render import CONTENT_TYPE
+from gpuwatchd.exporter.slots import Slots
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +57,12 @@ def _handler(render: Callable[[], bytes], path: str,
             if self.connection.family in (socket.AF_INET, socket.AF_INET6):
                 self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
+        def parse_request(self) -> bool:
+            ok = super().parse_request()
+            if ok and isinstance(self.server, _Server):
+                self.server.slots.head_received(self.connection)
+            return ok
+
         def do_GET(self) -> None:
             self._respond(head=False)
 
@@ -91,10 +99,36 @@ def _handler(render: Callable[[], bytes], path: str,
     return Handler
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class _Server(HTTPServer):
+    """One thread per connection, in bounded :class:`Slots` (no unbounded thread pile-up)."""
+
     allow_reuse_address = True
+    request_queue_size = 128  # the kernel's accept queue; socketserver's default is 5
     tls: ssl.SSLContext | None = None
+    slots: Slots
+
+    def server_activate(self) -> None:
+        self.slots = Slots()
+        super().server_activate()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Serve in a thread of its own if a slot is free (or can be freed), else close."""
+        if not self.slots.admit(request, time.monotonic()):
+            log.debug("http: %s refused: all %d connection slots are answering",
+                      client_address, self.slots.limit)
+            self.shutdown_request(request)
+            return
+        threading.Thread(target=self._serve_one, args=(request, client_address),
+                         name="http-conn", daemon=True).start()
+
+    def _serve_one(self, request: Any, client_address: Any) -> None:
+        try:
+            self.finish_request(request, client_address)
+        except Exception:  # noqa: BLE001 - handle_error sorts routine from bugs
+            self.handle_error(request, client_address)
+        finally:
+            self.slots.release(request)
+            self.shutdown_request(request)
 
     def get_request(self) -> tuple[Any, Any]:
         """Accept; with TLS the handshake runs later, in the connection's own thread.
