@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from gpuwatchd import __version__
 from gpuwatchd.exporter.render import CONTENT_TYPE
-from gpuwatchd.exporter.slots import Slots
+from gpuwatchd.slots import Slots
 
 log = logging.getLogger(__name__)
 

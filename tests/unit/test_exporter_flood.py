@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 
 from gpuwatchd.exporter.http import MetricsServer
-from gpuwatchd.exporter.slots import MAX_CONNECTIONS, Slots
+from gpuwatchd.slots import MAX_CONNECTIONS, Slots
 
 BODY = b"gpuwatchd_build_info 1\n" * 2000  # ~46 kB, a 2-GPU node's exposition
 

@@ -1,4 +1,4 @@
-"""Bounded connection slots for the metrics endpoint: no number of clients can starve it.
+"""Bounded connection slots for the servers (metrics, status): no number of clients starves them.
 
 One thread serves one connection, and at most :data:`MAX_CONNECTIONS` are open at once. A new
 connection that finds every slot taken evicts the oldest connection that has not yet sent a
