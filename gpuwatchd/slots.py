@@ -67,6 +67,23 @@ class Slots:
             if slot is not None:
                 slot.head_done = True
 
+    def idle(self, sock: socket.socket, now_mono: float) -> None:
+        """The connection was answered and waits for its next request (keep-alive): an idle
+        connection may be evicted again, like one that never sent a head (newest first)."""
+        with self._freed:
+            slot = self._open.get(id(sock))
+            if slot is not None:
+                slot.head_done = False
+                slot.opened_mono = now_mono
+
+    def replace(self, old: socket.socket, new: socket.socket) -> None:
+        """The connection is now ``new`` (TLS wraps detach the plain socket object)."""
+        with self._freed:
+            slot = self._open.pop(id(old), None)
+            if slot is not None:
+                slot.sock = new
+                self._open[id(new)] = slot
+
     def release(self, sock: socket.socket) -> None:
         """The connection is done (answered, evicted or dropped): its slot is free."""
         with self._freed:

@@ -90,7 +90,8 @@ def test_http_endpoints() -> None:
         landing = conn.getresponse().read().decode()
         assert 'href="/metrics"' in landing
         conn.request("GET", "/nope")
-        assert conn.getresponse().status == 404
+        missing = conn.getresponse()
+        assert missing.status == 404 and missing.read() == b"Not Found\n"
         conn.request("HEAD", "/metrics")
         head = conn.getresponse()
         assert head.status == 200 and head.read() == b""

@@ -6,6 +6,7 @@ time, loopback only).
 
 from __future__ import annotations
 
+import gzip
 import http.client
 import socket
 import threading
@@ -14,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from gpuwatchd.exporter.http import MetricsServer
+from gpuwatchd.exporter.http import Gzipped, MetricsServer, accepts_gzip
 from gpuwatchd.slots import MAX_CONNECTIONS, Slots
 
 BODY = b"gpuwatchd_build_info 1\n" * 2000  # ~46 kB, a 2-GPU node's exposition
@@ -116,3 +117,51 @@ def test_200_concurrent_scrapes_all_answer(server: tuple[str, int]) -> None:
     assert len(results) == 200 and all(code == 200 for code, _ in results)
     p99 = sorted(d for _, d in results)[197]
     assert p99 < 2.0, f"p99 {p99:.2f} s for 200 concurrent scrapes"
+
+
+def test_keep_alive_gzip_and_no_interpreter_version(server: tuple[str, int]) -> None:
+    """HTTP/1.1: two scrapes on one connection, gzip when asked, ``Server: gpuwatchd/V``."""
+    conn = http.client.HTTPConnection(*server, timeout=5)
+    try:
+        conn.request("GET", "/metrics", headers={"Accept-Encoding": "gzip"})
+        first = conn.getresponse()
+        zipped = first.read()
+        assert first.version == 11 and first.getheader("Content-Encoding") == "gzip"
+        assert gzip.decompress(zipped) == BODY and len(zipped) < len(BODY) / 5
+        server_header = first.getheader("Server", "")
+        assert server_header.startswith("gpuwatchd/") and "Python" not in server_header
+        sock = conn.sock
+        conn.request("GET", "/metrics", headers={"Accept-Encoding": "gzip;q=0"})
+        second = conn.getresponse()
+        assert conn.sock is sock, "the second request needed a new connection"
+        assert second.getheader("Content-Encoding") is None and second.read() == BODY
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize(("header", "expected"), [
+    ("gzip", True), ("deflate, gzip;q=1.0, *;q=0.5", True), ("gzip;q=0", False),
+    ("identity", False), (None, False), ("*", True), ("gzip;q=zz", False)])
+def test_accept_encoding(header: str | None, expected: bool) -> None:
+    assert accepts_gzip(header) is expected
+
+
+def test_gzip_is_computed_once_per_rendered_body() -> None:
+    gz = Gzipped()
+    body = b"x" * 1000
+    first = gz.of(body)
+    assert gz.of(body) is first  # same body object: no recompression
+    assert gz.of(b"y" * 1000) is not first
+
+
+def test_an_idle_keep_alive_connection_can_be_evicted() -> None:
+    slots = Slots(limit=1)
+    a, b = socket.socket(), socket.socket()
+    try:
+        assert slots.admit(a, 1.0)
+        slots.head_received(a)
+        slots.idle(a, 2.0)  # answered; waiting for the next request
+        assert slots.admit(b, 3.0, wait_seconds=0.05) and slots.evicted == 1
+    finally:
+        a.close()
+        b.close()
