@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import http.client
 import time
 
@@ -161,3 +162,19 @@ def test_refresh_renders_only_ahead_of_the_expected_scrape() -> None:
         if renderer._key is not None and renderer._key[0] == tick:
             rendered_ahead.append(tick)
     assert rendered_ahead == [13, 14]
+
+
+def test_gzip_exposition_is_the_plain_one_compressed_once_per_snapshot() -> None:
+    """The Snapshot's part is compressed once (cached), process_* live, in two gzip members."""
+    clock = ManualClock()
+    snap = Snapshot(1, clock.time(), clock.monotonic(),
+                    (result("a", clock, fams=(temp("a", 20.0),)),))
+    renderer = Renderer(lambda: snap, clock)
+    first = renderer.render_gzip()
+    text = gzip.decompress(first).decode()
+    assert 'gpuwatchd_temperature_celsius{bmc="a",sensor="Inlet"} 20.0' in text
+    assert "process_resident_memory_bytes" in text
+    snapshot_part = text.split("# HELP process_", 1)[0]
+    assert renderer.render().decode().startswith(snapshot_part)
+    cached = Renderer(lambda: snap, clock, process_metrics=False)
+    assert cached.render_gzip() is cached.render_gzip()  # compressed once, then served as is
