@@ -41,14 +41,35 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--demo", action="store_true",
                    help="run on a simulated Dell server with two Tesla P40s (no hardware)")
     p.add_argument("--log.level", "--log-level", dest="log_level", default="info",
-                   choices=logs.LEVELS, help="log level (default info)")
+                   type=logs.level, metavar="LEVEL",
+                   help="debug, info, warn (or warning), error (default info)")
+    p.add_argument("--log.format", dest="log_format", default="logfmt", choices=logs.FORMATS,
+                   help="stderr log format, logfmt or json (default logfmt; under systemd "
+                        "the journal gets structured fields either way)")
     p.add_argument("--web.listen-address", dest="listen", action="append", metavar="HOST:PORT",
-                   help="override exporter.listen (repeatable)")
+                   type=_listen_address, help="override exporter.listen (repeatable)")
+    p.add_argument("--web.config.file", dest="web_config_file", metavar="FILE",
+                   help="override exporter.web_config_file (exporter-toolkit web config)")
+    p.add_argument("--web.telemetry-path", dest="telemetry_path", metavar="PATH",
+                   type=_telemetry_path, help="override exporter.telemetry_path")
     p.add_argument("--status-socket", metavar="PATH", help="override status_socket")
     p.add_argument("--demo-gpus", type=int, default=2, choices=range(1, 17), metavar="N",
                    help="number of simulated GPUs with --demo (1-16, default 2)")
     p.add_argument("--version", action="version", version=f"gpuwatchd {__version__}")
     return p
+
+
+def _listen_address(addr: str) -> str:
+    if config.parse_listen(addr) is None:
+        raise argparse.ArgumentTypeError(f"{addr!r} is not HOST:PORT (e.g. 127.0.0.1:10045, "
+                                         "[::1]:10045 or :10045)")
+    return addr
+
+
+def _telemetry_path(path: str) -> str:
+    if not path.startswith("/") or any(c.isspace() or c in "?#" for c in path):
+        raise argparse.ArgumentTypeError(f"{path!r} is not an absolute URL path like /metrics")
+    return path
 
 
 def _demo_config() -> Config:
@@ -58,12 +79,14 @@ def _demo_config() -> Config:
 
 def _overrides(cfg: Config, args: argparse.Namespace) -> Config:
     """Apply command-line overrides, validated like the file itself."""
+    exporter = cfg.exporter
     if args.listen:
-        for addr in args.listen:
-            if config.parse_listen(addr) is None:
-                raise ConfigError(f"--web.listen-address: {addr!r} is not HOST:PORT")
-        cfg = dataclasses.replace(
-            cfg, exporter=dataclasses.replace(cfg.exporter, listen=tuple(args.listen)))
+        exporter = dataclasses.replace(exporter, listen=tuple(args.listen))
+    if args.web_config_file:
+        exporter = dataclasses.replace(exporter, web_config_file=args.web_config_file)
+    if args.telemetry_path:
+        exporter = dataclasses.replace(exporter, telemetry_path=args.telemetry_path)
+    cfg = dataclasses.replace(cfg, exporter=exporter)
     if args.status_socket:
         cfg = dataclasses.replace(cfg, status_socket=args.status_socket)
     return cfg
@@ -85,7 +108,7 @@ def run(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.demo and args.check_config:
         parser().error("--demo and --check-config do not go together")
-    logs.setup(args.log_level)
+    logs.setup(args.log_level, args.log_format)
     if args.check_config:
         try:
             _check_web_config(config.load(args.check_config))

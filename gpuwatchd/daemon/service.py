@@ -100,7 +100,8 @@ class Daemon:
         web_file = self.config.exporter.web_config_file
         self._metrics = MetricsServer(addresses, self._renderer.render,
                                       self.config.exporter.telemetry_path,
-                                      web=webconfig.load(web_file) if web_file else None)
+                                      web=webconfig.load(web_file) if web_file else None,
+                                      render_gzip=self._renderer.render_gzip)
         self._metrics.start()
         socket_path = self.config.status_socket or default_socket()
         self._status = StatusServer(socket_path, self.status)

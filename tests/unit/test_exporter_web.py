@@ -79,13 +79,15 @@ def test_https_with_basic_auth_and_headers(pki: Path, tls_auth: tuple[str, int])
 
 
 def test_plain_http_is_refused_on_a_tls_port(tls_auth: tuple[str, int]) -> None:
-    """A plain-HTTP client gets no metrics from the TLS endpoint."""
+    """A plain-HTTP client gets a 400 saying why (as Go exporters do), and no metrics."""
     conn = http.client.HTTPConnection(*tls_auth, timeout=5)
     try:
         conn.request("GET", "/metrics")
-        body = conn.getresponse().read()
-    except (http.client.HTTPException, OSError):
-        body = b""
+        resp = conn.getresponse()
+        body = resp.read()
+    finally:
+        conn.close()
+    assert resp.status == 400 and b"HTTP request to an HTTPS server" in body
     assert BODY not in body
 
 

@@ -1,25 +1,49 @@
-"""Logging: fields on stderr; the journal handler only when stderr really is the journal."""
+"""Logging: logfmt or JSON with fields on stderr; the journal handler only when stderr really
+is the journal; --log.level and --log.format on the command line."""
 
 from __future__ import annotations
 
+import argparse
 import io
+import json
 import logging
 import os
+import re
 import subprocess
 import sys
+
+import pytest
 
 from gpuwatchd.daemon import logs
 
 
-def test_stderr_format_carries_structured_fields(monkeypatch: object) -> None:
+def _emit(formatter: logging.Formatter) -> str:
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(logs._FieldsFormatter("gpuwatchd: %(levelname)s: %(message)s"))
+    handler.setFormatter(formatter)
     log = logging.getLogger("test.logs")
-    log.addHandler(handler)
+    log.handlers = [handler]
     log.propagate = False
     log.warning("GPU %d lost", 1, extra={"GPU": "GPU-abc", "COLLECTOR": "gpu"})
-    assert stream.getvalue() == "gpuwatchd: WARNING: GPU 1 lost COLLECTOR=gpu GPU=GPU-abc\n"
+    return stream.getvalue()
+
+
+def test_logfmt_carries_structured_fields() -> None:
+    line = _emit(logs.LogfmtFormatter())
+    assert re.fullmatch(r'ts=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z level=warn '
+                        r'msg="GPU 1 lost" COLLECTOR=gpu GPU=GPU-abc\n', line), line
+
+
+def test_json_carries_structured_fields() -> None:
+    doc = json.loads(_emit(logs.JsonFormatter()))
+    assert doc["level"] == "warn" and doc["msg"] == "GPU 1 lost"
+    assert doc["GPU"] == "GPU-abc" and doc["COLLECTOR"] == "gpu" and doc["ts"].endswith("Z")
+
+
+def test_log_level_accepts_the_prometheus_spelling() -> None:
+    assert logs.level("warn") == "warning" and logs.level("DEBUG") == "debug"
+    with pytest.raises(argparse.ArgumentTypeError):
+        logs.level("verbose")
 
 
 CHILD = """
@@ -40,7 +64,7 @@ def test_journal_only_when_journal_stream_matches_stderr() -> None:
     base = {k: v for k, v in os.environ.items() if k != "JOURNAL_STREAM"}
     plain = run_child(base)
     assert plain.stdout.strip() == "StreamHandler"
-    assert "gpuwatchd: INFO: hello GPU=GPU-1" in plain.stderr
+    assert 'level=info msg=hello GPU=GPU-1' in plain.stderr
     mismatched = run_child({**base, "JOURNAL_STREAM": "1:1"})
     assert mismatched.stdout.strip() == "StreamHandler"
 

@@ -227,3 +227,20 @@ def test_kubernetes_example_config_is_valid() -> None:
     service = next(d for d in monitors if d["kind"] == "Service")
     assert service["metadata"]["name"] == "gpuwatchd"  # job="gpuwatchd" in alerts.yaml
     assert service["spec"]["ports"][0]["port"] == port[1]
+
+
+def test_kubernetes_example_puts_socket_and_state_on_writable_volumes() -> None:
+    """As uid 65534 on a read-only root: the socket and the state files live on emptyDirs."""
+    docs = list(yaml.safe_load_all((MON / "kubernetes" / "daemonset.yaml").read_text()))
+    kinds = {d["kind"]: d for d in docs}
+    cfg = config.loads(kinds["ConfigMap"]["data"]["gpuwatchd.yaml"], "daemonset.yaml")
+    pod = kinds["DaemonSet"]["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    args = container["args"]
+    socket_path = args[args.index("--status-socket") + 1]
+    mounts = {m["mountPath"] for m in container["volumeMounts"] if not m.get("readOnly")}
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    state = cfg.licence.remediation.state_file
+    assert state is not None
+    for path in (socket_path, state, cfg.fan_control.state_directory + "/x"):
+        assert any(path.startswith(m + "/") for m in mounts), f"{path} is on the read-only root"
