@@ -159,7 +159,8 @@ def test_two_gpus_report_exactly_the_values_in_the_state_file(
         if family.name.startswith("gpuwatchd_gpu_"):
             assert all({"gpu", "uuid"} <= dict(s.labels).keys() for s in family.samples)
     nvml = next(r for r in collected.readings if isinstance(r, NvmlReading))
-    assert nvml == NvmlReading(True, "550.54.15", "")
+    assert (nvml.up, nvml.driver_version, nvml.error) == (True, "550.54.15", "")
+    assert nvml.cuda_driver_version == "12.4"
 
 
 def _assert_gpu_values(collected: Collected, index: int, gpu: dict[str, Any]) -> None:

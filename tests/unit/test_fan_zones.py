@@ -17,7 +17,9 @@ from gpuwatchd.model import (
     ChassisTemperature,
     Collected,
     CollectorResult,
+    GpuFast,
     GpuReading,
+    GpuStatic,
     Snapshot,
 )
 
@@ -29,8 +31,9 @@ INTERVAL = 1.0
 def gpu(index: int, temp: float | None, *, up: bool = True, margin: float | None = None,
         slowdown: float | None = 92.0) -> GpuReading:
     return GpuReading(index=index, uuid=f"GPU-{index}", name="Tesla P40", up=up,
-                      temperature_celsius=temp, margin_celsius=margin,
-                      slowdown_celsius=slowdown, error="" if up else "GPU is lost")
+                      fast=GpuFast(temperature_celsius=temp, margin_celsius=margin) if up else None,
+                      static=GpuStatic(slowdown_celsius=slowdown),
+                      error="" if up else "GPU is lost")
 
 
 T0 = 1000.0  # monotonic times in these tests are T0 + seconds (0.0 means "never collected")
