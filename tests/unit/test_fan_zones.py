@@ -10,8 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gpuwatchd.config import ZoneConfig
+from gpuwatchd.config.selectors import ALL_GPUS, GpuSelector, SelectorError, parse_selector
 from gpuwatchd.control.plan import plan_zones
-from gpuwatchd.control.selectors import SelectorError, parse_selector, resolve
+from gpuwatchd.control.selectors import resolve
 from gpuwatchd.control.zones import Fault, ZoneController
 from gpuwatchd.model import (
     ChassisTemperature,
@@ -23,7 +24,7 @@ from gpuwatchd.model import (
     Snapshot,
 )
 
-ZONE = ZoneConfig(name="gpu", inputs=("gpu:*",), setpoint_celsius=75, ceiling_celsius=85,
+ZONE = ZoneConfig(name="gpu", inputs=(ALL_GPUS,), setpoint_celsius=75, ceiling_celsius=85,
                   min_duty=0.15, max_duty=1.0, failsafe_hold_seconds=10)
 INTERVAL = 1.0
 
@@ -165,8 +166,9 @@ def test_blocked_is_monitor() -> None:
 
 
 def test_zones_sharing_a_bmc_enter_and_leave_failsafe_together() -> None:
-    a = ZoneController(replace(ZONE, name="a", inputs=("gpu:0",)), INTERVAL)
-    b = ZoneController(replace(ZONE, name="b", inputs=("gpu:1",), failsafe_hold_seconds=20),
+    a = ZoneController(replace(ZONE, name="a", inputs=(GpuSelector(index=0),)), INTERVAL)
+    b = ZoneController(replace(ZONE, name="b", inputs=(GpuSelector(index=1),),
+                               failsafe_hold_seconds=20),
                        INTERVAL)
     zones = [a, b]
 
