@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gpuwatchd.clock import Clock, SystemClock
+
+if TYPE_CHECKING:  # the annotation only: links sit above this module
+    from gpuwatchd.links.nvml import NvmlSession
 
 
 def _real_nvml() -> Any:
@@ -27,6 +30,9 @@ class Hardware:
 
     clock: Clock = field(default_factory=SystemClock)
     nvml: Callable[[], Any] = _real_nvml  # returns a pynvml-compatible module object
+    # The one NVML session every NVML user shares (GPU and licence collectors, NVML fan
+    # driver), made from ``nvml`` by gpuwatchd.links.nvml.shared; None: each user its own.
+    nvml_session: NvmlSession | None = None
     sysfs_root: str = "/sys"
     demo: bool = False
     extras: dict[str, Any] = field(default_factory=dict)  # further handles (BMC peers, ...)

@@ -19,7 +19,8 @@ from gpuwatchd.collectors import Scheduled, gpu_metrics
 from gpuwatchd.collectors import gpu_read as rd
 from gpuwatchd.collectors.gpu_xid import XidWatcher
 from gpuwatchd.errors import GpuwatchdError, Lost, NotInstalled, Transient
-from gpuwatchd.links.nvml import NvmlLink
+from gpuwatchd.links import nvml
+from gpuwatchd.links.nvml import NvmlDevice, NvmlLink
 from gpuwatchd.model import Collected, GpuReading, NvmlErrorCount, NvmlReading, XidCount
 
 if TYPE_CHECKING:
@@ -83,8 +84,8 @@ class GpuCollector:
                 "driver_version": self._link.text("nvmlSystemGetDriverVersion"),
                 "cuda_driver_version": _cuda_version(self._link),
             }
-            count = self._link.call("nvmlDeviceGetCount")
-            found = [gpu for index in range(count) if (gpu := self._discover(index))]
+            devices = self._link.devices(refresh=True)  # this collector re-opens its GPUs
+            found = [gpu for device in devices if (gpu := self._discover(device))]
         except GpuwatchdError as exc:
             self._init_failed(now, exc)
             return
@@ -103,16 +104,16 @@ class GpuCollector:
         if self._xid is not None:
             self._xid.arm([(g.handle, g.index, g.uuid) for g in self._gpus.values() if g.up])
 
-    def _discover(self, index: int) -> rd.GpuState | None:
-        """One GPU's handle, identity and static values; None if that GPU alone fails.
+    def _discover(self, device: NvmlDevice) -> rd.GpuState | None:
+        """One GPU's identity and static values; None if that GPU alone fails.
 
         A GPU lost after its UUID was read (fake libnvidia-ml: handle and UUID answer, the
         next call returns GPU_IS_LOST) is kept as down, and the other GPUs stay up.
         """
-        uuid = ""
+        index, handle, uuid = device.index, device.handle, device.uuid
         try:
-            handle = self._link.call("nvmlDeviceGetHandleByIndex", index)
-            uuid = self._link.text("nvmlDeviceGetUUID", handle)
+            if device.failure is not None:  # its handle or UUID failed at enumeration
+                raise device.failure
             gpu = self._gpus.get(uuid) or rd.GpuState(index=index, uuid=uuid)
             gpu.index, gpu.handle, gpu.error = index, handle, ""
             gpu.name = self._link.text("nvmlDeviceGetName", handle)
@@ -212,7 +213,6 @@ def build(config: Config, hw: Hardware) -> Sequence[Scheduled]:
     cfg = config.gpus
     if cfg.enabled is False:
         return []
-    link = NvmlLink(hw.nvml(), cfg.library_path)
-    collector = GpuCollector(link, hw.clock, cfg)
+    collector = GpuCollector(nvml.lease(hw, cfg.library_path), hw.clock, cfg)
     deadline = min(cfg.deadline_seconds, config.interval_seconds)
     return [Scheduled(collector, config.interval_seconds, deadline)]

@@ -85,9 +85,9 @@ def make_driver(config: Config, hw: Hardware) -> Built:
     name: str = fc.driver
     if name == "nvml":
         from gpuwatchd.control.drivers.nvml_fan import NvmlFanDriver  # noqa: PLC0415
-        from gpuwatchd.links.nvml import NvmlLink  # noqa: PLC0415
+        from gpuwatchd.links.nvml import lease  # noqa: PLC0415
 
-        nvml = NvmlFanDriver(NvmlLink(hw.nvml(), config.gpus.library_path))
+        nvml = NvmlFanDriver(lease(hw, config.gpus.library_path))
         return Built(nvml, [nvml.close])
     if name == "hwmon":
         from gpuwatchd.control.drivers.hwmon import HwmonDriver  # noqa: PLC0415
