@@ -196,7 +196,8 @@ def _reading(gpu: rd.GpuState) -> GpuReading:
     return GpuReading(
         index=gpu.index, uuid=gpu.uuid, name=gpu.name, up=gpu.up, error=gpu.error,
         identity=gpu.identity, static=gpu.static,
-        fast=gpu.fast if gpu.up else None, slow=gpu.slow if gpu.up and gpu.fast else None,
+        fast=gpu.fast if gpu.up else None,
+        slow=gpu.slow if gpu.up and gpu.fast is not None else None,
         implausible_readings_total=gpu.implausible)
 
 
