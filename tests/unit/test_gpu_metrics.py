@@ -20,8 +20,8 @@ NVML = NvmlReading(True, "550.54.15", cuda_driver_version="12.4",
                    errors=(NvmlErrorCount("nvmlDeviceGetFanSpeed_v2", "not_supported", 1),),
                    xids=(XidCount(0, "GPU-0", 79, 2, 1700000000.0),))
 STATIC = GpuStatic(shutdown_celsius=95.0, slowdown_celsius=92.0,
-                   max_clocks=GpuClocks(sm_hertz=1.5e9), pcie_max_generation=3, pcie_max_width=16, fan_count=1,
-                   supported_clock_events=0x24)
+                   max_clocks=GpuClocks(sm_hertz=1.5e9), pcie_max_generation=3, pcie_max_width=16,
+                   fan_count=1, supported_clock_events=0x24)
 UP = GpuReading(0, "GPU-0", "Tesla P40", True,
                 identity=GpuIdentity("0324", "86.02", "0000:04:00.0"), static=STATIC,
                 fast=GpuFast(temperature_celsius=61.0, power_watts=120.5, clock_events=0x20,
