@@ -214,6 +214,6 @@ def build(config: Config, hw: Hardware) -> Sequence[Scheduled]:
     cfg = config.gpus
     if cfg.enabled is False:
         return []
-    collector = GpuCollector(nvml.lease(hw, cfg.library_path), hw.clock, cfg)
+    collector = GpuCollector(nvml.lease(hw, cfg), hw.clock, cfg)
     deadline = min(cfg.deadline_seconds, config.interval_seconds)
     return [Scheduled(collector, config.interval_seconds, deadline)]

@@ -248,5 +248,5 @@ def build(config: Config, hw: Hardware) -> Sequence[Scheduled]:
     if cfg.enabled is False:
         return []
     sources = hw.extras.get(EXTRAS_KEY) or LicenceSources()
-    collector = LicenceCollector(nvml.lease(hw, config.gpus.library_path), hw.clock, cfg, sources)
+    collector = LicenceCollector(nvml.lease(hw, config.gpus), hw.clock, cfg, sources)
     return [Scheduled(collector, cfg.interval_seconds, cfg.deadline_seconds)]

@@ -87,7 +87,7 @@ def make_driver(config: Config, hw: Hardware) -> Built:
         from gpuwatchd.control.drivers.nvml_fan import NvmlFanDriver  # noqa: PLC0415
         from gpuwatchd.links.nvml import lease  # noqa: PLC0415
 
-        nvml = NvmlFanDriver(lease(hw, config.gpus.library_path))
+        nvml = NvmlFanDriver(lease(hw, config.gpus))
         return Built(nvml, [nvml.close])
     if name == "hwmon":
         from gpuwatchd.control.drivers.hwmon import HwmonDriver  # noqa: PLC0415

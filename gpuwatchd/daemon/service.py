@@ -73,7 +73,7 @@ class Daemon:
                  notifier: Notifier | None = None,
                  reload: Callable[[], Config] | None = None) -> None:
         self.config = config
-        self.hw = nvml.shared(hw, config.gpus.library_path)  # one NVML session for all
+        self.hw = nvml.shared(hw, config.gpus)  # one NVML session for all
         self.config_path = config_path
         self._notifier = notifier or Notifier()
         self._reload_fn = reload  # returns the new Config or raises ConfigError

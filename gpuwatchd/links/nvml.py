@@ -16,6 +16,7 @@ Command-line equivalent of a call: ``nvidia-smi --query-gpu=<field> --format=csv
 
 from __future__ import annotations
 
+import copy
 import ctypes
 import dataclasses
 import logging
@@ -25,6 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from gpuwatchd.clock import Clock
+from gpuwatchd.config import GpuConfig
 from gpuwatchd.errors import GpuwatchdError, Lost, NotInstalled, Refused, Transient, Unsupported
 from gpuwatchd.hardware import Hardware
 
@@ -45,6 +48,7 @@ _REFUSED = {2, 4}  # the driver said no: bad argument, no permission
 _LOST = {1, 9, 15, 16, 18, 28}  # lifecycle: re-init (uninitialized, driver gone, GPU lost, ...)
 _NOT_INSTALLED = 12
 _TIMEOUT = 10
+FIRST_BACKOFF_SECONDS = 1.0  # after a failed nvmlInit; doubles up to the configured maximum
 
 
 def map_error(call: str, code: int, text: str) -> GpuwatchdError:
@@ -77,10 +81,14 @@ class NvmlSession:
 
     ``lib`` is the pynvml-compatible module, or a function returning it (called at the first
     use, so that making the session imports nothing). Thread-safe (NVML itself is, per its
-    API reference).
+    API reference). With a ``clock``, a failed ``nvmlInit`` is not retried for any user until
+    the backoff has passed (1 s, doubling up to ``max_backoff_seconds``): the same error is
+    raised again without calling NVML, so a node without the driver sees one attempt per
+    backoff, not one per NVML user.
     """
 
-    def __init__(self, lib: Any, library_path: str | None = None, *, lazy: bool = False) -> None:
+    def __init__(self, lib: Any, library_path: str | None = None, *, lazy: bool = False,
+                 clock: Clock | None = None, max_backoff_seconds: float = 60.0) -> None:
         self._loader: Callable[[], Any] | None = lib if lazy else None
         self._lib = None if lazy else lib
         self._library_path = library_path
@@ -89,6 +97,11 @@ class NvmlSession:
         self.errors: Counter[tuple[str, str]] = Counter()
         self._leases = 0  # leases holding nvmlInit
         self._devices: tuple[NvmlDevice, ...] | None = None
+        self._clock = clock
+        self._max_backoff = max_backoff_seconds
+        self._backoff = FIRST_BACKOFF_SECONDS
+        self._failure: GpuwatchdError | None = None  # the last nvmlInit's, until retry_at
+        self._retry_at = float("-inf")
 
     @property
     def lib(self) -> Any:
@@ -138,15 +151,28 @@ class NvmlSession:
         nvidia-smi equivalent: ``nvidia-smi -L`` (fails the same way without a driver).
         """
         if self._leases == 0:
-            lib = self.lib
-            if self._library_path and getattr(lib, "nvmlLib", "absent") is None:
-                try:
-                    lib.nvmlLib = ctypes.CDLL(self._library_path)
-                except OSError as exc:
-                    raise NotInstalled(f"cannot load {self._library_path}: {exc}") from None
-            self.call("nvmlInit")
+            now = self._clock.monotonic() if self._clock is not None else 0.0
+            if self._failure is not None and now < self._retry_at:
+                raise copy.copy(self._failure)  # still backing off: NVML is not asked again
+            try:
+                self._init()
+            except GpuwatchdError as exc:
+                if self._clock is not None:
+                    self._failure, self._retry_at = exc, now + self._backoff
+                    self._backoff = min(self._backoff * 2, self._max_backoff)
+                raise
+            self._failure, self._backoff = None, FIRST_BACKOFF_SECONDS
             self._devices = None  # a new initialisation: enumerate again
         self._leases += 1
+
+    def _init(self) -> None:
+        lib = self.lib
+        if self._library_path and getattr(lib, "nvmlLib", "absent") is None:
+            try:
+                lib.nvmlLib = ctypes.CDLL(self._library_path)
+            except OSError as exc:
+                raise NotInstalled(f"cannot load {self._library_path}: {exc}") from None
+        self.call("nvmlInit")
 
     def release(self) -> None:
         """``nvmlShutdown`` when the last lease lets go, ignoring errors."""
@@ -244,18 +270,22 @@ class NvmlLink:
             return None
 
 
-def shared(hw: Hardware, library_path: str | None) -> Hardware:
+def shared(hw: Hardware, gpus: GpuConfig) -> Hardware:
     """``hw`` with its one NVML session (the daemon calls this once, before building users)."""
     if hw.nvml_session is not None:
         return hw
-    return dataclasses.replace(hw, nvml_session=NvmlSession(hw.nvml, library_path, lazy=True))
+    return dataclasses.replace(hw, nvml_session=_session(hw, gpus))
 
 
-def lease(hw: Hardware, library_path: str | None) -> NvmlLink:
+def lease(hw: Hardware, gpus: GpuConfig) -> NvmlLink:
     """A lease on the hardware's shared session; without one (a tool, a test) a session of
     its own. Nothing is loaded or initialised yet."""
-    session = hw.nvml_session or NvmlSession(hw.nvml, library_path, lazy=True)
-    return session.lease()
+    return (hw.nvml_session or _session(hw, gpus)).lease()
+
+
+def _session(hw: Hardware, gpus: GpuConfig) -> NvmlSession:
+    return NvmlSession(hw.nvml, gpus.library_path, lazy=True, clock=hw.clock,
+                       max_backoff_seconds=gpus.reinit_max_backoff_seconds)
 
 
 def _text(value: Any) -> str:

@@ -9,8 +9,9 @@ import pytest
 from gpuwatchd import config
 from gpuwatchd.clock import ManualClock
 from gpuwatchd.collectors import gpu, licence
+from gpuwatchd.config import GpuConfig
 from gpuwatchd.control.factory import make_driver
-from gpuwatchd.errors import NotInstalled
+from gpuwatchd.errors import Lost, NotInstalled
 from gpuwatchd.hardware import Hardware
 from gpuwatchd.links import nvml
 from gpuwatchd.links.nvml import NvmlSession
@@ -72,8 +73,8 @@ def test_a_gpu_that_cannot_be_opened_is_enumerated_with_its_failure(node: SimNod
 
 def test_every_nvml_user_of_the_daemon_shares_one_session(node: SimNode) -> None:
     cfg = config.loads(CONFIG)
-    hw = nvml.shared(node.hardware(), cfg.gpus.library_path)
-    assert nvml.shared(hw, None) is hw, "made once"
+    hw = nvml.shared(node.hardware(), cfg.gpus)
+    assert nvml.shared(hw, cfg.gpus) is hw, "made once"
     (g,) = gpu.build(cfg, hw)
     (lic,) = licence.build(cfg, hw)
     built = make_driver(cfg, hw)
@@ -110,7 +111,28 @@ def test_a_missing_nvidia_ml_py_is_not_installed() -> None:
     def no_pynvml() -> Any:
         raise ImportError("No module named 'pynvml'")
 
-    link = nvml.lease(Hardware(clock=ManualClock(), nvml=no_pynvml), None)  # nothing loaded yet
+    link = nvml.lease(Hardware(clock=ManualClock(), nvml=no_pynvml), GpuConfig())  # no import yet
     with pytest.raises(NotInstalled, match="nvidia-ml-py"):
         link.init()
     assert not link.initialized
+
+
+def test_a_failed_init_is_retried_by_no_user_before_the_backoff(node: SimNode) -> None:
+    clock = ManualClock()
+    session = NvmlSession(node.nvml, clock=clock, max_backoff_seconds=4.0)
+    gpu_link, licence_link = session.lease(), session.lease()
+    node.nvml.unload_driver()
+    for link in (gpu_link, licence_link, gpu_link):
+        with pytest.raises(Lost, match="driver_not_loaded"):
+            link.init()
+    assert node.nvml.calls()["nvmlInit"] == 1, "one attempt, then the backoff for every user"
+    for wait, attempts in ((1.0, 2), (1.9, 2), (0.1, 3), (4.0, 4), (4.0, 5)):  # 1, 2, 4, 4 s
+        clock.advance(wait)
+        with pytest.raises(Lost):
+            licence_link.init()
+        assert node.nvml.calls()["nvmlInit"] == attempts, wait
+    node.nvml.load_driver()
+    clock.advance(4.0)
+    licence_link.init()
+    gpu_link.init()
+    assert session.initialized and node.nvml.calls()["nvmlInit"] == 6
