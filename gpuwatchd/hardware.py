@@ -9,12 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from gpuwatchd.clock import Clock, SystemClock
-
-if TYPE_CHECKING:  # the annotation only: links sit above this module
-    from gpuwatchd.links.nvml import NvmlSession
 
 
 def _real_nvml() -> Any:
@@ -31,8 +28,10 @@ class Hardware:
     clock: Clock = field(default_factory=SystemClock)
     nvml: Callable[[], Any] = _real_nvml  # returns a pynvml-compatible module object
     # The one NVML session every NVML user shares (GPU and licence collectors, NVML fan
-    # driver), made from ``nvml`` by gpuwatchd.links.nvml.shared; None: each user its own.
-    nvml_session: NvmlSession | None = None
+    # driver): a gpuwatchd.links.nvml.NvmlSession made from ``nvml`` by links.nvml.shared, or
+    # None: each user its own. Typed there: the links sit above this module (links.nvml
+    # checks the type).
+    nvml_session: object | None = None
     sysfs_root: str = "/sys"
     demo: bool = False
     extras: dict[str, Any] = field(default_factory=dict)  # further handles (BMC peers, ...)

@@ -272,15 +272,23 @@ class NvmlLink:
 
 def shared(hw: Hardware, gpus: GpuConfig) -> Hardware:
     """``hw`` with its one NVML session (the daemon calls this once, before building users)."""
-    if hw.nvml_session is not None:
+    if session_of(hw) is not None:
         return hw
     return dataclasses.replace(hw, nvml_session=_session(hw, gpus))
+
+
+def session_of(hw: Hardware) -> NvmlSession | None:
+    """The hardware's shared session, if it has one."""
+    session = hw.nvml_session
+    if session is not None and not isinstance(session, NvmlSession):
+        raise TypeError(f"Hardware.nvml_session is a {type(session).__name__}, not an NvmlSession")
+    return session
 
 
 def lease(hw: Hardware, gpus: GpuConfig) -> NvmlLink:
     """A lease on the hardware's shared session; without one (a tool, a test) a session of
     its own. Nothing is loaded or initialised yet."""
-    return (hw.nvml_session or _session(hw, gpus)).lease()
+    return (session_of(hw) or _session(hw, gpus)).lease()
 
 
 def _session(hw: Hardware, gpus: GpuConfig) -> NvmlSession:

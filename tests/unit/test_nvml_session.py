@@ -86,7 +86,7 @@ def test_every_nvml_user_of_the_daemon_shares_one_session(node: SimNode) -> None
         assert calls["nvmlInit"] == 1, "one nvmlInit for the GPU, licence and fan users"
         assert calls["nvmlDeviceGetCount"] == 1, "one enumeration"
         assert isinstance(g.collector, gpu.GpuCollector)
-        assert g.collector.link.session is hw.nvml_session
+        assert g.collector.link.session is nvml.session_of(hw) is not None
         (reading,) = [r for r in collected.readings if isinstance(r, NvmlReading)]
         assert reading.up
     finally:
