@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 from gpuwatchd.clock import ManualClock  # noqa: E402
 from gpuwatchd.collectors.gpu import GpuCollector  # noqa: E402
 from gpuwatchd.config import GpuConfig  # noqa: E402
-from gpuwatchd.links.nvml import NvmlLink  # noqa: E402
+from gpuwatchd.links.nvml import NvmlSession  # noqa: E402
 from gpuwatchd.sim.node import SimNode  # noqa: E402
 from tests.procs import free_port, wait_until  # noqa: E402
 
@@ -124,7 +124,7 @@ def tick_costs(gpus: int, ticks: int = 200) -> None:
     clock = ManualClock()
     node = SimNode(clock=clock, gpu_count=gpus)
     cfg = GpuConfig(xid_events=False, slow_interval_seconds=30)
-    link = NvmlLink(node.nvml)
+    link = NvmlSession(node.nvml).lease()
     collector = GpuCollector(link, clock, cfg)
     collector.collect()  # init + static + first slow
     fast, slow = [], []

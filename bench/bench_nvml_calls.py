@@ -27,7 +27,7 @@ from gpuwatchd.clock import ManualClock  # noqa: E402
 from gpuwatchd.collectors.gpu import GpuCollector  # noqa: E402
 from gpuwatchd.config import GpuConfig  # noqa: E402
 from gpuwatchd.errors import GpuwatchdError  # noqa: E402
-from gpuwatchd.links.nvml import NvmlLink  # noqa: E402
+from gpuwatchd.links.nvml import NvmlSession  # noqa: E402
 from tests.fakes.fakenvml import FakeNvmlState, build_fake_nvml  # noqa: E402
 
 
@@ -55,7 +55,7 @@ def main() -> None:
     pynvml.nvmlLib = ctypes.CDLL(str(lib))
     pynvml.nvmlInit()
     handle = pynvml.nvmlDeviceGetHandleByIndex(0)
-    link = NvmlLink(pynvml)
+    link = NvmlSession(pynvml).lease()
     link.initialized = True
 
     def not_supported() -> None:
@@ -79,7 +79,7 @@ def main() -> None:
 
     clock = ManualClock()
     cfg = GpuConfig(library_path=str(lib), xid_events=False, slow_interval_seconds=3600)
-    collector = GpuCollector(NvmlLink(pynvml, cfg.library_path), clock, cfg)
+    collector = GpuCollector(NvmlSession(pynvml, cfg.library_path).lease(), clock, cfg)
     collector.collect()
     calls = collector.link.calls
     before = sum(calls.values())

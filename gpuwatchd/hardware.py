@@ -40,6 +40,11 @@ class Hardware:
 
     clock: Clock = field(default_factory=SystemClock)
     nvml: Callable[[], Any] = _real_nvml  # returns a pynvml-compatible module object
+    # The one NVML session every NVML user shares (GPU and licence collectors, NVML fan
+    # driver): a gpuwatchd.links.nvml.NvmlSession made from ``nvml`` by links.nvml.shared, or
+    # None: each user its own. Typed there: the links sit above this module (links.nvml
+    # checks the type).
+    nvml_session: object | None = None
     sysfs_root: str = "/sys"
     demo: bool = False
     ipmi_peers: Mapping[str, IpmiConnector] = field(default_factory=dict)  # BMC name -> peer

@@ -78,9 +78,101 @@ class Collected:
 
 
 @dataclass(frozen=True, slots=True)
-class GpuReading:
-    """The GPU values the controller and the status table use (the exporter has the rest).
+class GpuClocks:
+    """One value per NVML clock domain (``NVML_CLOCK_GRAPHICS/SM/MEM/VIDEO``), in hertz."""
 
+    graphics_hertz: float | None = None
+    sm_hertz: float | None = None
+    memory_hertz: float | None = None
+    video_hertz: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GpuIdentity:
+    """What ``nvidia-smi --query-gpu=serial,vbios_version,pci.bus_id`` shows ('' = unknown)."""
+
+    serial: str = ""
+    vbios_version: str = ""
+    pci_bus_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class GpuStatic:
+    """Thresholds and maxima, read at discovery and after each re-init."""
+
+    shutdown_celsius: float | None = None
+    slowdown_celsius: float | None = None
+    memory_max_celsius: float | None = None
+    gpu_max_celsius: float | None = None
+    max_clocks: GpuClocks = GpuClocks()
+    pcie_max_generation: int | None = None
+    pcie_max_width: int | None = None
+    fan_count: int = 0
+    supported_clock_events: int | None = None  # nvmlClocksEventReason* bits; None: unknown
+
+
+@dataclass(frozen=True, slots=True)
+class GpuFast:
+    """The fast tier, read every tick. ``fan_speed_ratios[n]`` is fan n (None: no reading)."""
+
+    temperature_celsius: float | None = None
+    memory_temperature_celsius: float | None = None  # HBM; absent on GDDR cards (P40)
+    margin_celsius: float | None = None
+    power_watts: float | None = None
+    energy_joules_total: float | None = None
+    clocks: GpuClocks = GpuClocks()
+    clock_events: int | None = None  # active nvmlClocksEventReason* bits
+    pstate: int | None = None
+    fan_speed_ratios: tuple[float | None, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class GpuViolations:
+    """Time clocks were held down, by NVML_PERF_POLICY_* reason, in seconds since boot."""
+
+    power_seconds: float | None = None
+    thermal_seconds: float | None = None
+    sync_boost_seconds: float | None = None
+    board_limit_seconds: float | None = None
+    low_utilization_seconds: float | None = None
+    reliability_seconds: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GpuSlow:
+    """The slow tier, read every ``gpus.slow_interval_seconds``."""
+
+    power_limit_enforced_watts: float | None = None
+    power_limit_current_watts: float | None = None
+    power_limit_default_watts: float | None = None
+    power_limit_min_watts: float | None = None
+    power_limit_max_watts: float | None = None
+    utilization_gpu_ratio: float | None = None
+    utilization_memory_ratio: float | None = None
+    utilization_encoder_ratio: float | None = None
+    utilization_decoder_ratio: float | None = None
+    memory_used_bytes: int | None = None
+    memory_free_bytes: int | None = None
+    ecc_corrected_errors_total: int | None = None
+    ecc_uncorrected_errors_total: int | None = None
+    remapped_correctable_rows: int | None = None  # the four remap values come together
+    remapped_uncorrectable_rows: int | None = None
+    remap_pending: bool | None = None
+    remap_failed: bool | None = None
+    pcie_generation: int | None = None
+    pcie_width: int | None = None
+    pcie_replays_total: int | None = None
+    violations: GpuViolations = GpuViolations()
+    persistence_mode: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GpuReading:
+    """One GPU as the GPU collector read it: the single record of its values.
+
+    The exporter's families (``gpuwatchd.collectors.gpu_metrics``), the status table and the
+    fan controller's inputs are all derived from it. ``identity`` and ``static`` are from the
+    last discovery (None: never read); ``fast`` and ``slow`` are None while the GPU is down.
     Temperatures in degrees Celsius, power in watts; ``None`` = unsupported or not read.
     """
 
@@ -88,23 +180,75 @@ class GpuReading:
     uuid: str
     name: str
     up: bool
-    temperature_celsius: float | None = None
-    margin_celsius: float | None = None
-    slowdown_celsius: float | None = None
-    shutdown_celsius: float | None = None
-    power_watts: float | None = None
-    power_limit_watts: float | None = None
-    fan_ratios: tuple[float, ...] = ()
     error: str = ""
+    identity: GpuIdentity | None = None
+    static: GpuStatic | None = None
+    fast: GpuFast | None = None
+    slow: GpuSlow | None = None
+    implausible_readings_total: int = 0
+
+    @property
+    def temperature_celsius(self) -> float | None:
+        return self.fast.temperature_celsius if self.fast is not None else None
+
+    @property
+    def margin_celsius(self) -> float | None:
+        return self.fast.margin_celsius if self.fast is not None else None
+
+    @property
+    def power_watts(self) -> float | None:
+        return self.fast.power_watts if self.fast is not None else None
+
+    @property
+    def fan_ratios(self) -> tuple[float, ...]:
+        """The fans that answered, in fan order."""
+        fans = self.fast.fan_speed_ratios if self.fast is not None else ()
+        return tuple(r for r in fans if r is not None)
+
+    @property
+    def slowdown_celsius(self) -> float | None:
+        return self.static.slowdown_celsius if self.static is not None else None
+
+    @property
+    def shutdown_celsius(self) -> float | None:
+        return self.static.shutdown_celsius if self.static is not None else None
+
+    @property
+    def power_limit_watts(self) -> float | None:
+        """The enforced power limit."""
+        return self.slow.power_limit_enforced_watts if self.slow is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class NvmlErrorCount:
+    """Failed NVML calls of one kind since the session was made (all NVML users together)."""
+
+    call: str
+    error: str  # the NVML return code's name: not_supported, gpu_is_lost, ...
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class XidCount:
+    """XID events of one code on one GPU (``gpu`` -1, ``uuid`` 'unknown': an unmatched handle)."""
+
+    gpu: int
+    uuid: str
+    xid: int
+    count: int
+    last_timestamp_seconds: float
 
 
 @dataclass(frozen=True, slots=True)
 class NvmlReading:
-    """Whether NVML answers, and the driver it reports (for status and health)."""
+    """Whether NVML answers, the driver it reports, its error counts and the XID counts."""
 
     up: bool
     driver_version: str = ""
     error: str = ""
+    cuda_driver_version: str = ""
+    errors: tuple[NvmlErrorCount, ...] = ()
+    xids: tuple[XidCount, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

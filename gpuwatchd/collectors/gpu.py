@@ -15,12 +15,13 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from gpuwatchd.collectors import Scheduled
+from gpuwatchd.collectors import Scheduled, gpu_metrics
 from gpuwatchd.collectors import gpu_read as rd
 from gpuwatchd.collectors.gpu_xid import XidWatcher
 from gpuwatchd.errors import GpuwatchdError, Lost, NotInstalled, Transient
-from gpuwatchd.links.nvml import NvmlLink
-from gpuwatchd.model import Collected, FamilyBuilder, GpuReading, NvmlReading
+from gpuwatchd.links import nvml
+from gpuwatchd.links.nvml import NvmlDevice, NvmlLink
+from gpuwatchd.model import Collected, GpuReading, NvmlErrorCount, NvmlReading, XidCount
 
 if TYPE_CHECKING:
     from gpuwatchd.clock import Clock
@@ -60,19 +61,20 @@ class GpuCollector:
             self._next_init = now
         if not self._link.initialized and now >= self._next_init:
             self._init(now)
-        b = FamilyBuilder(rd.CATALOGUE)
+        for gpu in self._gpus.values():
+            gpu.fast = None
         if self._link.initialized:
             slow_due = now >= self._next_slow
             for gpu in self._gpus.values():
                 if gpu.up:
-                    self._read(gpu, b, slow_due)
+                    self._read(gpu, slow_due)
             if slow_due:
                 self._next_slow = now + self._cfg.slow_interval_seconds
             if any(not gpu.up for gpu in self._gpus.values()):
                 self._schedule_reinit(now)
         elif not self._installed and self._cfg.enabled is True:
             raise NotInstalled(self._error)
-        return self._render(b)
+        return self._collected()
 
     def _init(self, now: float) -> None:
         """nvmlInit, enumerate GPUs, read static values, arm the XID thread."""
@@ -82,8 +84,8 @@ class GpuCollector:
                 "driver_version": self._link.text("nvmlSystemGetDriverVersion"),
                 "cuda_driver_version": _cuda_version(self._link),
             }
-            count = self._link.call("nvmlDeviceGetCount")
-            found = [gpu for index in range(count) if (gpu := self._discover(index))]
+            devices = self._link.devices(refresh=True)  # this collector re-opens its GPUs
+            found = [gpu for device in devices if (gpu := self._discover(device))]
         except GpuwatchdError as exc:
             self._init_failed(now, exc)
             return
@@ -102,21 +104,21 @@ class GpuCollector:
         if self._xid is not None:
             self._xid.arm([(g.handle, g.index, g.uuid) for g in self._gpus.values() if g.up])
 
-    def _discover(self, index: int) -> rd.GpuState | None:
-        """One GPU's handle, identity and static values; None if that GPU alone fails.
+    def _discover(self, device: NvmlDevice) -> rd.GpuState | None:
+        """One GPU's identity and static values; None if that GPU alone fails.
 
         A GPU lost after its UUID was read (fake libnvidia-ml: handle and UUID answer, the
         next call returns GPU_IS_LOST) is kept as down, and the other GPUs stay up.
         """
-        uuid = ""
+        index, handle, uuid = device.index, device.handle, device.uuid
         try:
-            handle = self._link.call("nvmlDeviceGetHandleByIndex", index)
-            uuid = self._link.text("nvmlDeviceGetUUID", handle)
+            if device.failure is not None:  # its handle or UUID failed at enumeration
+                raise device.failure
             gpu = self._gpus.get(uuid) or rd.GpuState(index=index, uuid=uuid)
             gpu.index, gpu.handle, gpu.error = index, handle, ""
             gpu.name = self._link.text("nvmlDeviceGetName", handle)
             gpu.unsupported.clear()
-            rd.read_static(self._link, gpu)
+            gpu.identity, gpu.static = rd.read_static(self._link, gpu)
         except (Lost, Transient) as exc:
             if isinstance(exc, NotInstalled):
                 raise
@@ -154,40 +156,31 @@ class GpuCollector:
             self._xid.disarm()
         self._link.shutdown()
 
-    def _read(self, gpu: rd.GpuState, b: FamilyBuilder, slow_due: bool) -> None:
+    def _read(self, gpu: rd.GpuState, slow_due: bool) -> None:
         plausible = (self._cfg.plausible_min_celsius, self._cfg.plausible_max_celsius)
-        fast = FamilyBuilder(rd.CATALOGUE)  # kept only if the GPU answers every call
         try:
-            rd.read_fast(self._link, gpu, fast, plausible)
+            fast = rd.read_fast(self._link, gpu, plausible)  # kept only if every call answers
             if slow_due or gpu.slow is None:
                 gpu.slow = rd.read_slow(self._link, gpu)
         except Lost as exc:
             gpu.up, gpu.error = False, str(exc)
             log.error("GPU %d (%s) lost: %s", gpu.index, gpu.uuid, exc, extra={"GPU": gpu.uuid})
             return
-        b.extend(fast)
-        b.extend(gpu.slow)
+        gpu.fast = fast
 
-    def _render(self, b: FamilyBuilder) -> Collected:
-        up = self._link.initialized
-        b.add("gpuwatchd_nvml_up", up)
-        for (call, error), count in sorted(self._link.errors.items()):
-            b.add("gpuwatchd_nvml_errors_total", count, call=call, error=error)
-        visible = sum(1 for gpu in self._gpus.values() if gpu.up)
-        if self._gpus or up:
-            b.add("gpuwatchd_gpus", visible, state="visible")
-            b.add("gpuwatchd_gpus", len(self._gpus) - visible, state="lost")
-        readings: list[object] = [NvmlReading(up, self._driver.get("driver_version", ""),
-                                              self._error)]
-        for gpu in self._gpus.values():
-            b.add(rd.G + "up", gpu.up, **gpu.labels())
-            rd.add_static(gpu, b, self._driver)
-            readings.append(_reading(gpu))
+    def _collected(self) -> Collected:
+        """This tick's readings (the single record) and the families rendered from them."""
         xids = self._xid.snapshot() if self._xid is not None else {}
-        for (index, uuid, xid), (count, last) in sorted(xids.items()):
-            b.add(rd.G + "xid_errors_total", count, gpu=index, uuid=uuid, xid=xid)
-            b.add(rd.G + "xid_last_timestamp_seconds", last, gpu=index, uuid=uuid, xid=xid)
-        return Collected(readings=tuple(readings), families=b.build())
+        nvml = NvmlReading(
+            up=self._link.initialized, driver_version=self._driver.get("driver_version", ""),
+            error=self._error, cuda_driver_version=self._driver.get("cuda_driver_version", ""),
+            errors=tuple(NvmlErrorCount(call, error, count)
+                         for (call, error), count in sorted(self._link.errors.items())),
+            xids=tuple(XidCount(index, uuid, xid, count, last)
+                       for (index, uuid, xid), (count, last) in sorted(xids.items())))
+        gpus = tuple(_reading(gpu) for gpu in self._gpus.values())
+        families = gpu_metrics.render(nvml, gpus, known=bool(self._gpus) or nvml.up)
+        return Collected(readings=(nvml, *gpus), families=families)
 
     def close(self) -> None:
         """Stop the XID thread and shut NVML down."""
@@ -200,14 +193,12 @@ class GpuCollector:
 
 
 def _reading(gpu: rd.GpuState) -> GpuReading:
-    values = gpu.values if gpu.up else {}
-    thresholds = gpu.static.get("thresholds", {})
     return GpuReading(
-        index=gpu.index, uuid=gpu.uuid, name=gpu.name, up=gpu.up,
-        temperature_celsius=values.get("temperature"), margin_celsius=values.get("margin"),
-        slowdown_celsius=thresholds.get("slowdown"), shutdown_celsius=thresholds.get("shutdown"),
-        power_watts=values.get("power"), power_limit_watts=values.get("power_limit"),
-        fan_ratios=values.get("fans", ()), error=gpu.error)
+        index=gpu.index, uuid=gpu.uuid, name=gpu.name, up=gpu.up, error=gpu.error,
+        identity=gpu.identity, static=gpu.static,
+        fast=gpu.fast if gpu.up else None,
+        slow=gpu.slow if gpu.up and gpu.fast is not None else None,
+        implausible_readings_total=gpu.implausible)
 
 
 def _cuda_version(link: NvmlLink) -> str:
@@ -223,7 +214,6 @@ def build(config: Config, hw: Hardware) -> Sequence[Scheduled]:
     cfg = config.gpus
     if cfg.enabled is False:
         return []
-    link = NvmlLink(hw.nvml(), cfg.library_path)
-    collector = GpuCollector(link, hw.clock, cfg)
+    collector = GpuCollector(nvml.lease(hw, cfg), hw.clock, cfg)
     deadline = min(cfg.deadline_seconds, config.interval_seconds)
     return [Scheduled(collector, config.interval_seconds, deadline)]

@@ -1,9 +1,10 @@
-"""Per-GPU NVML reads for the static, fast and slow tiers, and the GPU metric catalogue.
+"""Per-GPU NVML reads for the static, fast and slow tiers, each into a typed record.
 
-Each reader adds samples to a FamilyBuilder. A reading the GPU does not support is remembered
-per GPU and never asked for again until re-init (so a passive P40 is asked for its fan once,
-not every tick); it is absent from the exposition, never 0. ``Lost`` propagates to the
-collector, which marks the GPU down and re-initialises NVML.
+Each reader returns its tier's record (gpuwatchd.model: GpuStatic, GpuFast, GpuSlow); the
+metric families are rendered from them by gpuwatchd.collectors.gpu_metrics. A reading the GPU
+does not support is remembered per GPU and never asked for again until re-init (so a passive
+P40 is asked for its fan once, not every tick); it is absent from the exposition, never 0.
+``Lost`` propagates to the collector, which marks the GPU down and re-initialises NVML.
 """
 
 from __future__ import annotations
@@ -14,44 +15,9 @@ from typing import Any
 
 from gpuwatchd.errors import Refused, Transient, Unsupported
 from gpuwatchd.links.nvml import NvmlLink
-from gpuwatchd.model import FamilyBuilder, Kind
+from gpuwatchd.model import GpuClocks, GpuFast, GpuIdentity, GpuSlow, GpuStatic, GpuViolations
 
 log = logging.getLogger(__name__)
-
-G = "gpuwatchd_gpu_"
-CATALOGUE: dict[str, tuple[Kind, str]] = {
-    "gpuwatchd_nvml_up": ("gauge", "1 if NVML is initialised and answering, else 0."),
-    "gpuwatchd_nvml_errors_total": ("counter", "NVML calls that failed, by call and error."),
-    "gpuwatchd_gpus": ("gauge", "GPUs known to gpuwatchd, by state (visible or lost)."),
-    G + "info": ("gauge", "GPU identity; always 1."),
-    G + "up": ("gauge", "1 if the GPU answers NVML, 0 if it is lost or unreadable."),
-    G + "temperature_celsius": ("gauge", "GPU core (sensor=gpu) or HBM (sensor=memory) "
-                                         "temperature; cached, updated every fast tick."),
-    G + "temperature_margin_celsius": ("gauge", "Distance to the nearest slowdown threshold."),
-    G + "temperature_threshold_celsius": ("gauge", "Temperature thresholds, by threshold."),
-    G + "implausible_readings_total": ("counter", "Readings rejected as implausible."),
-    G + "power_watts": ("gauge", "Power draw (NVML power usage)."),
-    G + "energy_joules_total": ("counter", "Energy consumed since the driver was loaded."),
-    G + "power_limit_watts": ("gauge", "Power limits, by limit."),
-    G + "clock_hertz": ("gauge", "Current clocks, by clock."),
-    G + "clock_max_hertz": ("gauge", "Maximum clocks, by clock."),
-    G + "clock_event_active": ("gauge", "1 while a clock event (throttle) reason is active."),
-    G + "throttle_seconds_total": ("counter", "Time clocks were held down, by reason."),
-    G + "pstate": ("gauge", "Performance state (0 = P0, fastest)."),
-    G + "utilization_ratio": ("gauge", "Engine utilisation 0-1, by engine."),
-    G + "memory_bytes": ("gauge", "Framebuffer memory, by state."),
-    G + "ecc_errors_total": ("counter", "Volatile ECC errors since driver load, by type."),
-    G + "remapped_rows": ("gauge", "Remapped memory rows, by type."),
-    G + "remap_pending": ("gauge", "1 if a row remap is pending (reset the GPU)."),
-    G + "remap_failed": ("gauge", "1 if a row remap failed."),
-    G + "pcie_link_generation": ("gauge", "PCIe link generation, current and max."),
-    G + "pcie_link_width": ("gauge", "PCIe link width in lanes, current and max."),
-    G + "pcie_replays_total": ("counter", "PCIe replay counter."),
-    G + "fan_speed_ratio": ("gauge", "GPU fan speed as a ratio of its maximum (may exceed 1)."),
-    G + "persistence_mode": ("gauge", "1 if persistence mode is on."),
-    G + "xid_errors_total": ("counter", "XID errors reported by the driver, by code."),
-    G + "xid_last_timestamp_seconds": ("gauge", "When an XID of this code last occurred."),
-}
 
 CLOCKS = {"graphics": 0, "sm": 1, "memory": 2, "video": 3}  # NVML_CLOCK_*
 THRESHOLDS = {"shutdown": 0, "slowdown": 1, "mem_max": 2, "gpu_max": 3}  # NVML_..._THRESHOLD_*
@@ -78,17 +44,14 @@ class GpuState:
     name: str = ""
     up: bool = False
     error: str = ""
-    info: dict[str, str] = field(default_factory=dict)
     unsupported: set[str] = field(default_factory=set)
-    static: dict[str, Any] = field(default_factory=dict)
-    slow: FamilyBuilder | None = None
+    identity: GpuIdentity | None = None
+    static: GpuStatic | None = None
+    fast: GpuFast | None = None  # this tick's
+    slow: GpuSlow | None = None  # the last slow read's
     last_temperature: float | None = None
     strikes: int = 0
     implausible: int = 0
-    values: dict[str, Any] = field(default_factory=dict)  # this tick's values for GpuReading
-
-    def labels(self) -> dict[str, str | int]:
-        return {"gpu": self.index, "uuid": self.uuid}
 
 
 def ask(link: NvmlLink, gpu: GpuState, key: str, call: str, *args: Any) -> Any:
@@ -105,153 +68,133 @@ def ask(link: NvmlLink, gpu: GpuState, key: str, call: str, *args: Any) -> Any:
     return None
 
 
-def read_static(link: NvmlLink, gpu: GpuState) -> None:
+def read_static(link: NvmlLink, gpu: GpuState) -> tuple[GpuIdentity, GpuStatic]:
     """Identity, thresholds and maxima: read at discovery and after each re-init.
 
     nvidia-smi: ``--query-gpu=name,serial,vbios_version,pci.bus_id`` and ``-q -d TEMPERATURE``.
     """
     h = gpu.handle
     pci = ask(link, gpu, "pci", "nvmlDeviceGetPciInfo", h)
-    bus_id = getattr(pci, "busId", b"")
-    gpu.info = {
-        "name": gpu.name,
-        "serial": _text(ask(link, gpu, "serial", "nvmlDeviceGetSerial", h)),
-        "vbios_version": _text(ask(link, gpu, "vbios", "nvmlDeviceGetVbiosVersion", h)),
-        "pci_bus_id": _text(bus_id),
-    }
-    gpu.static = {
-        "thresholds": {name: ask(link, gpu, f"threshold_{name}",
-                                 "nvmlDeviceGetTemperatureThreshold", h, code)
-                       for name, code in THRESHOLDS.items()},
-        "max_clocks": {name: ask(link, gpu, f"max_clock_{name}", "nvmlDeviceGetMaxClockInfo",
-                                 h, code) for name, code in CLOCKS.items()},
-        "pcie_max": (ask(link, gpu, "pcie_max_gen", "nvmlDeviceGetMaxPcieLinkGeneration", h),
-                     ask(link, gpu, "pcie_max_width", "nvmlDeviceGetMaxPcieLinkWidth", h)),
-        "fans": ask(link, gpu, "num_fans", "nvmlDeviceGetNumFans", h) or 0,
-        "event_mask": _event_reasons(link, gpu, "supported_events", "Supported"),
-    }
+    identity = GpuIdentity(
+        serial=_text(ask(link, gpu, "serial", "nvmlDeviceGetSerial", h)),
+        vbios_version=_text(ask(link, gpu, "vbios", "nvmlDeviceGetVbiosVersion", h)),
+        pci_bus_id=_text(getattr(pci, "busId", b"")))
+    thresholds = {name: ask(link, gpu, f"threshold_{name}", "nvmlDeviceGetTemperatureThreshold",
+                            h, code) for name, code in THRESHOLDS.items()}
+    max_mhz = {name: ask(link, gpu, f"max_clock_{name}", "nvmlDeviceGetMaxClockInfo", h, code)
+               for name, code in CLOCKS.items()}
+    static = GpuStatic(
+        shutdown_celsius=thresholds["shutdown"], slowdown_celsius=thresholds["slowdown"],
+        memory_max_celsius=thresholds["mem_max"], gpu_max_celsius=thresholds["gpu_max"],
+        max_clocks=_clocks(max_mhz),
+        pcie_max_generation=ask(link, gpu, "pcie_max_gen", "nvmlDeviceGetMaxPcieLinkGeneration", h),
+        pcie_max_width=ask(link, gpu, "pcie_max_width", "nvmlDeviceGetMaxPcieLinkWidth", h),
+        fan_count=ask(link, gpu, "num_fans", "nvmlDeviceGetNumFans", h) or 0,
+        supported_clock_events=_event_reasons(link, gpu, "supported_events", "Supported"))
+    return identity, static
 
 
-def read_fast(link: NvmlLink, gpu: GpuState, b: FamilyBuilder,
-              plausible: tuple[float, float]) -> None:
+def read_fast(link: NvmlLink, gpu: GpuState, plausible: tuple[float, float]) -> GpuFast:
     """Every tick: temperatures, margin, power, energy, clocks, clock events, pstate, fans.
 
     nvidia-smi: ``--query-gpu=temperature.gpu,temperature.gpu.tlimit,power.draw,clocks.sm,
     clocks_event_reasons.active,pstate,fan.speed --format=csv``.
     """
-    h, lb = gpu.handle, gpu.labels()
+    h = gpu.handle
     temp = _plausible_temperature(
         gpu, ask(link, gpu, "temperature", "nvmlDeviceGetTemperature", h, NVML_TEMPERATURE_GPU),
         plausible)
-    b.add(G + "temperature_celsius", temp, **lb, sensor="gpu")
-    b.add(G + "temperature_celsius", _memory_temperature(link, gpu), **lb, sensor="memory")
+    memory_temp = _memory_temperature(link, gpu)
     margin = ask(link, gpu, "margin", "nvmlDeviceGetMarginTemperature", h)
-    b.add(G + "temperature_margin_celsius", margin, **lb)
     power_mw = ask(link, gpu, "power", "nvmlDeviceGetPowerUsage", h)
-    power = power_mw / 1000.0 if power_mw is not None else None
-    b.add(G + "power_watts", power, **lb)
     energy_mj = ask(link, gpu, "energy", "nvmlDeviceGetTotalEnergyConsumption", h)
-    b.add(G + "energy_joules_total", energy_mj / 1000.0 if energy_mj is not None else None, **lb)
-    for clock, code in CLOCKS.items():
-        mhz = ask(link, gpu, f"clock_{clock}", "nvmlDeviceGetClockInfo", h, code)
-        b.add(G + "clock_hertz", mhz * 1e6 if mhz is not None else None, **lb, clock=clock)
+    mhz = {clock: ask(link, gpu, f"clock_{clock}", "nvmlDeviceGetClockInfo", h, code)
+           for clock, code in CLOCKS.items()}
     reasons = _event_reasons(link, gpu, "events", "Current")
-    mask = gpu.static.get("event_mask")
-    if reasons is not None:
-        for reason, bit in CLOCK_EVENTS.items():
-            if mask is None or mask & bit:
-                b.add(G + "clock_event_active", bool(reasons & bit), **lb, reason=reason)
-    b.add(G + "pstate", ask(link, gpu, "pstate", "nvmlDeviceGetPerformanceState", h), **lb)
+    pstate = ask(link, gpu, "pstate", "nvmlDeviceGetPerformanceState", h)
     fans = []
-    for fan in range(gpu.static.get("fans", 0)):
+    for fan in range(gpu.static.fan_count if gpu.static is not None else 0):
         pct = ask(link, gpu, f"fan_{fan}", "nvmlDeviceGetFanSpeed_v2", h, fan)
-        if pct is not None:
-            fans.append(pct / 100.0)
-            b.add(G + "fan_speed_ratio", pct / 100.0, **lb, fan=fan)
-    gpu.values.update(temperature=temp, margin=margin, power=power, fans=tuple(fans))
+        fans.append(pct / 100.0 if pct is not None else None)
+    return GpuFast(
+        temperature_celsius=temp, memory_temperature_celsius=memory_temp, margin_celsius=margin,
+        power_watts=_per_thousand(power_mw), energy_joules_total=_per_thousand(energy_mj),
+        clocks=_clocks(mhz), clock_events=reasons, pstate=pstate, fan_speed_ratios=tuple(fans))
 
 
-def read_slow(link: NvmlLink, gpu: GpuState) -> FamilyBuilder:
+def read_slow(link: NvmlLink, gpu: GpuState) -> GpuSlow:
     """Every ``slow_interval_seconds``: limits, utilisation, memory, ECC, remap, PCIe, modes.
 
     nvidia-smi: ``--query-gpu=power.limit,utilization.gpu,memory.used,ecc.errors.corrected
     .volatile.total,pcie.link.gen.current,persistence_mode --format=csv``.
     """
-    h, lb = gpu.handle, gpu.labels()
-    b = FamilyBuilder(CATALOGUE)
-    for limit, call in (("enforced", "nvmlDeviceGetEnforcedPowerLimit"),
-                        ("current", "nvmlDeviceGetPowerManagementLimit"),
-                        ("default", "nvmlDeviceGetPowerManagementDefaultLimit")):
-        mw = ask(link, gpu, f"limit_{limit}", call, h)
-        b.add(G + "power_limit_watts", mw / 1000.0 if mw is not None else None, **lb, limit=limit)
-        if limit == "enforced":
-            gpu.values["power_limit"] = mw / 1000.0 if mw is not None else None
+    h = gpu.handle
+    limits = {limit: _per_thousand(ask(link, gpu, f"limit_{limit}", call, h))
+              for limit, call in (("enforced", "nvmlDeviceGetEnforcedPowerLimit"),
+                                  ("current", "nvmlDeviceGetPowerManagementLimit"),
+                                  ("default", "nvmlDeviceGetPowerManagementDefaultLimit"))}
     constraints = ask(link, gpu, "limit_constraints",
                       "nvmlDeviceGetPowerManagementLimitConstraints", h)
-    if constraints is not None:
-        b.add(G + "power_limit_watts", constraints[0] / 1000.0, **lb, limit="min")
-        b.add(G + "power_limit_watts", constraints[1] / 1000.0, **lb, limit="max")
     util = ask(link, gpu, "utilization", "nvmlDeviceGetUtilizationRates", h)
-    if util is not None:
-        b.add(G + "utilization_ratio", util.gpu / 100.0, **lb, engine="gpu")
-        b.add(G + "utilization_ratio", util.memory / 100.0, **lb, engine="memory")
-    for engine, call in (("encoder", "nvmlDeviceGetEncoderUtilization"),
-                         ("decoder", "nvmlDeviceGetDecoderUtilization")):
-        value = ask(link, gpu, engine, call, h)
-        b.add(G + "utilization_ratio", value[0] / 100.0 if value else None, **lb, engine=engine)
+    coding = {engine: ask(link, gpu, engine, call, h)
+              for engine, call in (("encoder", "nvmlDeviceGetEncoderUtilization"),
+                                   ("decoder", "nvmlDeviceGetDecoderUtilization"))}
     mem = ask(link, gpu, "memory", "nvmlDeviceGetMemoryInfo", h)
-    if mem is not None:
-        b.add(G + "memory_bytes", mem.used, **lb, state="used")
-        b.add(G + "memory_bytes", mem.free, **lb, state="free")
-    for kind, code in NVML_MEMORY_ERROR_TYPES.items():
-        b.add(G + "ecc_errors_total", ask(link, gpu, f"ecc_{kind}", "nvmlDeviceGetTotalEccErrors",
-                                          h, code, NVML_VOLATILE_ECC), **lb, type=kind)
-    _remapped_rows(link, gpu, b)
-    _pcie(link, gpu, b)
+    ecc = {kind: ask(link, gpu, f"ecc_{kind}", "nvmlDeviceGetTotalEccErrors", h, code,
+                     NVML_VOLATILE_ECC) for kind, code in NVML_MEMORY_ERROR_TYPES.items()}
+    rows = ask(link, gpu, "remapped_rows", "nvmlDeviceGetRemappedRows", h)
+    return GpuSlow(
+        power_limit_enforced_watts=limits["enforced"], power_limit_current_watts=limits["current"],
+        power_limit_default_watts=limits["default"],
+        power_limit_min_watts=constraints[0] / 1000.0 if constraints is not None else None,
+        power_limit_max_watts=constraints[1] / 1000.0 if constraints is not None else None,
+        utilization_gpu_ratio=util.gpu / 100.0 if util is not None else None,
+        utilization_memory_ratio=util.memory / 100.0 if util is not None else None,
+        utilization_encoder_ratio=_percent(coding["encoder"]),
+        utilization_decoder_ratio=_percent(coding["decoder"]),
+        memory_used_bytes=mem.used if mem is not None else None,
+        memory_free_bytes=mem.free if mem is not None else None,
+        ecc_corrected_errors_total=ecc["corrected"],
+        ecc_uncorrected_errors_total=ecc["uncorrected"],
+        remapped_correctable_rows=rows[0] if rows is not None else None,
+        remapped_uncorrectable_rows=rows[1] if rows is not None else None,
+        remap_pending=bool(rows[2]) if rows is not None else None,
+        remap_failed=bool(rows[3]) if rows is not None else None,
+        pcie_generation=ask(link, gpu, "pcie_gen", "nvmlDeviceGetCurrPcieLinkGeneration", h),
+        pcie_width=ask(link, gpu, "pcie_width", "nvmlDeviceGetCurrPcieLinkWidth", h),
+        pcie_replays_total=ask(link, gpu, "pcie_replays", "nvmlDeviceGetPcieReplayCounter", h),
+        violations=_violations(link, gpu),
+        persistence_mode=ask(link, gpu, "persistence", "nvmlDeviceGetPersistenceMode", h))
+
+
+def _violations(link: NvmlLink, gpu: GpuState) -> GpuViolations:
+    seconds = {}
     for reason, policy in VIOLATIONS.items():
-        status = ask(link, gpu, f"violation_{reason}", "nvmlDeviceGetViolationStatus", h, policy)
-        b.add(G + "throttle_seconds_total",
-              status.violationTime / 1e9 if status is not None else None, **lb, reason=reason)
-    b.add(G + "persistence_mode",
-          ask(link, gpu, "persistence", "nvmlDeviceGetPersistenceMode", h), **lb)
-    return b
+        status = ask(link, gpu, f"violation_{reason}", "nvmlDeviceGetViolationStatus", gpu.handle,
+                     policy)
+        seconds[reason] = status.violationTime / 1e9 if status is not None else None
+    return GpuViolations(
+        power_seconds=seconds["power"], thermal_seconds=seconds["thermal"],
+        sync_boost_seconds=seconds["sync_boost"], board_limit_seconds=seconds["board_limit"],
+        low_utilization_seconds=seconds["low_utilization"],
+        reliability_seconds=seconds["reliability"])
 
 
-def add_static(gpu: GpuState, b: FamilyBuilder, driver: dict[str, str]) -> None:
-    """Identity and static values (cached at discovery) into this tick's builder."""
-    lb = gpu.labels()
-    b.add(G + "info", 1, **lb, **gpu.info, **driver)
-    for name, value in gpu.static.get("thresholds", {}).items():
-        b.add(G + "temperature_threshold_celsius", value, **lb, threshold=name)
-    for name, mhz in gpu.static.get("max_clocks", {}).items():
-        b.add(G + "clock_max_hertz", mhz * 1e6 if mhz is not None else None, **lb, clock=name)
-    gen, width = gpu.static.get("pcie_max", (None, None))
-    b.add(G + "pcie_link_generation", gen, **lb, which="max")
-    b.add(G + "pcie_link_width", width, **lb, which="max")
-    b.add(G + "implausible_readings_total", gpu.implausible, **lb, reading="temperature")
+def _clocks(mhz: dict[str, Any]) -> GpuClocks:
+    """NVML clocks in MHz by CLOCKS name -> hertz."""
+    hz = {name: value * 1e6 if value is not None else None for name, value in mhz.items()}
+    return GpuClocks(graphics_hertz=hz["graphics"], sm_hertz=hz["sm"],
+                     memory_hertz=hz["memory"], video_hertz=hz["video"])
 
 
-def _remapped_rows(link: NvmlLink, gpu: GpuState, b: FamilyBuilder) -> None:
-    rows = ask(link, gpu, "remapped_rows", "nvmlDeviceGetRemappedRows", gpu.handle)
-    if rows is None:
-        return
-    lb = gpu.labels()
-    b.add(G + "remapped_rows", rows[0], **lb, type="correctable")
-    b.add(G + "remapped_rows", rows[1], **lb, type="uncorrectable")
-    b.add(G + "remap_pending", bool(rows[2]), **lb)
-    b.add(G + "remap_failed", bool(rows[3]), **lb)
+def _per_thousand(milli: Any) -> float | None:
+    """NVML's milliwatts / millijoules -> watts / joules."""
+    return milli / 1000.0 if milli is not None else None
 
 
-def _pcie(link: NvmlLink, gpu: GpuState, b: FamilyBuilder) -> None:
-    h, lb = gpu.handle, gpu.labels()
-    b.add(G + "pcie_link_generation",
-          ask(link, gpu, "pcie_gen", "nvmlDeviceGetCurrPcieLinkGeneration", h), **lb,
-          which="current")
-    b.add(G + "pcie_link_width",
-          ask(link, gpu, "pcie_width", "nvmlDeviceGetCurrPcieLinkWidth", h), **lb,
-          which="current")
-    b.add(G + "pcie_replays_total",
-          ask(link, gpu, "pcie_replays", "nvmlDeviceGetPcieReplayCounter", h), **lb)
+def _percent(value: Any) -> float | None:
+    """(percent, sampling period) from the encoder/decoder calls -> a ratio."""
+    return value[0] / 100.0 if value else None
 
 
 def _event_reasons(link: NvmlLink, gpu: GpuState, key: str, which: str) -> int | None:

@@ -1,8 +1,9 @@
 """vGPU licence collector: NVML probe + node checks -> states, metrics and (opt-in) remediation.
 
-Runs on its own slow cadence (``licence.interval_seconds``, default 60 s) with its own NVML
-link. Per GPU: virtualization mode, licensable features (product, state, expiry), and on a
-host the licence of each vGPU instance; per node: nvidia-gridd's unit and journal,
+Runs on its own slow cadence (``licence.interval_seconds``, default 60 s) with its own lease
+on the shared NVML session (gpuwatchd.links.nvml), whose GPU enumeration it reuses. Per
+GPU: virtualization mode, licensable features (product, state, expiry), and on a host the
+licence of each vGPU instance; per node: nvidia-gridd's unit and journal,
 gridd.conf, the token folder, clock sync. ``nvidia-smi -q -x`` runs only while a GPU is
 unlicensed (Restricted vs Unrestricted), rate-limited. Operator guide: ``docs/licence.md``.
 
@@ -36,7 +37,8 @@ from gpuwatchd.licence.state import (
     node_findings,
 )
 from gpuwatchd.licence.timesync import ClockSync
-from gpuwatchd.links.nvml import NvmlLink
+from gpuwatchd.links import nvml
+from gpuwatchd.links.nvml import NvmlDevice, NvmlLink
 from gpuwatchd.model import (
     Collected,
     FamilyBuilder,
@@ -134,7 +136,7 @@ class LicenceCollector:
             return
         try:
             self._link.init()
-            self._gpus = [self._open(i) for i in range(self._link.call("nvmlDeviceGetCount"))]
+            self._gpus = [self._open(device) for device in self._link.devices()]
         except GpuwatchdError as exc:
             self._link.shutdown()
             self._gpus = []
@@ -145,12 +147,14 @@ class LicenceCollector:
         self._backoff = self._cfg.interval_seconds
         self._probe.reset()
 
-    def _open(self, index: int) -> _Gpu:
-        handle = self._link.call("nvmlDeviceGetHandleByIndex", index)
-        pci = self._link.optional("nvmlDeviceGetPciInfo", handle)
+    def _open(self, device: NvmlDevice) -> _Gpu:
+        """One GPU of the session's enumeration (shared with the GPU collector)."""
+        if device.failure is not None:  # one GPU that cannot be opened fails this init
+            raise device.failure
+        pci = self._link.optional("nvmlDeviceGetPciInfo", device.handle)
         bus = getattr(pci, "busId", b"")
         bus_id = bus.decode(errors="replace") if isinstance(bus, bytes) else str(bus)
-        return _Gpu(index, self._link.text("nvmlDeviceGetUUID", handle), handle, bus_id)
+        return _Gpu(device.index, device.uuid, device.handle, bus_id)
 
     def _probe_all(self) -> list[tuple[_Gpu, GpuProbe]]:
         out = []
@@ -252,8 +256,7 @@ def build(config: Config, hw: Hardware) -> Sequence[Scheduled]:
     if cfg.enabled is False:
         return []
     sources = _sources(hw)
-    link = NvmlLink(hw.nvml(), config.gpus.library_path)
-    collector = LicenceCollector(link, hw.clock, cfg, sources)
+    collector = LicenceCollector(nvml.lease(hw, config.gpus), hw.clock, cfg, sources)
     return [Scheduled(collector, cfg.interval_seconds, cfg.deadline_seconds)]
 
 

@@ -18,6 +18,7 @@ from gpuwatchd.config.schema import (
     Config,
     ZoneConfig,
 )
+from gpuwatchd.config.selectors import BmcSensorSelector
 from gpuwatchd.config.yamlload import Builder, parse
 from gpuwatchd.errors import ConfigError
 
@@ -159,18 +160,11 @@ def _check_fan_driver(config: Config, data: object, b: Builder) -> None:
 
 def _check_zone_control(config: Config, zone: ZoneConfig, i: int, data: object,
                         b: Builder) -> None:
-    """Selectors, fans and timing of one zone (fan control, issue 4)."""
-    from gpuwatchd.control.selectors import SelectorError, parse_selector  # noqa: PLC0415
-
+    """Selectors (parsed by the builder), fans and timing of one zone (fan control, issue 4)."""
     where = f"fan_control.zones[{i}]"
     names = {m.name for m in config.bmcs}
-    for j, text in enumerate(zone.inputs):
-        try:
-            sel = parse_selector(text)
-        except SelectorError as exc:
-            b.fail(_line(data, "fan_control", "zones", i, "inputs", j), f"{where}.inputs[{j}]",
-                   str(exc))
-        if sel.bmc is not None and sel.bmc not in names:
+    for j, sel in enumerate(zone.inputs):
+        if isinstance(sel, BmcSensorSelector) and sel.bmc not in names:
             b.fail(_line(data, "fan_control", "zones", i, "inputs", j), f"{where}.inputs[{j}]",
                    f"no BMC named {sel.bmc!r} (bmcs: {', '.join(sorted(names)) or 'none'})")
     if not zone.inputs:

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from gpuwatchd.config.fan_drivers import Channel, DriverSections
-from gpuwatchd.config.yamlload import rng
+from gpuwatchd.config.selectors import ALL_GPUS, Selector, parse_selector
+from gpuwatchd.config.yamlload import parsed, rng
 
 EXIT_CONFIG = 6  # as smfc-client and the reference's CLI table: 6 = invalid configuration
 DEFAULT_PORT = 10045  # no clash with 9100 node, 9290 ipmi, 9400 dcgm, 9835 nvidia_gpu, 8000, 9099
@@ -62,7 +63,7 @@ class ZoneConfig:
 
     name: str
     fans: Literal["all"] | tuple[str, ...] = "all"  # as written; parsed into ``channels``
-    inputs: tuple[str, ...] = ("gpu:*",)
+    inputs: tuple[Selector, ...] = field(default=(ALL_GPUS,), metadata=parsed(parse_selector))
     setpoint_celsius: float = field(default=75.0, metadata=rng(20, 110))
     ceiling_celsius: float = field(default=85.0, metadata=rng(25, 120))
     min_duty: float = field(default=0.15, metadata=rng(0, 1))

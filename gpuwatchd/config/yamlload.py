@@ -2,7 +2,9 @@
 
 The mechanism only; the schema lives in ``gpuwatchd.config.schema`` and every cross-field
 check in ``gpuwatchd.config.load``.
-A field's range is declared in its metadata: ``field(default=2.0, metadata=rng(0.1, 60))``.
+A field's range is declared in its metadata: ``field(default=2.0, metadata=rng(0.1, 60))``;
+a field (or list item) written as text and parsed into a typed value names its parser:
+``field(default=..., metadata=parsed(parse_selector))`` (a ValueError is a file:line error).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import dataclasses
 import difflib
 import types
 import typing
+from collections.abc import Callable
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 import yaml
@@ -23,6 +26,11 @@ T = TypeVar("T")
 def rng(low: float | None = None, high: float | None = None) -> dict[str, float | None]:
     """Field metadata: the inclusive range a number must fall in."""
     return {"min": low, "max": high}
+
+
+def parsed(parse: Callable[[str], Any]) -> dict[str, Callable[[str], Any]]:
+    """Field metadata: the function that makes the typed value from the text in the file."""
+    return {"parse": parse}
 
 
 class _Map(dict[str, Any]):
@@ -124,6 +132,8 @@ class Builder:
         """Check ``value`` against the type ``hint`` (and range metadata); return it typed."""
         meta = meta or {}
         origin = get_origin(hint)
+        if "parse" in meta and origin is not tuple:
+            return self._parsed(meta["parse"], value, path, line)
         if origin in (Union, types.UnionType):
             return self._union(hint, value, path, line, meta)
         if origin is Literal:
@@ -143,6 +153,14 @@ class Builder:
                 self.fail(line, path, f"expected a non-empty string, got {_kind(value)}")
             return value
         raise TypeError(f"unsupported config type {hint!r} at {path}")
+
+    def _parsed(self, parse: Callable[[str], Any], value: Any, path: str, line: int) -> Any:
+        if not isinstance(value, str) or not value:
+            self.fail(line, path, f"expected a non-empty string, got {_kind(value)}")
+        try:
+            return parse(value)
+        except ValueError as exc:
+            self.fail(line, path, str(exc))
 
     def _union(self, hint: Any, value: Any, path: str, line: int, meta: dict[str, Any]) -> Any:
         options = get_args(hint)

@@ -1,77 +1,37 @@
-"""Zone inputs: selectors parsed from the config, resolved against a Snapshot.
-
-Selectors (``fan_control.zones[].inputs``):
-
-- ``gpu:*`` / ``gpu:0``: GPU die temperature (``nvidia-smi --query-gpu=temperature.gpu``);
-- ``gpu-margin:*`` / ``gpu-margin:0``: the GPU's thermal margin (distance to its slowdown
-  temperature, ``nvmlDeviceGetMarginTemperature``), seen as ``reference - margin`` so the PID
-  reads it like a temperature: the reference is ``margin_reference_celsius`` or, by default,
-  the GPU's own slowdown temperature;
-- ``bmc:<bmc>:<sensor>``: a BMC temperature sensor by its name as gpuwatchd reports it
-  (``gpuwatchd_temperature_celsius{bmc,sensor}``), e.g. ``bmc:idrac:Exhaust Temp``.
+"""Zone inputs: the config's typed selectors (gpuwatchd.config.selectors) evaluated on a Snapshot.
 
 Resolution is pure: each input gets its value, the age of the data it came from, and whether
-its GPU is lost. A zone aggregates its inputs by max (see gpuwatchd.control.zones).
+its GPU is lost. A zone aggregates its inputs by max (see gpuwatchd.control.zones). A ``*``
+selector gives one input per GPU, each named by a concrete selector (``gpu:0``, ``gpu:1``).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import TypeVar
 
+from gpuwatchd.config.selectors import BmcSensorSelector, GpuQuantity, GpuSelector, Selector
 from gpuwatchd.model import ChassisTemperature, GpuReading, Snapshot
 
-Kind = Literal["gpu", "gpu-margin", "bmc"]
 T = TypeVar("T")
-
-
-class SelectorError(ValueError):
-    """A selector that cannot be parsed; the message says what is expected."""
-
-
-@dataclass(frozen=True)
-class Selector:
-    """One parsed selector; ``index`` None means every GPU (``*``)."""
-
-    text: str
-    kind: Kind
-    index: int | None = None
-    bmc: str | None = None
-    sensor: str | None = None
 
 
 @dataclass(frozen=True)
 class InputValue:
     """One resolved input: a temperature-like value in degrees Celsius (None: no reading)."""
 
-    id: str  # "gpu:0", "gpu-margin:1", "bmc:idrac:Exhaust Temp"
+    source: Selector  # concrete: a GPU input names its GPU's index
     celsius: float | None
     age_seconds: float  # since the data was read (inf: never)
     lost: bool = False  # the GPU is lost (NVML GPU_IS_LOST, no longer enumerated)
     error: str = ""
 
-
-def parse_selector(text: str) -> Selector:
-    """``gpu:*``, ``gpu:N``, ``gpu-margin:*``, ``gpu-margin:N`` or ``bmc:<bmc>:<sensor>``."""
-    head, sep, rest = text.partition(":")
-    if not sep or not rest:
-        raise SelectorError(f"{text!r} is not a selector: expected gpu:*, gpu:N, "
-                            "gpu-margin:*, gpu-margin:N or bmc:<bmc>:<sensor>")
-    if head in ("gpu", "gpu-margin"):
-        kind: Kind = "gpu" if head == "gpu" else "gpu-margin"
-        if rest == "*":
-            return Selector(text, kind)
-        if rest.isdigit():
-            return Selector(text, kind, index=int(rest))
-        raise SelectorError(f"{text!r}: after {head}: give * or a GPU index (e.g. {head}:0)")
-    if head == "bmc":
-        bmc, sep2, sensor = rest.partition(":")
-        if not sep2 or not bmc or not sensor:
-            raise SelectorError(f"{text!r}: expected bmc:<bmc name>:<sensor name>, e.g. "
-                                "bmc:idrac:Exhaust Temp")
-        return Selector(text, "bmc", bmc=bmc, sensor=sensor)
-    raise SelectorError(f"{text!r}: unknown input kind {head!r} (known: gpu, gpu-margin, bmc)")
+    @property
+    def id(self) -> str:
+        """The input as the config spells it (the ``input`` label and the status table):
+        ``gpu:0``, ``gpu-margin:1``, ``bmc:idrac:Exhaust Temp``."""
+        return self.source.text
 
 
 def resolve(selectors: tuple[Selector, ...], snapshot: Snapshot, now_mono: float,
@@ -81,43 +41,42 @@ def resolve(selectors: tuple[Selector, ...], snapshot: Snapshot, now_mono: float
     A selector naming one GPU or one sensor that is not in the Snapshot still gives an input
     (no value, infinite age), so a vanished input is noticed rather than silently dropped.
     """
-    out: dict[str, InputValue] = {}
+    out: dict[Selector, InputValue] = {}
     for sel in selectors:
         for value in _resolve_one(sel, snapshot, now_mono, margin_reference_celsius):
-            out.setdefault(value.id, value)
+            out.setdefault(value.source, value)
     return list(out.values())
 
 
 def _resolve_one(sel: Selector, snapshot: Snapshot, now_mono: float,
                  reference: float | None) -> list[InputValue]:
-    if sel.kind == "bmc":
+    if isinstance(sel, BmcSensorSelector):
         for age, temp in _aged(snapshot, ChassisTemperature, now_mono):
             if temp.bmc == sel.bmc and temp.sensor == sel.sensor:
-                return [InputValue(sel.text, temp.celsius, age,
+                return [InputValue(sel, temp.celsius, age,
                                    error="" if temp.celsius is not None else "no reading")]
-        return [InputValue(sel.text, None, math.inf, error="not reported by the BMC")]
+        return [InputValue(sel, None, math.inf, error="not reported by the BMC")]
     found = []
     for age, gpu in _aged(snapshot, GpuReading, now_mono):
         if sel.index is not None and gpu.index != sel.index:
             continue
-        found.append(_gpu_value(sel.kind, gpu, age, reference))
+        found.append(_gpu_value(sel.quantity, gpu, age, reference))
     if not found and sel.index is not None:
-        found.append(InputValue(f"{sel.kind}:{sel.index}", None, math.inf, lost=False,
-                                error="GPU not reported"))
+        found.append(InputValue(sel, None, math.inf, lost=False, error="GPU not reported"))
     return found
 
 
-def _gpu_value(kind: Kind, gpu: GpuReading, age: float,
+def _gpu_value(quantity: GpuQuantity, gpu: GpuReading, age: float,
                reference: float | None) -> InputValue:
-    ident = f"{kind}:{gpu.index}"
+    source = GpuSelector(quantity, gpu.index)
     if not gpu.up:
-        return InputValue(ident, None, age, lost=True, error=gpu.error or "GPU lost")
-    if kind == "gpu":
+        return InputValue(source, None, age, lost=True, error=gpu.error or "GPU lost")
+    if quantity is GpuQuantity.TEMPERATURE:
         value = gpu.temperature_celsius
     else:
         ref = reference if reference is not None else gpu.slowdown_celsius
         value = None if ref is None or gpu.margin_celsius is None else ref - gpu.margin_celsius
-    return InputValue(ident, value, age, error="" if value is not None else "no reading")
+    return InputValue(source, value, age, error="" if value is not None else "no reading")
 
 
 def _aged(snapshot: Snapshot, kind: type[T], now_mono: float) -> list[tuple[float, T]]:

@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from gpuwatchd.config import ZoneConfig
+from gpuwatchd.config.selectors import GpuSelector, Selector
 from gpuwatchd.control.pid import Pid, PidGains, PidTerms
-from gpuwatchd.control.selectors import InputValue, parse_selector, resolve
+from gpuwatchd.control.selectors import InputValue, resolve
 from gpuwatchd.model import Snapshot
 
 Mode = Literal["monitor", "control", "failsafe"]
@@ -92,13 +93,12 @@ class ZoneController:
         self.cfg = cfg
         self.name = cfg.name
         self._interval = interval_seconds
-        self._selectors = tuple(parse_selector(text) for text in cfg.inputs)
         self.floor_duty = floor_duty  # calibrated lowest duty that keeps every fan turning
         self.pid = Pid(_gains(cfg), cfg.setpoint_celsius, self.min_duty, cfg.max_duty)
         self.mode: Mode = "monitor"
         self.reason = "starting"
         self.duty: float | None = None
-        self._seen: set[str] = set()
+        self._seen: set[Selector] = set()  # every input ever resolved
         self.last_fault: Fault | None = None  # what sent the zone to failsafe last
         self._good_since: float | None = None
         self._last_mono: float | None = None
@@ -122,18 +122,17 @@ class ZoneController:
 
     def observe(self, snapshot: Snapshot, now_mono: float) -> Assessment:
         """Resolve and judge the inputs; an input seen before and now missing is lost."""
-        inputs = resolve(self._selectors, snapshot, now_mono, self.cfg.margin_reference_celsius)
-        ids = {i.id for i in inputs}
-        for gone in sorted(self._seen - ids):
-            inputs.append(InputValue(gone, None, math.inf, lost=gone.startswith("gpu"),
+        inputs = resolve(self.cfg.inputs, snapshot, now_mono, self.cfg.margin_reference_celsius)
+        sources = {i.source for i in inputs}
+        for gone in sorted(self._seen - sources, key=lambda s: s.text):
+            inputs.append(InputValue(gone, None, math.inf, lost=isinstance(gone, GpuSelector),
                                      error="no longer reported"))
-        self._seen |= ids
+        self._seen |= sources
         return assess(inputs, self.stale_after, self.cfg.ceiling_celsius)
 
     def reconfigure(self, cfg: ZoneConfig) -> None:
         """A reloaded zone config: same inputs kept, new gains/setpoint/limits bumpless."""
         self.cfg = cfg
-        self._selectors = tuple(parse_selector(text) for text in cfg.inputs)
         self.pid.retune(_gains(cfg), cfg.setpoint_celsius, self.min_duty, cfg.max_duty)
 
     def ready_to_leave(self, a: Assessment, now_mono: float,

@@ -31,6 +31,7 @@ from gpuwatchd.exporter import webconfig
 from gpuwatchd.exporter.http import MetricsServer
 from gpuwatchd.exporter.render import Renderer
 from gpuwatchd.hardware import Hardware
+from gpuwatchd.links import nvml
 from gpuwatchd.model import ControlReading, GpuReading, Snapshot
 from gpuwatchd.status.document import DaemonInfo, DaemonState, build_status
 from gpuwatchd.status.paths import default_socket
@@ -75,11 +76,11 @@ class Daemon:
                  notifier: Notifier | None = None,
                  reload: Callable[[], Config] | None = None) -> None:
         self.config = config
-        self.hw = hw
+        self.hw = nvml.shared(hw, config.gpus)  # one NVML session for all
         self.config_path = config_path
         self._notifier = notifier or Notifier()
         self._reload_fn = reload  # returns the new Config or raises ConfigError
-        self._clock = hw.clock
+        self._clock = self.hw.clock
         self._stop = threading.Event()
         self._reload_requested = threading.Event()
         self._state = _State()

@@ -43,6 +43,7 @@ _SELF_HELP = {
 BUILD_INFO = Family("gpuwatchd_build_info", "gauge", "gpuwatchd's version; always 1.",
                     (Sample((("version", __version__),
                              ("pythonversion", platform.python_version())), 1.0),))
+NAMES = (*_SELF_HELP, BUILD_INFO.name)  # the metric names defined here (self-health)
 
 
 def families(snapshot: Snapshot, now_mono: float) -> list[Family]:

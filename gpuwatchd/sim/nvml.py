@@ -64,7 +64,7 @@ class SimNvml:
     """The simulated library; ``read_gpu(i)`` returns GPU i's state advanced to now."""
 
     NVMLError = pynvml.NVMLError
-    nvmlLib: object = "simulated"  # not None: NvmlLink.init never loads a real library
+    nvmlLib: object = "simulated"  # not None: NvmlSession.acquire never loads a real library
 
     def __init__(self, read_gpu: Callable[[int], GpuView], gpu_count: int,
                  spec: GpuSpec = P40, wall: Callable[[], float] | None = None) -> None:

@@ -25,7 +25,7 @@ from gpuwatchd.collectors import Scheduled
 from gpuwatchd.collectors.gpu import GpuCollector
 from gpuwatchd.collectors.runner import CollectorRunner
 from gpuwatchd.config import GpuConfig
-from gpuwatchd.links.nvml import NvmlLink
+from gpuwatchd.links.nvml import NvmlSession
 from gpuwatchd.model import Collected, GpuReading, NvmlReading
 from tests.fakes.fakenvml import (
     CLOCK,
@@ -91,7 +91,8 @@ def make(libs: dict[str, Path], state: FakeNvmlState) -> Iterator[Make]:
     def build(clock: ManualClock | None = None, variant: str = "current",
               **options: Any) -> GpuCollector:
         cfg = GpuConfig(library_path=str(libs[variant]), **{"xid_events": False, **options})
-        collector = GpuCollector(NvmlLink(pynvml, cfg.library_path), clock or ManualClock(), cfg)
+        link = NvmlSession(pynvml, cfg.library_path).lease()
+        collector = GpuCollector(link, clock or ManualClock(), cfg)
         made.append(collector)
         return collector
 
@@ -159,7 +160,8 @@ def test_two_gpus_report_exactly_the_values_in_the_state_file(
         if family.name.startswith("gpuwatchd_gpu_"):
             assert all({"gpu", "uuid"} <= dict(s.labels).keys() for s in family.samples)
     nvml = next(r for r in collected.readings if isinstance(r, NvmlReading))
-    assert nvml == NvmlReading(True, "550.54.15", "")
+    assert (nvml.up, nvml.driver_version, nvml.error) == (True, "550.54.15", "")
+    assert nvml.cuda_driver_version == "12.4"
 
 
 def _assert_gpu_values(collected: Collected, index: int, gpu: dict[str, Any]) -> None:

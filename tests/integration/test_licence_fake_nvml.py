@@ -21,7 +21,7 @@ from gpuwatchd.clock import ManualClock
 from gpuwatchd.collectors.licence import LicenceCollector
 from gpuwatchd.licence.journal import QueueLineSource
 from gpuwatchd.licence.sources import LicenceSources
-from gpuwatchd.links.nvml import NvmlLink
+from gpuwatchd.links.nvml import NvmlSession
 from gpuwatchd.model import Collected, LicenceReading
 from tests.fakes.fakenvml import FakeNvmlBuildError, FakeNvmlState, build_fake_nvml
 from tests.fakes.licence_runner import FakeRunner
@@ -69,7 +69,7 @@ def make(tmp_path: Path, lib: Path) -> tuple[LicenceCollector, ManualClock]:
     cfg = cfgmod.loads("licence: {remediation: {state_file: null}}\n").licence
     sources = LicenceSources(runner=FakeRunner(), journal=lambda _c: QueueLineSource(),
                              root=str(root), adjtimex=lambda: True)
-    return LicenceCollector(NvmlLink(pynvml, str(lib)), clock, cfg, sources), clock
+    return LicenceCollector(NvmlSession(pynvml, str(lib)).lease(), clock, cfg, sources), clock
 
 
 def series(out: Collected, name: str) -> dict[frozenset[tuple[str, str]], float]:

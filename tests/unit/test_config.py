@@ -10,6 +10,7 @@ import pytest
 
 from gpuwatchd import config
 from gpuwatchd.config import EXIT_CONFIG, ConfigError
+from gpuwatchd.config.selectors import GpuQuantity, GpuSelector
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -63,7 +64,7 @@ licence: {enabled: auto}
 exporter: {listen: ["127.0.0.1:10045"], web_config_file: null}
 """)
     assert cfg.bmcs[0].host == "192.0.2.10"
-    assert cfg.fan_control.zones[0].inputs == ("gpu:*",)
+    assert cfg.fan_control.zones[0].inputs == (GpuSelector(GpuQuantity.TEMPERATURE, None),)
 
 
 @pytest.mark.parametrize(("text", "expected"), [

@@ -11,6 +11,7 @@ import pytest
 
 from gpuwatchd.clock import ManualClock
 from gpuwatchd.config import Config, loads
+from gpuwatchd.config.selectors import GpuSelector
 from gpuwatchd.control.loop import FanController
 from gpuwatchd.control.state import FanControlReading, ZoneReading
 from gpuwatchd.daemon.cli import _demo_config
@@ -268,7 +269,7 @@ def test_reload_retunes_in_place_without_a_hand_back(rig: Rig) -> None:
 
 
 def test_a_zone_without_a_usable_input_only_monitors_and_says_so() -> None:
-    rig = Rig(inputs=("gpu:5",))  # no such GPU: the fans stay with the BMC
+    rig = Rig(inputs=(GpuSelector(index=5),))  # no such GPU: the fans stay with the BMC
     try:
         z = rig.tick(3)
         assert z.mode == "monitor" and "gpu:5" in z.reason

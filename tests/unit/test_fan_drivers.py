@@ -295,6 +295,9 @@ class FakeNvml:
     def nvmlDeviceGetHandleByIndex(self, i: int) -> int:
         return i
 
+    def nvmlDeviceGetUUID(self, h: int) -> str:
+        return f"GPU-{h}"
+
     def nvmlDeviceGetNumFans(self, h: int) -> int:
         return 2 * h
 
@@ -312,10 +315,10 @@ class FakeNvml:
 
 
 def test_nvml_fans_set_read_back_and_restored() -> None:
-    from gpuwatchd.links.nvml import NvmlLink
+    from gpuwatchd.links.nvml import NvmlSession
 
     lib = FakeNvml()
-    driver = NvmlFanDriver(NvmlLink(lib))
+    driver = NvmlFanDriver(NvmlSession(lib).lease())
     driver.take_control()
     assert driver.channels() == (GPU1,)  # GPU 0 is passive
     driver.write({GPU1: 0.55})

@@ -10,18 +10,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gpuwatchd.config import ZoneConfig
+from gpuwatchd.config.selectors import ALL_GPUS, GpuSelector, SelectorError, parse_selector
 from gpuwatchd.control.plan import plan_zones
-from gpuwatchd.control.selectors import SelectorError, parse_selector, resolve
+from gpuwatchd.control.selectors import resolve
 from gpuwatchd.control.zones import Fault, ZoneController
 from gpuwatchd.model import (
     ChassisTemperature,
     Collected,
     CollectorResult,
+    GpuFast,
     GpuReading,
+    GpuStatic,
     Snapshot,
 )
 
-ZONE = ZoneConfig(name="gpu", inputs=("gpu:*",), setpoint_celsius=75, ceiling_celsius=85,
+ZONE = ZoneConfig(name="gpu", inputs=(ALL_GPUS,), setpoint_celsius=75, ceiling_celsius=85,
                   min_duty=0.15, max_duty=1.0, failsafe_hold_seconds=10)
 INTERVAL = 1.0
 
@@ -29,8 +32,9 @@ INTERVAL = 1.0
 def gpu(index: int, temp: float | None, *, up: bool = True, margin: float | None = None,
         slowdown: float | None = 92.0) -> GpuReading:
     return GpuReading(index=index, uuid=f"GPU-{index}", name="Tesla P40", up=up,
-                      temperature_celsius=temp, margin_celsius=margin,
-                      slowdown_celsius=slowdown, error="" if up else "GPU is lost")
+                      fast=GpuFast(temperature_celsius=temp, margin_celsius=margin) if up else None,
+                      static=GpuStatic(slowdown_celsius=slowdown),
+                      error="" if up else "GPU is lost")
 
 
 T0 = 1000.0  # monotonic times in these tests are T0 + seconds (0.0 means "never collected")
@@ -162,8 +166,9 @@ def test_blocked_is_monitor() -> None:
 
 
 def test_zones_sharing_a_bmc_enter_and_leave_failsafe_together() -> None:
-    a = ZoneController(replace(ZONE, name="a", inputs=("gpu:0",)), INTERVAL)
-    b = ZoneController(replace(ZONE, name="b", inputs=("gpu:1",), failsafe_hold_seconds=20),
+    a = ZoneController(replace(ZONE, name="a", inputs=(GpuSelector(index=0),)), INTERVAL)
+    b = ZoneController(replace(ZONE, name="b", inputs=(GpuSelector(index=1),),
+                               failsafe_hold_seconds=20),
                        INTERVAL)
     zones = [a, b]
 

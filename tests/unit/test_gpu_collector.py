@@ -16,7 +16,7 @@ from gpuwatchd.collectors import gpu as gpu_collector
 from gpuwatchd.collectors.gpu import GpuCollector
 from gpuwatchd.collectors.runner import CollectorRunner
 from gpuwatchd.config import GpuConfig
-from gpuwatchd.links.nvml import NvmlLink
+from gpuwatchd.links.nvml import NvmlSession
 from gpuwatchd.model import Collected, GpuReading, NvmlReading
 from gpuwatchd.sim.node import DEMO_CONFIG, SimNode
 from gpuwatchd.sim.profiles import Constant
@@ -42,7 +42,7 @@ def make(node: SimNode, clock: ManualClock) -> Iterator[Make]:
 
     def factory(**overrides: Any) -> GpuCollector:
         cfg = GpuConfig(**{"enabled": True, "xid_events": False, **overrides})
-        made.append(GpuCollector(NvmlLink(node.nvml), clock, cfg))
+        made.append(GpuCollector(NvmlSession(node.nvml).lease(), clock, cfg))
         return made[-1]
 
     yield factory

@@ -53,10 +53,6 @@ SIM_IMPORTERS = frozenset({"gpuwatchd.daemon.cli"})  # --demo
 
 Violation = tuple[str, str, str]  # (rule, importer, imported); rule: cycle | layer | function
 KNOWN_VIOLATIONS: dict[Violation, str] = {
-    ("layer", "gpuwatchd.config.load", "gpuwatchd.control.selectors"):
-        "worker 'gpu': zone input selectors parsed in config (issue 9)",
-    ("function", "gpuwatchd.config.load", "gpuwatchd.control.selectors"):
-        "worker 'gpu': the same import, lazily",
 }
 
 

@@ -15,7 +15,7 @@ from gpuwatchd.collectors.registry import REGISTRY
 from gpuwatchd.hardware import Hardware
 from gpuwatchd.licence.journal import QueueLineSource
 from gpuwatchd.licence.sources import LicenceSources
-from gpuwatchd.links.nvml import NvmlLink
+from gpuwatchd.links.nvml import NvmlSession
 from gpuwatchd.model import (
     Collected,
     LicenceNodeReading,
@@ -56,8 +56,8 @@ class Node:
         self.config = cfgmod.loads(text)
         self.sources = LicenceSources(runner=self.runner, journal=lambda _clock: self.lines,
                                       root=self.root, adjtimex=lambda: True)
-        self.collector = LicenceCollector(NvmlLink(self.nvml), self.clock, self.config.licence,
-                                          self.sources)
+        self.collector = LicenceCollector(NvmlSession(self.nvml).lease(), self.clock,
+                                          self.config.licence, self.sources)
 
     def collect(self, advance: float = 0.0) -> Collected:
         self.clock.advance(advance)

@@ -14,7 +14,7 @@ from gpuwatchd.licence.kinds import (
     expiry_status,
 )
 from gpuwatchd.licence.probe import LicenceProbe, convert_expiry
-from gpuwatchd.links.nvml import NvmlLink
+from gpuwatchd.links.nvml import NvmlSession
 from tests.fakes.licence_nvml import (
     INVALID,
     NOT_APPLICABLE,
@@ -31,7 +31,7 @@ EXPIRY = 1_750_265_340.0  # 2025-06-18 16:49:00 GMT
 
 def probe_one(gpu: FakeLicenceGpu, versions: tuple[str, ...] = ("_v4",)):
     lib = FakeLicenceNvml([gpu], versions)
-    return LicenceProbe(NvmlLink(lib)).probe(0, gpu.uuid), lib
+    return LicenceProbe(NvmlSession(lib).lease()).probe(0, gpu.uuid), lib
 
 
 def test_pynvml_expiry_constants_are_tuples_and_the_project_enum_copes() -> None:
@@ -94,7 +94,7 @@ def test_older_driver_falls_back_and_remembers_the_version() -> None:
     """No _v4 symbol in the driver: the plain call answers; the next probe asks only it."""
     gpu = FakeLicenceGpu("GPU-a")
     lib = FakeLicenceNvml([gpu], versions=("",))
-    probe = LicenceProbe(NvmlLink(lib))
+    probe = LicenceProbe(NvmlSession(lib).lease())
     first = probe.probe(0, "GPU-a")
     assert first.supported is True
     assert lib.calls.count("nvmlDeviceGetGridLicensableFeatures_v4") == 1
@@ -107,7 +107,7 @@ def test_older_driver_falls_back_and_remembers_the_version() -> None:
 def test_not_supported_is_not_applicable_and_not_asked_again() -> None:
     gpu = FakeLicenceGpu("GPU-a", mode=0, features_error=pynvml.NVML_ERROR_NOT_SUPPORTED)
     lib = FakeLicenceNvml([gpu], versions=("_v4", ""))
-    probe = LicenceProbe(NvmlLink(lib))
+    probe = LicenceProbe(NvmlSession(lib).lease())
     assert probe.probe(0, "GPU-a").supported is False
     asked = len([c for c in lib.calls if "Licensable" in c])
     probe.probe(0, "GPU-a")
@@ -160,5 +160,5 @@ def test_host_before_r510_uses_the_deprecated_status() -> None:
     gpu = FakeLicenceGpu("GPU-host", mode=3, instances=[FakeInstance("vgpu-1", licensed=0)])
     lib = FakeLicenceNvml([gpu])
     lib.host_license_info_v2 = False
-    result = LicenceProbe(NvmlLink(lib)).probe(0, "GPU-host")
+    result = LicenceProbe(NvmlSession(lib).lease()).probe(0, "GPU-host")
     assert result.instances[0].state is HostLicenceState.UNLICENSED

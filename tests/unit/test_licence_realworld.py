@@ -18,7 +18,7 @@ from gpuwatchd.licence import featuretype, griddconf
 from gpuwatchd.licence.gridd import EventCounter, classify, message
 from gpuwatchd.licence.kinds import FeatureCode, Severity, VirtualizationMode
 from gpuwatchd.licence.probe import LicenceProbe
-from gpuwatchd.links.nvml import NvmlLink
+from gpuwatchd.links.nvml import NvmlSession
 from gpuwatchd.model import Collected, LicenceNodeReading
 from gpuwatchd.status.document import build_status
 from tests.fakes.licence_nvml import FakeLicenceGpu, FakeLicenceNvml
@@ -251,7 +251,7 @@ def test_token_lint_on_a_fully_licensed_node_is_informational(tmp_path: Path) ->
 def test_vgpu_type_is_read_once_and_only_in_a_guest() -> None:
     guest = FakeLicenceGpu("GPU-a", name="GRID A100-4C")
     passthrough = FakeLicenceGpu("GPU-b", mode=1, name="NVIDIA A100-SXM4-40GB")
-    link = NvmlLink(FakeLicenceNvml([guest, passthrough]))
+    link = NvmlSession(FakeLicenceNvml([guest, passthrough])).lease()
     link.init()
     probe = LicenceProbe(link)
     for _ in range(2):

@@ -10,7 +10,7 @@ from gpuwatchd.daemon.cli import _demo_config
 from gpuwatchd.licence.gridd import classify
 from gpuwatchd.licence.probe import LicenceProbe
 from gpuwatchd.licence.smi_xml import parse
-from gpuwatchd.links.nvml import NvmlLink
+from gpuwatchd.links.nvml import NvmlSession
 from gpuwatchd.model import (
     Collected,
     CollectorResult,
@@ -56,7 +56,7 @@ def test_scenario_journal_lines_in_order_and_classified() -> None:
 def test_sim_node_answers_the_licence_calls() -> None:
     clock = ManualClock()
     node = SimNode(clock=clock)
-    link = NvmlLink(node.nvml)
+    link = NvmlSession(node.nvml).lease()
     link.init()
     handle = link.call("nvmlDeviceGetHandleByIndex", 0)
     probe = LicenceProbe(link).probe(handle, node.nvml.uuid(0))
@@ -70,7 +70,7 @@ def test_sim_node_answers_the_licence_calls() -> None:
     section = report.lookup(node.nvml.uuid(1))
     assert section is not None and (section.licensed, section.restricted) == (False, False)
     plain = SimNode(clock=clock, vgpu_guest=False)
-    bare = NvmlLink(plain.nvml)
+    bare = NvmlSession(plain.nvml).lease()
     bare.init()
     h = bare.call("nvmlDeviceGetHandleByIndex", 0)
     assert LicenceProbe(bare).probe(h, "x").supported is False

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from gpuwatchd import config
-from gpuwatchd.collectors.gpu_read import CATALOGUE
+from gpuwatchd.collectors.gpu_metrics import CATALOGUE
 
 ROOT = Path(__file__).resolve().parents[2]
 MON = ROOT / "monitoring"

@@ -15,7 +15,7 @@ import pytest
 from gpuwatchd import config
 from gpuwatchd.clock import ManualClock
 from gpuwatchd.errors import Lost, Unsupported
-from gpuwatchd.links.nvml import NvmlLink
+from gpuwatchd.links.nvml import NvmlSession
 from gpuwatchd.sim.node import DEMO_CONFIG, SimNode
 from gpuwatchd.sim.nvml import SimNvml
 from gpuwatchd.sim.profiles import Constant
@@ -138,7 +138,7 @@ def test_thermal_slowdown_and_power_cap_show_in_clocks_and_reasons(nvml: SimNvml
 
 
 def test_errors_go_through_the_real_link_mapping(nvml: SimNvml) -> None:
-    link = NvmlLink(nvml)
+    link = NvmlSession(nvml).lease()
     link.initialized = True
     h = link.call("nvmlDeviceGetHandleByIndex", 0)
     with pytest.raises(Unsupported):

@@ -28,7 +28,16 @@ import pytest
 from gpuwatchd.clock import ManualClock, span
 from gpuwatchd.daemon.cli import _demo_config
 from gpuwatchd.daemon.service import Daemon
-from gpuwatchd.model import Collected, CollectorResult, GpuReading, NvmlReading, Snapshot
+from gpuwatchd.model import (
+    Collected,
+    CollectorResult,
+    GpuFast,
+    GpuReading,
+    GpuSlow,
+    GpuStatic,
+    NvmlReading,
+    Snapshot,
+)
 from gpuwatchd.sim.node import SimNode
 from gpuwatchd.status import registry, sections
 from gpuwatchd.status.client import NotRunning, ProtocolError, query
@@ -51,9 +60,11 @@ NOW = 1000.0  # monotonic "now" for every document here
 def make_gpu(index: int, temp: float, up: bool = True, error: str = "") -> GpuReading:
     if not up:
         return GpuReading(index, f"GPU-{index:04d}", "Tesla P40", False, error=error)
-    return GpuReading(index, f"GPU-{index:04d}", "Tesla P40", True, temperature_celsius=temp,
-                      margin_celsius=90.0 - temp, slowdown_celsius=90.0, shutdown_celsius=95.0,
-                      power_watts=120.5, power_limit_watts=250.0, fan_ratios=(0.35,))
+    return GpuReading(index, f"GPU-{index:04d}", "Tesla P40", True,
+                      fast=GpuFast(temperature_celsius=temp, margin_celsius=90.0 - temp,
+                                   power_watts=120.5, fan_speed_ratios=(0.35,)),
+                      static=GpuStatic(slowdown_celsius=90.0, shutdown_celsius=95.0),
+                      slow=GpuSlow(power_limit_enforced_watts=250.0))
 
 
 def make_result(name: str = "gpu", readings: tuple[object, ...] = (), ok: bool = True,
@@ -150,8 +161,8 @@ def test_healthy_document_has_the_schema_keys_and_both_gpus() -> None:
 
 def test_non_finite_readings_become_null() -> None:
     """A NaN or infinite reading must not make the whole document unserialisable."""
-    odd = GpuReading(0, "GPU-0000", "Tesla P40", True, temperature_celsius=float("nan"),
-                     power_watts=float("inf"))
+    odd = GpuReading(0, "GPU-0000", "Tesla P40", True,
+                     fast=GpuFast(temperature_celsius=float("nan"), power_watts=float("inf")))
     doc = build_status(make_snapshot(gpus=(odd,)), make_info(), NOW)
     assert (doc["gpus"][0]["temperature_celsius"], doc["gpus"][0]["power_watts"]) == (None, None)
     json.dumps(doc, allow_nan=False)

@@ -1,7 +1,7 @@
 """GPU fans through NVML, for cards that have their own fans (workstation and consumer GPUs).
 
-Every call goes through gpuwatchd.links.nvml.NvmlLink (its own handle on the library; NVML
-counts nvmlInit calls, so the GPU collector's handle is unaffected):
+Every call goes through gpuwatchd.links.nvml.NvmlLink (its own lease on the shared NVML
+session, whose GPU enumeration it reuses; releasing it leaves the collectors' leases intact):
 
 - ``nvmlDeviceGetNumFans`` at :meth:`take_control`; a GPU with none (a passive Tesla) has no
   channel;
@@ -24,7 +24,7 @@ from gpuwatchd.config.fan_drivers import Channel, ChannelKind
 from gpuwatchd.control.drivers import percent
 from gpuwatchd.control.drivers.context import Built, DriverContext
 from gpuwatchd.errors import GpuwatchdError, Unsupported
-from gpuwatchd.links.nvml import NvmlLink
+from gpuwatchd.links.nvml import NvmlLink, lease
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +44,10 @@ class NvmlFanDriver:
         if not self._link.initialized:
             self._link.init()
         fans = {}
-        for index in range(self._link.call("nvmlDeviceGetCount")):
-            handle = self._link.call("nvmlDeviceGetHandleByIndex", index)
+        for device in self._link.devices():
+            if device.failure is not None:
+                raise device.failure
+            index, handle = device.index, device.handle
             try:
                 count = int(self._link.call("nvmlDeviceGetNumFans", handle))
             except Unsupported:
@@ -110,5 +112,5 @@ class NvmlFanDriver:
 
 def build(ctx: DriverContext) -> Built:
     """The DRIVERS row ``nvml``: every GPU with fans, over its own NVML handle."""
-    nvml = NvmlFanDriver(NvmlLink(ctx.hw.nvml(), ctx.config.gpus.library_path))
+    nvml = NvmlFanDriver(lease(ctx.hw, ctx.config.gpus))
     return Built(nvml, [nvml.close])

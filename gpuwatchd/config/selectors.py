@@ -1,0 +1,81 @@
+"""Fan-zone input selectors (``fan_control.zones[].inputs``), parsed once when the config loads.
+
+- ``gpu:*`` / ``gpu:0``: GPU die temperature (``nvidia-smi --query-gpu=temperature.gpu``);
+- ``gpu-margin:*`` / ``gpu-margin:0``: the GPU's thermal margin (distance to its slowdown
+  temperature, ``nvmlDeviceGetMarginTemperature``), seen as ``reference - margin`` so the PID
+  reads it like a temperature: the reference is ``margin_reference_celsius`` or, by default,
+  the GPU's own slowdown temperature;
+- ``bmc:<bmc>:<sensor>``: a BMC temperature sensor by its name as gpuwatchd reports it
+  (``gpuwatchd_temperature_celsius{bmc,sensor}``), e.g. ``bmc:idrac:Exhaust Temp``.
+
+The config holds the typed selectors; evaluating them against a Snapshot is
+gpuwatchd.control.selectors. ``text`` renders a selector back the way the config spells it
+(the ``input`` label of ``gpuwatchd_fan_zone_input_celsius`` and the status table); nothing
+parses it back.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class SelectorError(ValueError):
+    """A selector that cannot be parsed; the message says what is expected."""
+
+
+class GpuQuantity(enum.Enum):
+    """What a GPU input reads; the value is the selector's head in the config."""
+
+    TEMPERATURE = "gpu"
+    MARGIN = "gpu-margin"
+
+
+@dataclass(frozen=True)
+class GpuSelector:
+    """A GPU input; ``index`` None means every GPU (``*``)."""
+
+    quantity: GpuQuantity = GpuQuantity.TEMPERATURE
+    index: int | None = None
+
+    @property
+    def text(self) -> str:
+        return f"{self.quantity.value}:{'*' if self.index is None else self.index}"
+
+
+@dataclass(frozen=True)
+class BmcSensorSelector:
+    """A BMC temperature sensor, by the BMC's config name and the sensor's reported name."""
+
+    bmc: str
+    sensor: str
+
+    @property
+    def text(self) -> str:
+        return f"bmc:{self.bmc}:{self.sensor}"
+
+
+Selector = GpuSelector | BmcSensorSelector
+ALL_GPUS = GpuSelector(GpuQuantity.TEMPERATURE)  # the default input: every GPU's temperature
+
+
+def parse_selector(text: str) -> Selector:
+    """``gpu:*``, ``gpu:N``, ``gpu-margin:*``, ``gpu-margin:N`` or ``bmc:<bmc>:<sensor>``."""
+    head, sep, rest = text.partition(":")
+    if not sep or not rest:
+        raise SelectorError(f"{text!r} is not a selector: expected gpu:*, gpu:N, "
+                            "gpu-margin:*, gpu-margin:N or bmc:<bmc>:<sensor>")
+    quantity = next((q for q in GpuQuantity if q.value == head), None)
+    if quantity is not None:
+        if rest == "*":
+            return GpuSelector(quantity)
+        if rest.isdigit():
+            return GpuSelector(quantity, int(rest))
+        raise SelectorError(f"{text!r}: after {head}: give * or a GPU index (e.g. {head}:0)")
+    if head == "bmc":
+        bmc, sep2, sensor = rest.partition(":")
+        if not sep2 or not bmc or not sensor:
+            raise SelectorError(f"{text!r}: expected bmc:<bmc name>:<sensor name>, e.g. "
+                                "bmc:idrac:Exhaust Temp")
+        return BmcSensorSelector(bmc, sensor)
+    raise SelectorError(f"{text!r}: unknown input kind {head!r} (known: gpu, gpu-margin, bmc)")
