@@ -51,11 +51,11 @@ def samples(out: Collected, name: str) -> dict[tuple[tuple[str, str], ...], floa
 def test_fans_temperatures_psus_and_thresholds() -> None:
     current = values()
     out = make(SimBmc(SENSORS, lambda: current, power_watts=lambda: 480.0)).collect()
-    fans = {r.fan: r.rpm for r in out.readings if isinstance(r, FanReading)}
+    fans = {r.name: r.rpm for r in out.readings if isinstance(r, FanReading)}
     assert fans == {"Fan1A RPM": 4800.0, "Fan1B RPM": 4680.0}
-    temps = {r.sensor: r.celsius for r in out.readings if isinstance(r, ChassisTemperature)}
+    temps = {r.name: r.celsius for r in out.readings if isinstance(r, ChassisTemperature)}
     assert temps == {"Inlet Temp": 24.0, "Temp 3.1": 41.0, "Temp 3.2": 39.0}
-    psus = {r.psu: r for r in out.readings if isinstance(r, PsuReading)}
+    psus = {r.name: r for r in out.readings if isinstance(r, PsuReading)}
     assert psus["PS1"].up and psus["PS1"].input_watts == 235.0
     assert not psus["PS2"].up and psus["PS2"].failed and psus["PS2"].ac_lost
     assert samples(out, "gpuwatchd_temperature_threshold_celsius")[
@@ -90,7 +90,7 @@ def test_threshold_crossings_set_the_sensor_state() -> None:
     out = collector.collect()
     assert _state(out, "Inlet Temp") == "critical"
     temp = next(r for r in out.readings if isinstance(r, ChassisTemperature)
-                and r.sensor == "Inlet Temp")
+                and r.name == "Inlet Temp")
     assert temp.upper_critical_celsius == 42.0 and temp.input_id == "bmc:idrac:Inlet Temp"
 
 
