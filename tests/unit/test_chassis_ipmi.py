@@ -7,13 +7,23 @@ import pytest
 from pyipmi.errors import RetryError
 
 from gpuwatchd.clock import ManualClock
-from gpuwatchd.collectors import build_all
+from gpuwatchd.collectors import build_all, chassis_metrics
 from gpuwatchd.collectors.chassis_ipmi import ChassisIpmiCollector
 from gpuwatchd.config import BmcConfig, loads
 from gpuwatchd.hardware import Hardware
 from gpuwatchd.links.credentials import Secret
 from gpuwatchd.links.ipmi import IpmiLink
-from gpuwatchd.model import BmcReading, ChassisTemperature, Collected, FanReading, PsuReading
+from gpuwatchd.model import (
+    BmcReading,
+    ChassisPower,
+    ChassisPowerSensor,
+    ChassisTemperature,
+    ChassisVoltage,
+    Collected,
+    FanReading,
+    FanRedundancy,
+    PsuReading,
+)
 from gpuwatchd.sim.bmc import SimBmc
 from gpuwatchd.sim.sdr import SensorDef
 
@@ -70,6 +80,24 @@ def test_fans_temperatures_psus_and_thresholds() -> None:
     assert isinstance(bmc, BmcReading) and bmc.up and bmc.vendor == "Dell"
     assert samples(out, "gpuwatchd_bmc_info") == {
         (("bmc", "idrac"), ("vendor", "Dell"), ("firmware", "2.83"), ("protocol", "ipmi")): 1.0}
+
+
+def test_the_readings_are_the_record_and_the_families_are_rendered_from_them() -> None:
+    out = make(SimBmc(SENSORS, values, power_watts=lambda: 480.0)).collect()
+    assert out.families == chassis_metrics.render(out.readings)
+    fan = next(r for r in out.readings if isinstance(r, FanReading) and r.name == "Fan1A RPM")
+    assert fan.thresholds_rpm == (("lower_critical", 600.0),)
+    assert fan.lower_threshold_rpm == 600.0  # what gpuwatchctl calibrate keeps clear of
+    volts = next(r for r in out.readings if isinstance(r, ChassisVoltage))
+    assert (volts.name, volts.volts, volts.state) == ("12V", None, "no_reading")
+    assert dict(volts.thresholds_volts)["upper_critical"] == pytest.approx(13.2, abs=0.1)
+    power = next(r for r in out.readings if isinstance(r, ChassisPowerSensor))
+    assert (power.name, power.watts) == ("PS1 Input Power", 235.0)
+    assert [r for r in out.readings if isinstance(r, FanRedundancy)] == [
+        FanRedundancy("idrac", "Fan Redundancy", False)]
+    bmc = out.readings[0]
+    assert isinstance(bmc, BmcReading) and bmc.power == (ChassisPower("system", 480.0),)
+    assert bmc.counters.sdr_reads == 1 and bmc.counters.requests > len(SENSORS)
 
 
 def test_a_sensor_without_a_reading_is_absent_and_says_so() -> None:

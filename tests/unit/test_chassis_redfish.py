@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from gpuwatchd.clock import ManualClock
+from gpuwatchd.collectors import chassis_metrics
 from gpuwatchd.collectors.chassis_redfish import ChassisRedfishCollector
 from gpuwatchd.config import BmcConfig
 from gpuwatchd.errors import Refused, Transient, Unsupported
@@ -88,6 +89,16 @@ def test_modern_tree_with_two_chassis_and_expand() -> None:
     assert {f.name: f.rpm for f in readings(out, FanReading)}["Fan 1 1U"] == 9100
     fan_gets = [p for p, _ in svc.requests if "/Fans" in p]
     assert len(fan_gets) == 2, "one expanded GET per fan collection, not one per fan"
+
+
+@pytest.mark.parametrize("tree", [dell_legacy, dmtf_modern])
+def test_the_families_are_rendered_from_the_readings(tree: Any) -> None:
+    out = make(FakeRedfish(tree())).collect()
+    assert out.families == chassis_metrics.render(out.readings)
+    temps = [t for t in readings(out, ChassisTemperature) if t.thresholds_celsius]
+    assert temps, "temperatures carry their thresholds"
+    assert all(dict(t.thresholds_celsius).get("upper_critical") == t.upper_critical_celsius
+               for t in temps)
 
 
 def test_thresholds_give_modern_temperatures_their_state() -> None:

@@ -95,7 +95,8 @@ def test_an_unreachable_bmc_degrades_the_status() -> None:
     daemon, _, _ = run_demo(ticks=1)
     try:
         snap = daemon.snapshot
-        down = BmcReading("idrac", "ipmi", False, BmcIdentity("Dell", "2.83"), error="BMC idrac: no reply")
+        down = BmcReading("idrac", "ipmi", False, BmcIdentity("Dell", "2.83"),
+                          error="BMC idrac: no reply")
         results = tuple(
             replace(res, collected=Collected(readings=(down,)))
             if res.name.startswith("chassis_ipmi") else res for res in snap.results)

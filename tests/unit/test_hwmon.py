@@ -18,12 +18,13 @@ import pytest
 from gpuwatchd import config as cfgmod
 from gpuwatchd.clock import ManualClock
 from gpuwatchd.collectors import REGISTRY, build_all
-from gpuwatchd.collectors.hwmon import DEADLINE_SECONDS, HwmonCollector, build, read_file
+from gpuwatchd.collectors.hwmon import DEADLINE_SECONDS, HwmonCollector, build
 from gpuwatchd.collectors.runner import CollectorRunner
 from gpuwatchd.daemon.cli import _demo_config
 from gpuwatchd.errors import ConfigError, Unsupported
 from gpuwatchd.exporter.render import Renderer
 from gpuwatchd.hardware import Hardware
+from gpuwatchd.links.hwmon import read_file
 from gpuwatchd.model import (
     Collected,
     CollectorResult,

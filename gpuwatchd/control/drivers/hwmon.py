@@ -1,8 +1,10 @@
 """Mainboard PWM fans through Linux hwmon sysfs (workstation chassis fans).
 
 A channel is ``<chip>/pwmN`` where ``<chip>`` is the hwmon device's ``name`` (``nct6798``,
-``it8688``) or its directory (``hwmon3``), under ``<sysfs_root>/class/hwmon`` (the root is
-injected: tests build a fake tree). Shell equivalent::
+``it8688``), its label as the hwmon collector shows it (``nct6798@nct6775.656`` where two chips
+share a name) or its directory (``hwmon3``), under ``<sysfs_root>/class/hwmon`` (the root is
+injected: tests build a fake tree); chips are found by gpuwatchd.links.hwmon, the one lookup
+the collector uses too. Shell equivalent::
 
     cat /sys/class/hwmon/hwmon3/name                  # nct6798
     echo 1 > /sys/class/hwmon/hwmon3/pwm2_enable      # manual
@@ -18,10 +20,10 @@ third-party write check): the mode no longer 1, or a duty that is not ours.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping
 
-from gpuwatchd.errors import GpuwatchdError, Refused, Transient, Unsupported
+from gpuwatchd.errors import GpuwatchdError, Refused, Transient
+from gpuwatchd.links import hwmon as sysfs
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +39,7 @@ class HwmonDriver:
 
     def __init__(self, channels: tuple[str, ...], sysfs_root: str = "/sys") -> None:
         self._channels = channels
-        self._base = os.path.join(sysfs_root, "class", "hwmon")
+        self._base = sysfs.class_dir(sysfs_root)
         self._paths: dict[str, str] = {}
         self._saved: dict[str, str | None] = {}
         self._written: dict[str, int] = {}
@@ -48,20 +50,8 @@ class HwmonDriver:
     def _path(self, channel: str) -> str:
         if channel not in self._paths:
             chip, _, pwm = channel.partition("/")
-            self._paths[channel] = os.path.join(self._chip_dir(chip, channel), pwm)
+            self._paths[channel] = sysfs.locate(self._base, chip, pwm)
         return self._paths[channel]
-
-    def _chip_dir(self, chip: str, channel: str) -> str:
-        try:
-            entries = sorted(os.listdir(self._base))
-        except OSError as exc:
-            raise Unsupported(f"hwmon: cannot list {self._base}: {exc.strerror}") from None
-        for entry in entries:
-            if entry == chip or _read(os.path.join(self._base, entry, "name")) == chip:
-                if os.path.exists(os.path.join(self._base, entry, channel.partition("/")[2])):
-                    return os.path.join(self._base, entry)
-        raise Unsupported(f"hwmon: no channel {channel!r} under {self._base} (chips: "
-                          f"{', '.join(entries) or 'none'})")
 
     def take_control(self) -> None:
         for channel in self._channels:
