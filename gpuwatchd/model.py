@@ -416,7 +416,7 @@ class HwmonChip:
     chip: str
     name: str
     device: str = ""  # basename of the ``device`` link (nct6775.656, 0000:03:00.0)
-    kind: str = "other"  # gpu (amdgpu, nouveau, radeon, i915, xe) | other
+    kind: Literal["gpu", "other"] = "other"  # gpu: amdgpu, nouveau, radeon, i915, xe
     read_errors: int = 0
 
 

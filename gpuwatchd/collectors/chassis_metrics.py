@@ -82,8 +82,7 @@ def render(readings: Iterable[object]) -> tuple[Family, ...]:
             _psu(b, r)
         elif isinstance(r, FanRedundancy):
             b.add("gpuwatchd_fan_redundancy_ok", r.redundant, bmc=r.bmc, group=r.group)
-        elif isinstance(r, (FanReading, ChassisTemperature, ChassisVoltage, ChassisCurrent,
-                            ChassisPowerSensor)):
+        elif isinstance(r, ChassisSensor):
             _sensor(b, r)
     return b.build()
 

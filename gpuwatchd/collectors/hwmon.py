@@ -95,8 +95,8 @@ class HwmonCollector:
         readings: list[object] = []
         for chip in chips:
             sensors = self._chip(chip)
-            kind = "gpu" if chip.name in GPU_CHIPS else "other"
-            readings.append(HwmonChip(chip.chip, chip.name, chip.device, kind,
+            readings.append(HwmonChip(chip.chip, chip.name, chip.device,
+                                      "gpu" if chip.name in GPU_CHIPS else "other",
                                       self._errors[chip.chip]))
             readings.extend(sensors)
         return Collected(tuple(readings), hwmon_metrics.render(readings))
