@@ -356,23 +356,82 @@ EMPTY_SNAPSHOT = Snapshot(seq=0, taken_wall=0.0, taken_mono=0.0)
 
 
 # -- chassis telemetry (BMC over IPMI or Redfish) ------------------------------------------------
+# One record per value: the chassis collectors (gpuwatchd.collectors.chassis_ipmi,
+# chassis_redfish) make these readings once; the metric families are rendered from them
+# (gpuwatchd.collectors.chassis_metrics), the status document and fan control read them.
 # Sensor names are the BMC's own (SDR ID string, Redfish Name), made unique per BMC in a stable,
 # documented way (gpuwatchd.collectors.chassis_common.unique_names), so that a fan-control zone
 # can name one as an input: "bmc:<bmc>:<sensor>" (ChassisTemperature.input_id).
 SensorState = Literal["ok", "warning", "critical", "no_reading"]
+SENSOR_STATES: tuple[SensorState, ...] = ("ok", "warning", "critical", "no_reading")
+ThresholdName = Literal["lower_non_critical", "lower_critical", "lower_non_recoverable",
+                        "upper_non_critical", "upper_critical", "upper_non_recoverable"]
+THRESHOLD_NAMES: tuple[ThresholdName, ...] = (
+    "lower_non_critical", "lower_critical", "lower_non_recoverable",
+    "upper_non_critical", "upper_critical", "upper_non_recoverable")
+# A sensor's thresholds in the sensor's unit, in the order the BMC lists them (IPMI: Get Sensor
+# Thresholds bit order; Redfish: the schema's property order), which is the exposition's order.
+Thresholds = tuple[tuple[ThresholdName, float], ...]
+
+
+def threshold(thresholds: Thresholds, name: ThresholdName) -> float | None:
+    """One threshold's value, or None where the BMC has not set it."""
+    return next((value for key, value in thresholds if key == name), None)
+
+
+@dataclass(frozen=True, slots=True)
+class BmcIdentity:
+    """Who made the BMC and its firmware (IPMI Get Device ID, Redfish ServiceRoot/Manager)."""
+
+    vendor: str
+    firmware: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChassisPower:
+    """Whole-chassis power draw of one chassis (IPMI: "system")."""
+
+    chassis: str
+    watts: float  # DCMI Get Power Reading / Redfish PowerConsumedWatts or PowerWatts
+
+
+@dataclass(frozen=True, slots=True)
+class BmcLinkCounters:
+    """A BMC link's counters since start, for the self-health series."""
+
+    requests: int = 0
+    sessions_opened: int = 0
+    errors: tuple[tuple[str, int], ...] = ()  # (kind of failure, count), sorted by kind
+    sdr_reads: int | None = None  # IPMI only
 
 
 @dataclass(frozen=True, slots=True)
 class BmcReading:
-    """One BMC: reachable or not, who made it, and the chassis power it reports."""
+    """One BMC: reachable or not, who made it, and the chassis power it reports.
+
+    ``identity`` is None until the BMC has told it (never answered yet).
+    """
 
     bmc: str
     protocol: str  # ipmi | redfish
     up: bool
-    vendor: str = ""
-    firmware: str = ""
-    power_watts: float | None = None  # DCMI Get Power Reading / Redfish PowerConsumedWatts
+    identity: BmcIdentity | None = None
+    power: tuple[ChassisPower, ...] = ()
     error: str = ""
+    counters: BmcLinkCounters = field(default_factory=BmcLinkCounters)
+
+    @property
+    def vendor(self) -> str:
+        return self.identity.vendor if self.identity is not None else ""
+
+    @property
+    def firmware(self) -> str:
+        return self.identity.firmware if self.identity is not None else ""
+
+    @property
+    def power_watts(self) -> float | None:
+        """The first chassis' power draw (the whole server on a single-chassis BMC)."""
+        return self.power[0].watts if self.power else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -380,10 +439,18 @@ class FanReading:
     """One chassis fan (rotor); rpm or duty ratio, whichever the BMC reports."""
 
     bmc: str
-    fan: str
+    name: str
     rpm: float | None
     ratio: float | None = None
     state: SensorState = "ok"
+    thresholds_rpm: Thresholds = ()
+
+    @property
+    def lower_threshold_rpm(self) -> float | None:
+        """The highest lower threshold (the one a slowing fan meets first; never below 0),
+        None where the BMC sets none: what ``gpuwatchctl calibrate`` keeps clear of."""
+        lower = [value for key, value in self.thresholds_rpm if key.startswith("lower")]
+        return max(0.0, *lower) if lower else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -391,15 +458,56 @@ class ChassisTemperature:
     """One BMC temperature sensor (inlet, exhaust, CPU, ...); usable as a fan-control input."""
 
     bmc: str
-    sensor: str
+    name: str
     celsius: float | None
     state: SensorState = "ok"
-    upper_critical_celsius: float | None = None
+    thresholds_celsius: Thresholds = ()
+
+    @property
+    def upper_critical_celsius(self) -> float | None:
+        return threshold(self.thresholds_celsius, "upper_critical")
 
     @property
     def input_id(self) -> str:
         """How a fan-control zone names this sensor: ``bmc:<bmc>:<sensor>``."""
-        return f"bmc:{self.bmc}:{self.sensor}"
+        return f"bmc:{self.bmc}:{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class ChassisVoltage:
+    """One BMC voltage sensor (12V, 3.3V, CPU VCORE, ...)."""
+
+    bmc: str
+    name: str
+    volts: float | None
+    state: SensorState = "ok"
+    thresholds_volts: Thresholds = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ChassisCurrent:
+    """One BMC current sensor."""
+
+    bmc: str
+    name: str
+    amperes: float | None
+    state: SensorState = "ok"
+    thresholds_amperes: Thresholds = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ChassisPowerSensor:
+    """One BMC power sensor in watts (a PSU's input, a CPU's package power, ...)."""
+
+    bmc: str
+    name: str
+    watts: float | None
+    state: SensorState = "ok"
+    thresholds_watts: Thresholds = ()
+
+
+ChassisSensor = (FanReading | ChassisTemperature | ChassisVoltage | ChassisCurrent
+                 | ChassisPowerSensor)
 
 
 @dataclass(frozen=True, slots=True)
@@ -407,15 +515,28 @@ class PsuReading:
     """One power supply: present, failed, AC lost, and its watts where reported."""
 
     bmc: str
-    psu: str
+    name: str
     present: bool
-    up: bool  # present, not failed, input not lost
     failed: bool = False
-    ac_lost: bool = False
     predictive_failure: bool = False
+    ac_lost: bool = False
     input_watts: float | None = None
     output_watts: float | None = None
     capacity_watts: float | None = None
+
+    @property
+    def up(self) -> bool:
+        """Present, not failed, input not lost."""
+        return self.present and not self.failed and not self.ac_lost
+
+
+@dataclass(frozen=True, slots=True)
+class FanRedundancy:
+    """One fan redundancy group: fully redundant or not."""
+
+    bmc: str
+    group: str
+    redundant: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -472,7 +593,9 @@ class LicenceNodeReading:
 
 # -- mainboard telemetry (Linux hwmon sysfs: gpuwatchd.collectors.hwmon) -----------------------
 # ``chip`` is the chip's ``name`` (nct6798, k10temp, amdgpu), with ``@<device>`` appended where
-# two chips share a name; sensors are the chip's ``*_label`` or the file stem (temp1, fan2).
+# two chips share a name (gpuwatchd.links.hwmon names chips for the collector and the fan driver
+# alike); sensors are named by the chip's ``*_label`` or the file stem (temp1, fan2). The metric
+# families are rendered from these readings (gpuwatchd.collectors.hwmon_metrics).
 
 
 @dataclass(frozen=True, slots=True)
@@ -482,7 +605,7 @@ class HwmonChip:
     chip: str
     name: str
     device: str = ""  # basename of the ``device`` link (nct6775.656, 0000:03:00.0)
-    kind: str = "other"  # gpu (amdgpu, nouveau, radeon, i915, xe) | other
+    kind: Literal["gpu", "other"] = "other"  # gpu: amdgpu, nouveau, radeon, i915, xe
     read_errors: int = 0
 
 
@@ -491,7 +614,7 @@ class HwmonTemperature:
     """One hwmon temperature (``tempN_input``); usable as a fan-control input later."""
 
     chip: str
-    sensor: str
+    name: str
     celsius: float | None
     max_celsius: float | None = None
     crit_celsius: float | None = None
@@ -502,7 +625,7 @@ class HwmonFan:
     """One hwmon fan tachometer (``fanN_input``); ``rpm`` None: the read failed."""
 
     chip: str
-    fan: str
+    name: str
     rpm: float | None
     min_rpm: float | None = None
 
@@ -512,6 +635,6 @@ class HwmonPwm:
     """One hwmon PWM output: duty as a ratio of 255 and its ``pwmN_enable`` mode."""
 
     chip: str
-    pwm: str  # pwm1, pwm2 (the hwmon fan driver's channels are "<name>/pwmN")
+    name: str  # pwm1, pwm2 (the hwmon fan driver's channels are "<chip>/pwmN")
     ratio: float | None
     mode: int | None = None  # 0 full speed, 1 manual, 2+ the chip's automatic modes

@@ -14,25 +14,33 @@ presence, 1 failure, 2 predictive failure, 3 AC lost, 4 input lost or out of ran
 
 from __future__ import annotations
 
+import enum
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from gpuwatchd.collectors import Scheduled
-from gpuwatchd.collectors.chassis_common import (
-    ChassisData,
-    LinkStats,
-    Psu,
-    Sensor,
-    cadence,
-    render,
-    unique_names,
-)
+from gpuwatchd.collectors import Scheduled, chassis_metrics
+from gpuwatchd.collectors.chassis_common import cadence, link_counters, unique_names
 from gpuwatchd.errors import GpuwatchdError, Refused, Transient, Unsupported
 from gpuwatchd.links import ipmi_sdr as sdr
 from gpuwatchd.links.ipmi import IpmiLink
-from gpuwatchd.model import Collected, SensorState
+from gpuwatchd.model import (
+    BmcIdentity,
+    BmcReading,
+    ChassisCurrent,
+    ChassisPower,
+    ChassisPowerSensor,
+    ChassisSensor,
+    ChassisTemperature,
+    ChassisVoltage,
+    Collected,
+    FanReading,
+    FanRedundancy,
+    PsuReading,
+    SensorState,
+    Thresholds,
+)
 
 if TYPE_CHECKING:
     from gpuwatchd.config import BmcConfig, Config
@@ -42,20 +50,34 @@ log = logging.getLogger(__name__)
 
 PSU_ENTITY = 0x0a
 DCMI_POWER_READING = (0x2c, 0x02, b"\xdc\x01\x00\x00")
-_KINDS = {sdr.TEMPERATURE: "temperature", sdr.VOLTAGE: "voltage", sdr.CURRENT: "current",
-          sdr.FAN: "fan"}
-_UNIT_KINDS = {sdr.UNIT_WATTS: "power", sdr.UNIT_RPM: "fan", sdr.UNIT_VOLTS: "voltage",
-               sdr.UNIT_AMPS: "current"}
 
 
-@dataclass
+class Read(enum.Enum):
+    """What gpuwatchd reads an SDR record as."""
+
+    TEMPERATURE = enum.auto()
+    FAN = enum.auto()
+    VOLTAGE = enum.auto()
+    CURRENT = enum.auto()
+    POWER = enum.auto()
+    PSU = enum.auto()
+    FAN_REDUNDANCY = enum.auto()
+
+
+_KINDS = {sdr.TEMPERATURE: Read.TEMPERATURE, sdr.VOLTAGE: Read.VOLTAGE,
+          sdr.CURRENT: Read.CURRENT, sdr.FAN: Read.FAN}
+_UNIT_KINDS = {sdr.UNIT_WATTS: Read.POWER, sdr.UNIT_RPM: Read.FAN, sdr.UNIT_VOLTS: Read.VOLTAGE,
+               sdr.UNIT_AMPS: Read.CURRENT}
+
+
+@dataclass(frozen=True)
 class _Tracked:
-    """One sensor of the SDR with its stable name and cached thresholds."""
+    """One sensor of the SDR with its stable name and cached thresholds (record's unit)."""
 
     record: sdr.SdrRecord
     name: str
-    kind: str  # temperature | fan | voltage | current | power | psu | fan_redundancy
-    thresholds: dict[str, float] = field(default_factory=dict)
+    kind: Read
+    thresholds: Thresholds = ()
 
 
 class ChassisIpmiCollector:
@@ -83,10 +105,12 @@ class ChassisIpmiCollector:
             data, error = None, str(exc)
         self._transition(data is not None, error)
         device = self._link.device
-        identity = (device.vendor, device.firmware) if device is not None else None
-        stats = LinkStats(self._link.requests, self._link.sessions_opened,
-                          tuple(sorted(self._link.errors.items())), self._sdr_reads)
-        return render(self.bmc, "ipmi", identity, data, stats=stats, error=error)
+        identity = BmcIdentity(device.vendor, device.firmware) if device is not None else None
+        power, readings = data if data is not None else ((), [])
+        bmc = BmcReading(self.bmc, "ipmi", data is not None, identity, power, error,
+                         link_counters(self._link, self._sdr_reads))
+        out = (bmc, *readings)
+        return Collected(out, chassis_metrics.render(out))
 
     def _transition(self, up: bool, error: str) -> None:
         if up != self._up:
@@ -97,28 +121,31 @@ class ChassisIpmiCollector:
                 log.warning("%s", error, extra={"BMC": self.bmc})
         self._up = up
 
-    def _read(self) -> ChassisData:
+    def _read(self) -> tuple[tuple[ChassisPower, ...], list[object]]:
+        """(chassis power, the sensor, PSU and redundancy readings in SDR order)."""
         info = sdr.parse_repository_info(self._link.raw(sdr.NETFN_STORAGE, 0x20))
         if info != self._repo:
             self._load(info)
-        sensors, psus, redundancy = [], [], []
+        sensors: list[object] = []
+        psus, redundancy = [], []
         psu_watts: dict[int, float] = {}
         for t in self._tracked:
             reading = self._reading(t.record)
-            if t.kind == "psu":
+            if t.kind is Read.PSU:
                 psus.append((t, reading))
-            elif t.kind == "fan_redundancy":
+            elif t.kind is Read.FAN_REDUNDANCY:
                 if reading is not None and reading.has_value:
-                    redundancy.append((t.name, bool(reading.states & 0x01)))
+                    redundancy.append(FanRedundancy(self.bmc, t.name,
+                                                    bool(reading.states & 0x01)))
             else:
-                sensor = _sensor(t, reading)
+                sensor = _sensor(self.bmc, t, reading)
                 sensors.append(sensor)
-                if t.record.entity_id == PSU_ENTITY and t.kind == "power" and sensor.value:
-                    psu_watts[t.record.entity_instance] = sensor.value
-        return ChassisData(
-            sensors=tuple(sensors),
-            psus=tuple(_psu(t, r, psu_watts.get(t.record.entity_instance)) for t, r in psus),
-            power=self._power(), redundancy=tuple(redundancy))
+                if (t.record.entity_id == PSU_ENTITY and isinstance(sensor, ChassisPowerSensor)
+                        and sensor.watts):
+                    psu_watts[t.record.entity_instance] = sensor.watts
+        sensors += [_psu(self.bmc, t, r, psu_watts.get(t.record.entity_instance))
+                    for t, r in psus]
+        return self._power(), sensors + redundancy
 
     def _reading(self, record: sdr.SdrRecord) -> sdr.SensorReading | None:
         """Get Sensor Reading; None when the BMC has no such sensor now (cc 0xcb, 0xcc)."""
@@ -130,24 +157,29 @@ class ChassisIpmiCollector:
 
     def _load(self, info: sdr.RepositoryInfo) -> None:
         """(Re)read the SDR repository and the thresholds; names are assigned here."""
-        records = [r for r in sdr.read_repository(self._link.raw) if _kind(r)]
+        records = [(r, kind) for r in sdr.read_repository(self._link.raw)
+                   if (kind := _kind(r)) is not None]
         names = unique_names([(r.name or f"sensor 0x{r.number:02x}",
-                               f"{r.entity_id}.{r.entity_instance}") for r in records])
-        tracked = [_Tracked(r, n, _kind(r)) for r, n in zip(records, names, strict=True)]
-        for t in tracked:
-            if t.record.analog and t.record.threshold_access in (1, 2):
-                try:
-                    data = self._link.raw(sdr.NETFN_SENSOR, 0x27, bytes([t.record.number]),
-                                          lun=t.record.lun)
-                    t.thresholds = sdr.parse_thresholds(t.record, data)
-                except (Unsupported, Refused):
-                    pass
+                               f"{r.entity_id}.{r.entity_instance}") for r, _ in records])
+        tracked = [_Tracked(r, n, kind, self._thresholds(r))
+                   for (r, kind), n in zip(records, names, strict=True)]
         self._tracked, self._repo, self._dcmi = tracked, info, True
         self._sdr_reads += 1
         log.info("%s: SDR read: %d sensors (%d records)", self._link.name, len(tracked),
                  info.record_count, extra={"BMC": self.bmc})
 
-    def _power(self) -> tuple[tuple[str, float], ...]:
+    def _thresholds(self, record: sdr.SdrRecord) -> Thresholds:
+        """Get Sensor Thresholds (``ipmitool raw 0x04 0x27 N``), where the record has them."""
+        if not (record.analog and record.threshold_access in (1, 2)):
+            return ()
+        try:
+            data = self._link.raw(sdr.NETFN_SENSOR, 0x27, bytes([record.number]),
+                                  lun=record.lun)
+        except (Unsupported, Refused):
+            return ()
+        return sdr.parse_thresholds(record, data)
+
+    def _power(self) -> tuple[ChassisPower, ...]:
         """DCMI Get Power Reading (``ipmitool dcmi power reading``): current watts."""
         if not self._dcmi:
             return ()
@@ -160,41 +192,61 @@ class ChassisIpmiCollector:
         if len(rsp) < 18 or rsp[0] != 0xdc:
             raise Transient(f"{self._link.name}: malformed DCMI power reading")
         active = bool(rsp[17] & 0x40)
-        return (("system", float(int.from_bytes(rsp[1:3], "little"))),) if active else ()
+        return (ChassisPower("system", float(int.from_bytes(rsp[1:3], "little"))),) \
+            if active else ()
 
     def close(self) -> None:
         self._link.close()
 
 
-def _kind(record: sdr.SdrRecord) -> str:
-    """What gpuwatchd reads this record as ('' = not read)."""
+def _kind(record: sdr.SdrRecord) -> Read | None:
+    """What gpuwatchd reads this record as (None = not read)."""
     if record.sensor_type == sdr.POWER_SUPPLY and record.reading_type == sdr.SENSOR_SPECIFIC:
-        return "psu"
+        return Read.PSU
     if record.sensor_type == sdr.FAN and record.reading_type == sdr.REDUNDANCY_READING:
-        return "fan_redundancy"
+        return Read.FAN_REDUNDANCY
     if not record.analog:
-        return ""
+        return None
     if record.unit in _UNIT_KINDS and record.sensor_type != sdr.TEMPERATURE:
         return _UNIT_KINDS[record.unit]
-    kind = _KINDS.get(record.sensor_type, "")
-    if kind == "fan" and record.unit != sdr.UNIT_RPM and not record.percentage:
-        return ""
+    kind = _KINDS.get(record.sensor_type)
+    if kind is Read.FAN and record.unit != sdr.UNIT_RPM and not record.percentage:
+        return None
     return kind
 
 
-def _sensor(t: _Tracked, reading: sdr.SensorReading | None) -> Sensor:
-    if reading is None or not reading.has_value:
-        return Sensor(t.name, t.kind, None, "no_reading", tuple(t.thresholds.items()))
-    value = t.record.convert(reading.raw)
-    thresholds = dict(t.thresholds)
-    if t.kind == "temperature" and value is not None:
-        value = _celsius(t.record.unit, value)
-        thresholds = {k: _celsius(t.record.unit, v) for k, v in thresholds.items()}
-    ratio = None
-    if t.kind == "fan" and t.record.percentage and t.record.unit != sdr.UNIT_RPM:
-        value, ratio = None, value / 100.0 if value is not None else None
-    return Sensor(t.name, t.kind, value, _threshold_state(reading.states),
-                  tuple(thresholds.items()), ratio)
+def _sensor(bmc: str, t: _Tracked, reading: sdr.SensorReading | None) -> ChassisSensor:
+    """The typed reading of one threshold sensor, in base units.
+
+    NOTE: without a value the thresholds are kept in the record's unit (a Fahrenheit or
+    Kelvin sensor's are not converted), and a percent-reporting fan keeps its thresholds in
+    percent under ``thresholds_rpm``: both as before the readings were typed.
+    """
+    state: SensorState = "no_reading"
+    value, thresholds = None, t.thresholds
+    if reading is not None and reading.has_value:
+        value = t.record.convert(reading.raw)
+        state = _threshold_state(reading.states)
+        if t.kind is Read.TEMPERATURE and value is not None:
+            value = _celsius(t.record.unit, value)
+            thresholds = tuple((k, _celsius(t.record.unit, v)) for k, v in thresholds)
+    return _typed(bmc, t, value, state, thresholds)
+
+
+def _typed(bmc: str, t: _Tracked, value: float | None, state: SensorState,
+           thresholds: Thresholds) -> ChassisSensor:
+    if t.kind is Read.FAN:
+        if t.record.percentage and t.record.unit != sdr.UNIT_RPM:  # percent: a ratio
+            ratio = value / 100.0 if value is not None else None
+            return FanReading(bmc, t.name, None, ratio, state, thresholds)
+        return FanReading(bmc, t.name, value, None, state, thresholds)
+    if t.kind is Read.TEMPERATURE:
+        return ChassisTemperature(bmc, t.name, value, state, thresholds)
+    if t.kind is Read.VOLTAGE:
+        return ChassisVoltage(bmc, t.name, value, state, thresholds)
+    if t.kind is Read.CURRENT:
+        return ChassisCurrent(bmc, t.name, value, state, thresholds)
+    return ChassisPowerSensor(bmc, t.name, value, state, thresholds)
 
 
 def _celsius(unit: int, value: float) -> float:
@@ -210,12 +262,14 @@ def _threshold_state(states: int) -> SensorState:
     return "warning" if states & 0b001001 else "ok"
 
 
-def _psu(t: _Tracked, reading: sdr.SensorReading | None, watts: float | None) -> Psu:
+def _psu(bmc: str, t: _Tracked, reading: sdr.SensorReading | None,
+         watts: float | None) -> PsuReading:
     if reading is None or not reading.has_value:
-        return Psu(_psu_name(t), present=False, input_watts=watts)
+        return PsuReading(bmc, _psu_name(t), present=False, input_watts=watts)
     s = reading.states
-    return Psu(_psu_name(t), present=bool(s & 0x01), failed=bool(s & 0x42),
-               predictive_failure=bool(s & 0x04), ac_lost=bool(s & 0x18), input_watts=watts)
+    return PsuReading(bmc, _psu_name(t), present=bool(s & 0x01), failed=bool(s & 0x42),
+                      predictive_failure=bool(s & 0x04), ac_lost=bool(s & 0x18),
+                      input_watts=watts)
 
 
 def _psu_name(t: _Tracked) -> str:

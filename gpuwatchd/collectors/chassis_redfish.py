@@ -18,23 +18,24 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from gpuwatchd.collectors import Scheduled
+from gpuwatchd.collectors import Scheduled, chassis_metrics
 from gpuwatchd.collectors import redfish_read as rr
-from gpuwatchd.collectors.chassis_common import (
-    ChassisData,
-    LinkStats,
-    Psu,
-    Sensor,
-    cadence,
-    render,
-    unique_names,
-)
+from gpuwatchd.collectors.chassis_common import cadence, link_counters, unique_names
 from gpuwatchd.errors import GpuwatchdError, Transient, Unsupported
 from gpuwatchd.links.redfish import RedfishLink
-from gpuwatchd.model import Collected
+from gpuwatchd.model import (
+    BmcIdentity,
+    BmcReading,
+    ChassisPower,
+    ChassisTemperature,
+    Collected,
+    FanReading,
+    FanRedundancy,
+    PsuReading,
+)
 
 if TYPE_CHECKING:
     from gpuwatchd.config import BmcConfig, Config
@@ -65,11 +66,17 @@ class _Plan:
 
 @dataclass
 class _Tick:
-    raws: list[rr.RawSensor] = field(default_factory=list)
-    psus: list[Psu] = field(default_factory=list)
-    power: list[tuple[str, float]] = field(default_factory=list)
-    redundancy: list[tuple[str, bool]] = field(default_factory=list)
+    """One tick's readings, under the names the BMC gave them, with the chassis of each."""
+
+    sensors: list[tuple[str, ChassisTemperature | FanReading]] = field(default_factory=list)
+    psus: list[PsuReading] = field(default_factory=list)
+    power: list[ChassisPower] = field(default_factory=list)
+    redundancy: list[FanRedundancy] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+
+    def add_sensors(self, chassis: str,
+                    sensors: Sequence[ChassisTemperature | FanReading]) -> None:
+        self.sensors += [(chassis, s) for s in sensors]
 
 
 class ChassisRedfishCollector:
@@ -81,7 +88,7 @@ class ChassisRedfishCollector:
         self._link = link
         self._plans: list[_Plan] | None = None
         self._absent: set[str] = set()
-        self._identity: tuple[str, str] | None = None
+        self._identity: BmcIdentity | None = None
         self._expand: dict[str, str] | None = None
         self._up: bool | None = None
 
@@ -91,23 +98,27 @@ class ChassisRedfishCollector:
 
     def collect(self) -> Collected:
         """One tick; a BMC that does not answer is reported, not raised."""
+        tick: _Tick | None
         try:
-            data, error = self._read()
+            tick = self._read()
+            error = "; ".join(tick.problems)
         except GpuwatchdError as exc:
-            data, error = None, str(exc)
+            tick, error = None, str(exc)
             self._plans = None  # discover again once it answers
-        if (data is not None) != self._up:
-            if data is None:
+        if (tick is not None) != self._up:
+            if tick is None:
                 log.warning("%s", error, extra={"BMC": self.bmc})
             else:
                 log.info("%s: reading %d chassis over Redfish", self._link.name,
                          len(self._plans or []), extra={"BMC": self.bmc})
-        self._up = data is not None
-        stats = LinkStats(self._link.requests, self._link.sessions_opened,
-                          tuple(sorted(self._link.errors.items())))
-        return render(self.bmc, "redfish", self._identity, data, stats=stats, error=error)
+        self._up = tick is not None
+        bmc = BmcReading(self.bmc, "redfish", tick is not None, self._identity,
+                         tuple(tick.power) if tick is not None else (), error,
+                         link_counters(self._link))
+        out = (bmc, *(_named(tick) if tick is not None else ()))
+        return Collected(out, chassis_metrics.render(out))
 
-    def _read(self) -> tuple[ChassisData, str]:
+    def _read(self) -> _Tick:
         self._link.login()
         if self._plans is None:
             self._discover()
@@ -117,15 +128,7 @@ class ChassisRedfishCollector:
                 self._legacy(plan, tick)
             else:
                 self._modern(plan, tick)
-        names = unique_names([(r.name, r.chassis) for r in tick.raws])
-        sensors = tuple(Sensor(n, r.kind, r.value, r.state, r.thresholds, r.ratio)
-                        for n, r in zip(names, tick.raws, strict=True))
-        psu_names = unique_names([(p.name, str(i + 1)) for i, p in enumerate(tick.psus)])
-        psus = tuple(Psu(n, p.present, p.failed, p.predictive_failure, p.ac_lost,
-                         p.input_watts, p.output_watts, p.capacity_watts)
-                     for n, p in zip(psu_names, tick.psus, strict=True))
-        data = ChassisData(sensors, psus, tuple(tick.power), tuple(tick.redundancy))
-        return data, "; ".join(tick.problems)
+        return tick
 
     def _fetch(self, path: str | None, tick: _Tick | None = None,
                expand: bool = False) -> rr.Doc | None:
@@ -149,7 +152,7 @@ class ChassisRedfishCollector:
         self._expand = _expand_query(root)
         chassis = self._fetch(rr.odata_id(root, "Chassis") or "/redfish/v1/Chassis") or {}
         plans = [plan for path in rr.members(chassis) if (plan := self._plan(path))]
-        self._identity = (_vendor(root), self._firmware(root))
+        self._identity = BmcIdentity(_vendor(root), self._firmware(root))
         self._plans = plans
         log.info("%s: %d chassis (%s)", self._link.name, len(plans),
                  ", ".join(f"{p.id}: {'legacy' if p.thermal or p.power else 'modern'}"
@@ -190,38 +193,39 @@ class ChassisRedfishCollector:
     def _legacy(self, plan: _Plan, tick: _Tick) -> None:
         thermal = self._fetch(plan.thermal, tick)
         if thermal is not None:
-            raws, groups = rr.legacy_thermal(thermal, plan.id)
-            tick.raws += raws
+            sensors, groups = rr.legacy_thermal(thermal, self.bmc)
+            tick.add_sensors(plan.id, sensors)
             tick.redundancy += groups
         power = self._fetch(plan.power, tick)
         if power is not None:
-            psus, watts = rr.legacy_power(power)
+            psus, watts = rr.legacy_power(power, self.bmc)
             tick.psus += psus
             if watts is not None:
-                tick.power.append((plan.id, watts))
+                tick.power.append(ChassisPower(plan.id, watts))
 
     def _modern(self, plan: _Plan, tick: _Tick) -> None:
         ts = self._fetch(plan.subsystem, tick)
         if ts is not None:
-            tick.redundancy += rr.redundancy(ts.get("FanRedundancy", []))
+            tick.redundancy += rr.redundancy(ts.get("FanRedundancy", []), self.bmc)
         for doc in self._members(plan.fans, plan.fan_members, tick):
-            if (fan := rr.modern_fan(doc, plan.id)) is not None:
-                tick.raws.append(fan)
+            if (fan := rr.modern_fan(doc, self.bmc)) is not None:
+                tick.add_sensors(plan.id, [fan])
         metrics = self._fetch(plan.metrics, tick)
         if metrics is not None:
-            tick.raws += rr.modern_temperatures(metrics, plan.sensor_info, plan.id)
+            tick.add_sensors(plan.id, rr.modern_temperatures(metrics, plan.sensor_info,
+                                                             self.bmc))
         for path in plan.temperature_sensors:
             found = self._fetch(path, tick)
-            if found is not None and (sensor := rr.modern_sensor(found, plan.id)) is not None:
-                tick.raws.append(sensor)
+            if found is not None and (sensor := rr.modern_sensor(found, self.bmc)) is not None:
+                tick.add_sensors(plan.id, [sensor])
         for path in plan.psus:
             psu = self._fetch(path, tick)
             if psu is not None:
                 metrics_doc = self._fetch(rr.odata_id(psu, "Metrics"), tick)
-                tick.psus.append(rr.modern_psu(psu, metrics_doc))
+                tick.psus.append(rr.modern_psu(psu, metrics_doc, self.bmc))
         environment = self._fetch(plan.environment, tick)
         if environment is not None and (watts := rr.environment_watts(environment)) is not None:
-            tick.power.append((plan.id, watts))
+            tick.power.append(ChassisPower(plan.id, watts))
 
     def _members(self, collection: str | None, paths: list[str],
                  tick: _Tick | None) -> list[rr.Doc]:
@@ -243,6 +247,17 @@ class ChassisRedfishCollector:
 
     def close(self) -> None:
         self._link.close()
+
+
+def _named(tick: _Tick) -> list[object]:
+    """The tick's readings, named uniquely across the BMC's chassis: sensors by chassis id,
+    PSUs by position ("PS1", or "Power Supply 1"/"Power Supply 2" where names repeat)."""
+    names = unique_names([(s.name, chassis) for chassis, s in tick.sensors])
+    out: list[object] = [replace(s, name=n)
+                         for n, (_, s) in zip(names, tick.sensors, strict=True)]
+    psu_names = unique_names([(p.name, str(i + 1)) for i, p in enumerate(tick.psus)])
+    out += [replace(p, name=n) for n, p in zip(psu_names, tick.psus, strict=True)]
+    return out + tick.redundancy
 
 
 def _vendor(root: rr.Doc) -> str:

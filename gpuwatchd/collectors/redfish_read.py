@@ -1,4 +1,4 @@
-"""Redfish documents -> neutral chassis readings, for both schema generations. No I/O.
+"""Redfish documents -> typed chassis readings, for both schema generations. No I/O.
 
 Legacy (deprecated in Redfish 2020.4 but what most iDRAC8/9, iLO and X11 BMCs serve):
 ``Chassis/{id}/Thermal`` (``Temperatures[]``, ``Fans[]``, ``Redundancy[]``) and
@@ -10,41 +10,37 @@ Legacy (deprecated in Redfish 2020.4 but what most iDRAC8/9, iLO and X11 BMCs se
 
 Health maps to the sensor state: ``Status.Health`` OK/Warning/Critical; a resource whose
 ``Status.State`` is ``Absent`` is left out; a null reading is "no_reading".
+
+Readings carry the resource's own ``Name``; the collector makes the names unique across the
+BMC's chassis afterwards (gpuwatchd.collectors.chassis_common.unique_names).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-from gpuwatchd.collectors.chassis_common import Psu
-from gpuwatchd.model import SensorState
+from gpuwatchd.model import (
+    ChassisTemperature,
+    FanReading,
+    FanRedundancy,
+    PsuReading,
+    SensorState,
+    ThresholdName,
+    Thresholds,
+)
 
 Doc = dict[str, Any]
 _HEALTH: dict[str, SensorState] = {"OK": "ok", "Warning": "warning", "Critical": "critical"}
-_LEGACY_THRESHOLDS = {
+_LEGACY_THRESHOLDS: dict[str, ThresholdName] = {
     "UpperThresholdNonCritical": "upper_non_critical", "UpperThresholdCritical": "upper_critical",
     "UpperThresholdFatal": "upper_non_recoverable",
     "LowerThresholdNonCritical": "lower_non_critical", "LowerThresholdCritical": "lower_critical",
     "LowerThresholdFatal": "lower_non_recoverable"}
-_MODERN_THRESHOLDS = {
+_MODERN_THRESHOLDS: dict[str, ThresholdName] = {
     "UpperCaution": "upper_non_critical", "UpperCritical": "upper_critical",
     "UpperFatal": "upper_non_recoverable", "LowerCaution": "lower_non_critical",
     "LowerCritical": "lower_critical", "LowerFatal": "lower_non_recoverable"}
 _AC_LOST = {"LossOfInput", "NoPower", "OutOfRange"}  # Redfish LineInputStatus values
-
-
-@dataclass(frozen=True)
-class RawSensor:
-    """A sensor before names are made unique across the BMC's chassis."""
-
-    name: str
-    chassis: str
-    kind: str
-    value: float | None
-    state: SensorState
-    thresholds: tuple[tuple[str, float], ...] = ()
-    ratio: float | None = None
 
 
 def sub(doc: Doc, key: str) -> Doc:
@@ -83,8 +79,7 @@ def _number(value: Any) -> float | None:
         else None
 
 
-def by_threshold(value: float | None, thresholds: tuple[tuple[str, float], ...]
-                 ) -> SensorState:
+def by_threshold(value: float | None, thresholds: Thresholds) -> SensorState:
     """The state a reading has against its thresholds (when the BMC gives no health)."""
     if value is None:
         return "no_reading"
@@ -98,47 +93,49 @@ def by_threshold(value: float | None, thresholds: tuple[tuple[str, float], ...]
     return "ok"
 
 
-def legacy_thresholds(doc: Doc) -> tuple[tuple[str, float], ...]:
+def legacy_thresholds(doc: Doc) -> Thresholds:
     return tuple((name, v) for key, name in _LEGACY_THRESHOLDS.items()
                  if (v := _number(doc.get(key))) is not None)
 
 
-def modern_thresholds(doc: Doc) -> tuple[tuple[str, float], ...]:
+def modern_thresholds(doc: Doc) -> Thresholds:
     t = sub(doc, "Thresholds")
     return tuple((name, v) for key, name in _MODERN_THRESHOLDS.items()
                  if (v := _number(sub(t, key).get("Reading"))) is not None)
 
 
-def legacy_thermal(doc: Doc, chassis: str) -> tuple[list[RawSensor], list[tuple[str, bool]]]:
+def legacy_thermal(doc: Doc, bmc: str
+                   ) -> tuple[list[ChassisTemperature | FanReading], list[FanRedundancy]]:
     """``Chassis/{id}/Thermal``: temperatures, fans (RPM or percent), fan redundancy."""
-    out: list[RawSensor] = []
+    out: list[ChassisTemperature | FanReading] = []
     for t in doc.get("Temperatures", []):
         if isinstance(t, dict) and not absent(t):
             value = _number(t.get("ReadingCelsius"))
-            out.append(RawSensor(_name(t), chassis, "temperature", value, health(t, value),
-                                 legacy_thresholds(t)))
+            out.append(ChassisTemperature(bmc, _name(t), value, health(t, value),
+                                          legacy_thresholds(t)))
     for f in doc.get("Fans", []):
         if isinstance(f, dict) and not absent(f):
             value = _number(f.get("Reading"))
             percent = str(f.get("ReadingUnits", "RPM")).lower() == "percent"
             rpm, ratio = (None, value / 100.0 if value is not None else None) if percent \
                 else (value, None)
-            out.append(RawSensor(_name(f, "FanName"), chassis, "fan", rpm, health(f, value),
-                                 () if percent else legacy_thresholds(f), ratio))
-    return out, redundancy(doc.get("Redundancy", []))
+            out.append(FanReading(bmc, _name(f, "FanName"), rpm, ratio, health(f, value),
+                                  () if percent else legacy_thresholds(f)))
+    return out, redundancy(doc.get("Redundancy", []), bmc)
 
 
-def redundancy(groups: Any) -> list[tuple[str, bool]]:
+def redundancy(groups: Any, bmc: str) -> list[FanRedundancy]:
     """Redundancy groups: fully redundant when the group's health is OK."""
     out = []
     for g in groups if isinstance(groups, list) else []:
         if isinstance(g, dict) and not absent(g):
             status = sub(g, "Status")
-            out.append((_name(g) or "Fan Redundancy", status.get("Health") == "OK"))
+            out.append(FanRedundancy(bmc, _name(g) or "Fan Redundancy",
+                                     status.get("Health") == "OK"))
     return out
 
 
-def legacy_power(doc: Doc) -> tuple[list[Psu], float | None]:
+def legacy_power(doc: Doc, bmc: str) -> tuple[list[PsuReading], float | None]:
     """``Chassis/{id}/Power``: power supplies and the chassis' consumed watts."""
     psus = []
     for p in doc.get("PowerSupplies", []):
@@ -146,7 +143,8 @@ def legacy_power(doc: Doc) -> tuple[list[Psu], float | None]:
             continue
         voltage = _number(p.get("LineInputVoltage"))
         output = _number(p.get("PowerOutputWatts"))
-        psus.append(_psu(p, ac_lost=voltage == 0.0, input_watts=_number(p.get("PowerInputWatts")),
+        psus.append(_psu(p, bmc, ac_lost=voltage == 0.0,
+                         input_watts=_number(p.get("PowerInputWatts")),
                          output_watts=output if output is not None
                          else _number(p.get("LastPowerOutputWatts"))))
     control = doc.get("PowerControl") or [{}]
@@ -155,19 +153,19 @@ def legacy_power(doc: Doc) -> tuple[list[Psu], float | None]:
     return psus, watts
 
 
-def modern_fan(doc: Doc, chassis: str) -> RawSensor | None:
+def modern_fan(doc: Doc, bmc: str) -> FanReading | None:
     """``ThermalSubsystem/Fans/{id}``: ``SpeedPercent.SpeedRPM`` and ``.Reading`` (%)."""
     if absent(doc):
         return None
     speed = sub(doc, "SpeedPercent")
     rpm, percent = _number(speed.get("SpeedRPM")), _number(speed.get("Reading"))
     value = rpm if rpm is not None else percent
-    return RawSensor(_name(doc), chassis, "fan", rpm, health(doc, value),
-                     ratio=percent / 100.0 if percent is not None else None)
+    return FanReading(bmc, _name(doc), rpm, percent / 100.0 if percent is not None else None,
+                      health(doc, value))
 
 
-def modern_temperatures(metrics: Doc, sensors: dict[str, Doc], chassis: str
-                        ) -> list[RawSensor]:
+def modern_temperatures(metrics: Doc, sensors: dict[str, Doc], bmc: str
+                        ) -> list[ChassisTemperature]:
     """``ThermalMetrics.TemperatureReadingsCelsius[]``, named and thresholded from the
     ``Sensors/{id}`` resource each one's ``DataSourceUri`` points at (read at discovery)."""
     out = []
@@ -179,39 +177,39 @@ def modern_temperatures(metrics: Doc, sensors: dict[str, Doc], chassis: str
         name = info.get("Name") or item.get("DeviceName") or uri.rsplit("/", 1)[-1] or "Temp"
         value = _number(item.get("Reading"))
         thresholds = modern_thresholds(info)
-        out.append(RawSensor(str(name), chassis, "temperature", value,
-                             by_threshold(value, thresholds), thresholds))
+        out.append(ChassisTemperature(bmc, str(name), value, by_threshold(value, thresholds),
+                                      thresholds))
     return out
 
 
-def modern_sensor(doc: Doc, chassis: str) -> RawSensor | None:
+def modern_sensor(doc: Doc, bmc: str) -> ChassisTemperature | None:
     """One ``Sensors/{id}`` of ReadingType Temperature (when there is no ThermalMetrics)."""
     if absent(doc) or doc.get("ReadingType") != "Temperature":
         return None
     value = _number(doc.get("Reading"))
-    return RawSensor(_name(doc), chassis, "temperature", value, health(doc, value),
-                     modern_thresholds(doc))
+    return ChassisTemperature(bmc, _name(doc), value, health(doc, value),
+                              modern_thresholds(doc))
 
 
-def modern_psu(doc: Doc, metrics: Doc | None) -> Psu:
+def modern_psu(doc: Doc, metrics: Doc | None, bmc: str) -> PsuReading:
     """``PowerSupplies/{id}`` (status, ``LineInputStatus``, capacity) + its ``/Metrics``."""
     m = metrics or {}
 
     def reading(key: str) -> float | None:
         return _number(m[key].get("Reading")) if isinstance(m.get(key), dict) else None
-    return _psu(doc, ac_lost=doc.get("LineInputStatus") in _AC_LOST,
+    return _psu(doc, bmc, ac_lost=doc.get("LineInputStatus") in _AC_LOST,
                 input_watts=reading("InputPowerWatts"), output_watts=reading("OutputPowerWatts"))
 
 
-def _psu(doc: Doc, *, ac_lost: bool, input_watts: float | None,
-         output_watts: float | None) -> Psu:
+def _psu(doc: Doc, bmc: str, *, ac_lost: bool, input_watts: float | None,
+         output_watts: float | None) -> PsuReading:
     status = sub(doc, "Status")
     name = _name(doc).removesuffix(" Status")
-    return Psu(name, present=status.get("State") != "Absent",
-               failed=status.get("Health") == "Critical",
-               predictive_failure=status.get("Health") == "Warning", ac_lost=ac_lost,
-               input_watts=input_watts, output_watts=output_watts,
-               capacity_watts=_number(doc.get("PowerCapacityWatts")))
+    return PsuReading(bmc, name, present=status.get("State") != "Absent",
+                      failed=status.get("Health") == "Critical",
+                      predictive_failure=status.get("Health") == "Warning", ac_lost=ac_lost,
+                      input_watts=input_watts, output_watts=output_watts,
+                      capacity_watts=_number(doc.get("PowerCapacityWatts")))
 
 
 def environment_watts(doc: Doc) -> float | None:

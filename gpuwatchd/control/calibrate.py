@@ -22,20 +22,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from gpuwatchd.control.drivers import Driver
+from gpuwatchd.model import FanReading
 
 log = logging.getLogger(__name__)
 
 LADDER = (1.0, 0.8, 0.6, 0.5, 0.4, 0.3, 0.25, 0.2, 0.15, 0.1, 0.05)
 SCHEMA = 1
-
-
-@dataclass(frozen=True)
-class FanSample:
-    """One fan at one moment: its speed and its highest lower threshold (rpm)."""
-
-    fan: str
-    rpm: float | None
-    lower_threshold_rpm: float | None = None
 
 
 @dataclass(frozen=True)
@@ -54,20 +46,21 @@ class Calibration:
         return sorted((duty, mean) for duty, mean, _ in self.points)
 
 
-def safe(samples: Sequence[FanSample], margin: float) -> tuple[bool, str]:
-    """Whether every fan turns clear of its lower thresholds; else which one does not."""
+def safe(samples: Sequence[FanReading], margin: float) -> tuple[bool, str]:
+    """Whether every fan turns clear of its lower thresholds (the highest of them, carried by
+    the chassis collector's reading); else which one does not."""
     if not samples:
         return False, "no fan reports a speed"
     for s in samples:
         if s.rpm is None or s.rpm <= 0:
-            return False, f"{s.fan} stopped or not reporting"
+            return False, f"{s.name} stopped or not reporting"
         if s.lower_threshold_rpm is not None and s.rpm <= s.lower_threshold_rpm * (1 + margin):
-            return False, (f"{s.fan} at {s.rpm:.0f} rpm is within {margin:.0%} of its lower "
+            return False, (f"{s.name} at {s.rpm:.0f} rpm is within {margin:.0%} of its lower "
                            f"threshold {s.lower_threshold_rpm:.0f} rpm")
     return True, ""
 
 
-def run(driver: Driver, read_fans: Callable[[], Sequence[FanSample]],
+def run(driver: Driver, read_fans: Callable[[], Sequence[FanReading]],
         sleep: Callable[[float], None], wall: Callable[[], float], *,
         ladder: Sequence[float] = LADDER, settle_seconds: float = 15.0, margin: float = 0.2,
         report: Callable[[str], None] = log.info) -> Calibration:

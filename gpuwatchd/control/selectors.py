@@ -52,7 +52,7 @@ def _resolve_one(sel: Selector, snapshot: Snapshot, now_mono: float,
                  reference: float | None) -> list[InputValue]:
     if isinstance(sel, BmcSensorSelector):
         for age, temp in _aged(snapshot, ChassisTemperature, now_mono):
-            if temp.bmc == sel.bmc and temp.sensor == sel.sensor:
+            if temp.bmc == sel.bmc and temp.name == sel.sensor:
                 return [InputValue(sel, temp.celsius, age,
                                    error="" if temp.celsius is not None else "no reading")]
         return [InputValue(sel, None, math.inf, error="not reported by the BMC")]

@@ -91,25 +91,16 @@ def calibrate_arguments(p: argparse.ArgumentParser) -> None:
                    help="keep every fan this much above its lower threshold (default 0.2)")
 
 
-def read_fans(config: Config, hw: Hardware) -> Callable[[], Sequence[calibrate.FanSample]]:
-    """Fan speeds and lower thresholds of the fan-control BMC, through the chassis
-    collector's own code (``ipmitool sdr type Fan`` / ``ipmitool sensor``)."""
+def read_fans(config: Config, hw: Hardware) -> Callable[[], Sequence[FanReading]]:
+    """Fan speeds and lower thresholds of the fan-control BMC: the chassis collector's own
+    readings, thresholds included (``ipmitool sdr type Fan`` / ``ipmitool sensor``)."""
     bmc = bmc_of(config)
     if bmc is None:
         raise ConfigError("fan_control.bmc is not set")
     collector = ChassisIpmiCollector(bmc, ipmi_link(bmc, hw))
 
-    def read() -> list[calibrate.FanSample]:
-        collected = collector.collect()
-        lower: dict[str, float] = {}
-        for fam in collected.families:
-            if fam.name == "gpuwatchd_fan_speed_threshold_rpm":
-                for s in fam.samples:
-                    lb = dict(s.labels)
-                    if lb.get("threshold", "").startswith("lower"):
-                        lower[lb["fan"]] = max(lower.get(lb["fan"], 0.0), s.value)
-        return [calibrate.FanSample(f.fan, f.rpm, lower.get(f.fan))
-                for f in collected.readings if isinstance(f, FanReading)]
+    def read() -> list[FanReading]:
+        return [f for f in collector.collect().readings if isinstance(f, FanReading)]
 
     return read
 

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from gpuwatchd.errors import Refused, Transient
+from gpuwatchd.model import THRESHOLD_NAMES, ThresholdName, Thresholds
 
 RawFn = Callable[[int, int, bytes], bytes]  # (netfn, cmd, data) -> response data after cc
 
@@ -32,8 +33,7 @@ UNIT_VOLTS, UNIT_AMPS, UNIT_WATTS, UNIT_RPM = 4, 5, 6, 18
 THRESHOLD_READING = 0x01
 REDUNDANCY_READING = 0x0b
 SENSOR_SPECIFIC = 0x6f
-THRESHOLDS = ("lower_non_critical", "lower_critical", "lower_non_recoverable",
-              "upper_non_critical", "upper_critical", "upper_non_recoverable")
+THRESHOLDS: tuple[ThresholdName, ...] = THRESHOLD_NAMES  # Get Sensor Thresholds bit order
 _LINEAR: dict[int, Callable[[float], float]] = {
     0: lambda x: x, 1: math.log, 2: math.log10, 3: math.log2, 4: math.exp,
     5: lambda x: 10 ** x, 6: lambda x: 2 ** x, 7: lambda x: 1 / x, 8: lambda x: x * x,
@@ -227,14 +227,15 @@ def parse_reading(data: bytes) -> SensorReading:
     return SensorReading(data[0], bool(data[1] & 0x40), bool(data[1] & 0x20), states)
 
 
-def parse_thresholds(record: SdrRecord, data: bytes) -> dict[str, float]:
-    """Get Sensor Thresholds (``ipmitool raw 0x04 0x27 N``) in the record's unit."""
-    out: dict[str, float] = {}
+def parse_thresholds(record: SdrRecord, data: bytes) -> Thresholds:
+    """Get Sensor Thresholds (``ipmitool raw 0x04 0x27 N``) in the record's unit, in bit order
+    (lower non-critical, critical, non-recoverable, then the upper ones); readable ones only."""
     if len(data) < 7:
-        return out
+        return ()
+    out: list[tuple[ThresholdName, float]] = []
     for bit, name in enumerate(THRESHOLDS):
         if data[0] & (1 << bit):
             value = record.convert(data[1 + bit])
             if value is not None:
-                out[name] = value
-    return out
+                out.append((name, value))
+    return tuple(out)

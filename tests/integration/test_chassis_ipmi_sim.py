@@ -93,14 +93,14 @@ def test_rmcpplus_reads_what_ipmitool_reads(sim: IpmiSim) -> None:
     out = c.collect()
     assert c.link.cipher_suite == 3, "ipmi_sim declines suite 17; the link falls back to 3"
     tool = ipmitool_readings(sim)
-    fans = {f.fan: f.rpm for f in by_type(out, FanReading)}
+    fans = {f.name: f.rpm for f in by_type(out, FanReading)}
     assert fans == {"Fan1A RPM": 4800, "Fan1B RPM": 4680, "Fan2A RPM": 4920, "Fan2B RPM": 4560}
     assert tool["30h"] == "4800 RPM" and tool["33h"] == "4560 RPM"
-    temps = {t.sensor: t.celsius for t in by_type(out, ChassisTemperature)}
+    temps = {t.name: t.celsius for t in by_type(out, ChassisTemperature)}
     assert temps == {"Inlet Temp": 23, "Exhaust Temp": 36, "Temp 3.1": 44, "Temp 3.2": 41,
                      "GPU5 Temp": None}
     assert tool["01h"] == "23 degrees C" and tool["0Fh"] == "41 degrees C"
-    psus = {p.psu: p for p in by_type(out, PsuReading)}
+    psus = {p.name: p for p in by_type(out, PsuReading)}
     assert psus["PS1"].up and not psus["PS2"].up and psus["PS2"].ac_lost
     assert "Failure detected" in tool["61h"] and "AC lost" in tool["61h"]
     bmc = by_type(out, BmcReading)[0]
@@ -108,7 +108,7 @@ def test_rmcpplus_reads_what_ipmitool_reads(sim: IpmiSim) -> None:
     assert "455 Watts" in sim.ipmitool("dcmi", "power", "reading")
     thresholds = re.split(r"\s*\|\s*", next(line for line in sim.ipmitool("sensor").splitlines()
                                            if line.startswith("Inlet Temp")))
-    temp = next(t for t in by_type(out, ChassisTemperature) if t.sensor == "Inlet Temp")
+    temp = next(t for t in by_type(out, ChassisTemperature) if t.name == "Inlet Temp")
     assert float(thresholds[8]) == temp.upper_critical_celsius == 42.0
 
 
@@ -120,8 +120,8 @@ def test_values_follow_the_files_ipmi_sim_polls(sim: IpmiSim) -> None:
 
     def changed() -> bool:
         out = c.collect()
-        fans = {f.fan: f.rpm for f in by_type(out, FanReading)}
-        temps = {t.sensor: t.celsius for t in by_type(out, ChassisTemperature)}
+        fans = {f.name: f.rpm for f in by_type(out, FanReading)}
+        temps = {t.name: t.celsius for t in by_type(out, ChassisTemperature)}
         return fans["Fan1A RPM"] == 9000 and temps["Exhaust Temp"] == 52
     wait_until(changed, 3.0, "the new values")
     assert ipmitool_readings(sim)["30h"] == "9000 RPM"
@@ -131,7 +131,7 @@ def test_ipmi_15_lan_when_configured(sim: IpmiSim) -> None:
     c = collector(sim, ipmi_version="1.5")
     out = c.collect()
     assert c.link.interface == "rmcp" and by_type(out, BmcReading)[0].up
-    fans = {f.fan: f.rpm for f in by_type(out, FanReading)}
+    fans = {f.name: f.rpm for f in by_type(out, FanReading)}
     assert fans["Fan2A RPM"] == 4920
     assert ipmitool_readings(sim, interface="lan")["32h"] == "4920 RPM"
 
@@ -175,7 +175,7 @@ def test_bmc_killed_and_restarted_session_reopened(sim: IpmiSim) -> None:
     assert _up(out)
     assert c.link.sessions_opened == 2 and c._sdr_reads == 2, "new SDR read after the reboot"
     assert len(c.link.errors) >= 1
-    assert {f.fan for f in by_type(out, FanReading)} >= {"Fan1A RPM", "Fan3A RPM"}
+    assert {f.name for f in by_type(out, FanReading)} >= {"Fan1A RPM", "Fan3A RPM"}
 
 
 class _PauseAfter:

@@ -74,8 +74,8 @@ def test_dell_legacy_tree_over_https_with_a_session(dell: RedfishServer, tmp_pat
     bmc = of(out, BmcReading)[0]
     assert (bmc.up, bmc.vendor, bmc.firmware, bmc.power_watts) == (True, "Dell", "4.40.00.00",
                                                                    312.0)
-    assert {f.fan: f.rpm for f in of(out, FanReading)}["System Board Fan2A"] == 4800
-    assert {p.psu: p.up for p in of(out, PsuReading)} == {"PS1": True, "PS2": False}
+    assert {f.name: f.rpm for f in of(out, FanReading)}["System Board Fan2A"] == 4800
+    assert {p.name: p.up for p in of(out, PsuReading)} == {"PS1": True, "PS2": False}
     assert all(kind == "session" for m, p, kind in dell.requests if m == "GET" and p != V1)
     c.close()
     assert dell.deleted == [f"{SESSIONS}/1"] and not dell.tokens, "logged out on stop"
@@ -85,12 +85,12 @@ def test_modern_tree_several_chassis_and_expand(modern: RedfishServer, tmp_path:
     c = collector(config(modern, tmp_path))
     out = c.collect()
     assert len(of(out, FanReading)) == 6
-    temps = {t.sensor: t.celsius for t in of(out, ChassisTemperature)}
+    temps = {t.name: t.celsius for t in of(out, ChassisTemperature)}
     assert temps["Chassis Intake Temp"] == 24.8 and temps["GPU1 Temp"] == 67.0
     modern.tree[f"{V1}/Chassis/GPUSled/Sensors/GPU1Temp"]["Reading"] = 81.5
     fans_before = modern.gets(f"{V1}/Chassis/1U/ThermalSubsystem/Fans/Bay1")
     out = c.collect()
-    assert {t.sensor: t.celsius for t in of(out, ChassisTemperature)}["GPU1 Temp"] == 81.5
+    assert {t.name: t.celsius for t in of(out, ChassisTemperature)}["GPU1 Temp"] == 81.5
     assert modern.gets(f"{V1}/Chassis/1U/ThermalSubsystem/Fans/Bay1") == fans_before, \
         "fans come from one $expand GET per collection"
     c.close()
@@ -160,8 +160,8 @@ def test_404_optional_500_and_malformed_json(modern: RedfishServer, tmp_path: Pa
     out = c.collect()
     bmc = of(out, BmcReading)[0]
     assert bmc.up and "HTTP 500" in bmc.error and "malformed JSON" in bmc.error
-    assert [p.psu for p in of(out, PsuReading)] == ["Power Supply Bay 1"]
-    assert "Chassis Intake Temp" not in {t.sensor for t in of(out, ChassisTemperature)}
+    assert [p.name for p in of(out, PsuReading)] == ["Power Supply Bay 1"]
+    assert "Chassis Intake Temp" not in {t.name for t in of(out, ChassisTemperature)}
     assert modern.gets(env) == 1, "an absent resource is not asked for again"
 
 

@@ -7,13 +7,24 @@ import pytest
 from pyipmi.errors import RetryError
 
 from gpuwatchd.clock import ManualClock
+from gpuwatchd.collectors import chassis_metrics
 from gpuwatchd.collectors.chassis_ipmi import ChassisIpmiCollector
 from gpuwatchd.collectors.registry import build_all
 from gpuwatchd.config import BmcConfig, loads
 from gpuwatchd.hardware import Hardware
 from gpuwatchd.links.credentials import Secret
 from gpuwatchd.links.ipmi import IpmiLink
-from gpuwatchd.model import BmcReading, ChassisTemperature, Collected, FanReading, PsuReading
+from gpuwatchd.model import (
+    BmcReading,
+    ChassisPower,
+    ChassisPowerSensor,
+    ChassisTemperature,
+    ChassisVoltage,
+    Collected,
+    FanReading,
+    FanRedundancy,
+    PsuReading,
+)
 from gpuwatchd.sim.bmc import SimBmc
 from gpuwatchd.sim.sdr import SensorDef
 
@@ -51,11 +62,11 @@ def samples(out: Collected, name: str) -> dict[tuple[tuple[str, str], ...], floa
 def test_fans_temperatures_psus_and_thresholds() -> None:
     current = values()
     out = make(SimBmc(SENSORS, lambda: current, power_watts=lambda: 480.0)).collect()
-    fans = {r.fan: r.rpm for r in out.readings if isinstance(r, FanReading)}
+    fans = {r.name: r.rpm for r in out.readings if isinstance(r, FanReading)}
     assert fans == {"Fan1A RPM": 4800.0, "Fan1B RPM": 4680.0}
-    temps = {r.sensor: r.celsius for r in out.readings if isinstance(r, ChassisTemperature)}
+    temps = {r.name: r.celsius for r in out.readings if isinstance(r, ChassisTemperature)}
     assert temps == {"Inlet Temp": 24.0, "Temp 3.1": 41.0, "Temp 3.2": 39.0}
-    psus = {r.psu: r for r in out.readings if isinstance(r, PsuReading)}
+    psus = {r.name: r for r in out.readings if isinstance(r, PsuReading)}
     assert psus["PS1"].up and psus["PS1"].input_watts == 235.0
     assert not psus["PS2"].up and psus["PS2"].failed and psus["PS2"].ac_lost
     assert samples(out, "gpuwatchd_temperature_threshold_celsius")[
@@ -70,6 +81,24 @@ def test_fans_temperatures_psus_and_thresholds() -> None:
     assert isinstance(bmc, BmcReading) and bmc.up and bmc.vendor == "Dell"
     assert samples(out, "gpuwatchd_bmc_info") == {
         (("bmc", "idrac"), ("vendor", "Dell"), ("firmware", "2.83"), ("protocol", "ipmi")): 1.0}
+
+
+def test_the_readings_are_the_record_and_the_families_are_rendered_from_them() -> None:
+    out = make(SimBmc(SENSORS, values, power_watts=lambda: 480.0)).collect()
+    assert out.families == chassis_metrics.render(out.readings)
+    fan = next(r for r in out.readings if isinstance(r, FanReading) and r.name == "Fan1A RPM")
+    assert fan.thresholds_rpm == (("lower_critical", 600.0),)
+    assert fan.lower_threshold_rpm == 600.0  # what gpuwatchctl calibrate keeps clear of
+    volts = next(r for r in out.readings if isinstance(r, ChassisVoltage))
+    assert (volts.name, volts.volts, volts.state) == ("12V", None, "no_reading")
+    assert dict(volts.thresholds_volts)["upper_critical"] == pytest.approx(13.2, abs=0.1)
+    power = next(r for r in out.readings if isinstance(r, ChassisPowerSensor))
+    assert (power.name, power.watts) == ("PS1 Input Power", 235.0)
+    assert [r for r in out.readings if isinstance(r, FanRedundancy)] == [
+        FanRedundancy("idrac", "Fan Redundancy", False)]
+    bmc = out.readings[0]
+    assert isinstance(bmc, BmcReading) and bmc.power == (ChassisPower("system", 480.0),)
+    assert bmc.counters.sdr_reads == 1 and bmc.counters.requests > len(SENSORS)
 
 
 def test_a_sensor_without_a_reading_is_absent_and_says_so() -> None:
@@ -90,7 +119,7 @@ def test_threshold_crossings_set_the_sensor_state() -> None:
     out = collector.collect()
     assert _state(out, "Inlet Temp") == "critical"
     temp = next(r for r in out.readings if isinstance(r, ChassisTemperature)
-                and r.sensor == "Inlet Temp")
+                and r.name == "Inlet Temp")
     assert temp.upper_critical_celsius == 42.0 and temp.input_id == "bmc:idrac:Inlet Temp"
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from gpuwatchd.clock import ManualClock
+from gpuwatchd.collectors import chassis_metrics
 from gpuwatchd.collectors.chassis_redfish import ChassisRedfishCollector
 from gpuwatchd.config import BmcConfig
 from gpuwatchd.errors import Refused, Transient, Unsupported
@@ -47,13 +48,13 @@ def test_legacy_dell_tree() -> None:
     bmc = readings(out, BmcReading)[0]
     assert (bmc.up, bmc.vendor, bmc.firmware, bmc.power_watts) == (
         True, "Dell", "4.40.00.00", 312.0)
-    fans = {f.fan: f.rpm for f in readings(out, FanReading)}
+    fans = {f.name: f.rpm for f in readings(out, FanReading)}
     assert fans == {"System Board Fan1A": 4680, "System Board Fan1B": 4560,
                     "System Board Fan2A": 4800, "System Board Fan2B": 4680}  # 6A is Absent
-    temps = {t.sensor: (t.celsius, t.state) for t in readings(out, ChassisTemperature)}
+    temps = {t.name: (t.celsius, t.state) for t in readings(out, ChassisTemperature)}
     assert temps["System Board Exhaust Temp"] == (38, "ok")
     assert temps["CPU2 Temp"] == (None, "no_reading")
-    psus = {p.psu: p for p in readings(out, PsuReading)}
+    psus = {p.name: p for p in readings(out, PsuReading)}
     assert psus["PS1"].up and psus["PS1"].input_watts == 170 and psus["PS1"].capacity_watts == 750
     assert not psus["PS2"].up and psus["PS2"].failed and psus["PS2"].ac_lost
     assert series(out, "gpuwatchd_temperature_threshold_celsius")[
@@ -71,23 +72,33 @@ def test_modern_tree_with_two_chassis_and_expand() -> None:
     out = c.collect()
     bmc = readings(out, BmcReading)[0]
     assert (bmc.vendor, bmc.firmware, bmc.power_watts) == ("Contoso", "1.45.455b66-rev4", 374.0)
-    fans = {f.fan: (f.rpm, f.ratio) for f in readings(out, FanReading)}
+    fans = {f.name: (f.rpm, f.ratio) for f in readings(out, FanReading)}
     assert fans["Fan 1 1U"] == (6000, pytest.approx(0.38))  # same names in both chassis
     assert fans["Fan 2 GPUSled"][0] == 7150 and len(fans) == 6
-    temps = {t.sensor: t for t in readings(out, ChassisTemperature)}
+    temps = {t.name: t for t in readings(out, ChassisTemperature)}
     assert temps["Chassis Exhaust Temp"].celsius == 41.0
     assert temps["Chassis Exhaust Temp"].upper_critical_celsius == 60
     assert temps["GPU1 Temp"].celsius == 67.0 and temps["GPU1 Temp"].input_id == \
         "bmc:idrac:GPU1 Temp"
-    psus = {p.psu: p for p in readings(out, PsuReading)}
+    psus = {p.name: p for p in readings(out, PsuReading)}
     assert psus["Power Supply Bay 1"].input_watts == 420.0
     assert psus["Power Supply Bay 2"].ac_lost and not psus["Power Supply Bay 2"].up
     svc.requests.clear()
     svc.tree[f"{V1}/Chassis/1U/ThermalSubsystem/Fans/Bay1"]["SpeedPercent"]["SpeedRPM"] = 9100
     out = c.collect()
-    assert {f.fan: f.rpm for f in readings(out, FanReading)}["Fan 1 1U"] == 9100
+    assert {f.name: f.rpm for f in readings(out, FanReading)}["Fan 1 1U"] == 9100
     fan_gets = [p for p, _ in svc.requests if "/Fans" in p]
     assert len(fan_gets) == 2, "one expanded GET per fan collection, not one per fan"
+
+
+@pytest.mark.parametrize("tree", [dell_legacy, dmtf_modern])
+def test_the_families_are_rendered_from_the_readings(tree: Any) -> None:
+    out = make(FakeRedfish(tree())).collect()
+    assert out.families == chassis_metrics.render(out.readings)
+    temps = [t for t in readings(out, ChassisTemperature) if t.thresholds_celsius]
+    assert temps, "temperatures carry their thresholds"
+    assert all(dict(t.thresholds_celsius).get("upper_critical") == t.upper_critical_celsius
+               for t in temps)
 
 
 def test_thresholds_give_modern_temperatures_their_state() -> None:
@@ -95,7 +106,7 @@ def test_thresholds_give_modern_temperatures_their_state() -> None:
     tree[f"{V1}/Chassis/1U/ThermalSubsystem/ThermalMetrics"]["TemperatureReadingsCelsius"][1][
         "Reading"] = 57.0
     out = make(FakeRedfish(tree)).collect()
-    states = {t.sensor: t.state for t in readings(out, ChassisTemperature)}
+    states = {t.name: t.state for t in readings(out, ChassisTemperature)}
     assert states["Chassis Exhaust Temp"] == "warning" and states["CPU1 Temp"] == "ok"
 
 
@@ -226,7 +237,7 @@ def test_legacy_fans_in_percent_are_ratios_not_rpm() -> None:
     fan = tree[f"{V1}/Chassis/System.Embedded.1/Thermal"]["Fans"][0]
     fan.update({"Reading": 35, "ReadingUnits": "Percent"})
     out = make(FakeRedfish(tree)).collect()
-    reading = next(f for f in readings(out, FanReading) if f.fan == "System Board Fan1A")
+    reading = next(f for f in readings(out, FanReading) if f.name == "System Board Fan1A")
     assert (reading.rpm, reading.ratio) == (None, 0.35)
     assert series(out, "gpuwatchd_fan_speed_ratio") == {
         (("bmc", "idrac"), ("fan", "System Board Fan1A")): 0.35}

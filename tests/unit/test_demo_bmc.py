@@ -9,7 +9,14 @@ from gpuwatchd.clock import ManualClock
 from gpuwatchd.config import FanControlConfig
 from gpuwatchd.daemon.cli import _demo_config
 from gpuwatchd.daemon.service import Daemon
-from gpuwatchd.model import BmcReading, ChassisTemperature, Collected, FanReading, PsuReading
+from gpuwatchd.model import (
+    BmcIdentity,
+    BmcReading,
+    ChassisTemperature,
+    Collected,
+    FanReading,
+    PsuReading,
+)
 from gpuwatchd.sim.node import SimNode
 from gpuwatchd.status.sections.bmcs import build
 from gpuwatchd.status.table import render
@@ -33,15 +40,15 @@ def test_demo_bmc_has_eight_dual_rotor_fans_temperatures_and_a_failed_psu() -> N
     try:
         snap = daemon.snapshot
         fans = snap.readings(FanReading)
-        assert len(fans) == 16 and fans[0].fan == "Fan1A" and fans[1].fan == "Fan1B"
+        assert len(fans) == 16 and fans[0].name == "Fan1A" and fans[1].name == "Fan1B"
         assert fans[0].rpm == round(node.fan_rpm(0) / 120) * 120  # 120 rpm per raw count
         assert fans[1].rpm < fans[0].rpm  # the second rotor turns slower
-        temps = {t.sensor: t for t in snap.readings(ChassisTemperature)}
+        temps = {t.name: t for t in snap.readings(ChassisTemperature)}
         assert set(temps) == {"Inlet Temp", "Exhaust Temp", "Temp 3.1", "Temp 3.2"}
         assert temps["Inlet Temp"].celsius == round(node.inlet_celsius())
         exhaust, inlet = temps["Exhaust Temp"].celsius, temps["Inlet Temp"].celsius
         assert exhaust is not None and inlet is not None and exhaust > inlet
-        psus = {p.psu: p for p in snap.readings(PsuReading)}
+        psus = {p.name: p for p in snap.readings(PsuReading)}
         assert psus["PS1"].up and not psus["PS2"].up and psus["PS2"].failed
         bmc = snap.readings(BmcReading)[0]
         assert bmc.up and bmc.vendor == "Dell" and bmc.power_watts
@@ -55,14 +62,14 @@ def test_slower_fans_show_up_and_warm_the_exhaust() -> None:
     node = SimNode(clock=clock)
     daemon, _, _ = run_demo(node=node)
     try:
-        before = {t.sensor: t.celsius for t in daemon.snapshot.readings(ChassisTemperature)}
+        before = {t.name: t.celsius for t in daemon.snapshot.readings(ChassisTemperature)}
         node.set_duty(0.2)
         for _ in range(30):
             daemon.tick()
             clock.advance(1.0)
         fans = daemon.snapshot.readings(FanReading)
         assert all(f.rpm is not None and f.rpm < 6000 for f in fans)
-        after = {t.sensor: t.celsius for t in daemon.snapshot.readings(ChassisTemperature)}
+        after = {t.name: t.celsius for t in daemon.snapshot.readings(ChassisTemperature)}
         assert after["Exhaust Temp"] > before["Exhaust Temp"]  # type: ignore[operator]
     finally:
         daemon._close_hardware()
@@ -88,7 +95,8 @@ def test_an_unreachable_bmc_degrades_the_status() -> None:
     daemon, _, _ = run_demo(ticks=1)
     try:
         snap = daemon.snapshot
-        down = BmcReading("idrac", "ipmi", False, "Dell", "2.83", error="BMC idrac: no reply")
+        down = BmcReading("idrac", "ipmi", False, BmcIdentity("Dell", "2.83"),
+                          error="BMC idrac: no reply")
         results = tuple(
             replace(res, collected=Collected(readings=(down,)))
             if res.name.startswith("chassis_ipmi") else res for res in snap.results)

@@ -17,13 +17,14 @@ import pytest
 
 from gpuwatchd import config as cfgmod
 from gpuwatchd.clock import ManualClock
-from gpuwatchd.collectors.hwmon import DEADLINE_SECONDS, HwmonCollector, build, read_file
+from gpuwatchd.collectors.hwmon import DEADLINE_SECONDS, HwmonCollector, build
 from gpuwatchd.collectors.registry import REGISTRY, build_all
 from gpuwatchd.collectors.runner import CollectorRunner
 from gpuwatchd.daemon.cli import _demo_config
 from gpuwatchd.errors import ConfigError, Unsupported
 from gpuwatchd.exporter.render import Renderer
 from gpuwatchd.hardware import Hardware
+from gpuwatchd.links.hwmon import read_file
 from gpuwatchd.model import (
     Collected,
     CollectorResult,
@@ -142,9 +143,9 @@ def test_labels_name_sensors_and_repeated_labels_get_their_stem(tmp_path: Path) 
         "fan10_input": "800\n",  # numeric order: fan1 before fan10
         "fan2_input": "700\n"})
     col = collector(tmp_path).collect()
-    temps = [(r.sensor, r.celsius) for r in col.readings if isinstance(r, HwmonTemperature)]
+    temps = [(r.name, r.celsius) for r in col.readings if isinstance(r, HwmonTemperature)]
     assert temps == [("AUXTIN temp3", 30.0), ("AUXTIN temp4", 31.0), ("temp5", 32.0)]
-    fans = [r.fan for r in col.readings if isinstance(r, HwmonFan)]
+    fans = [r.name for r in col.readings if isinstance(r, HwmonFan)]
     assert fans == ["CPU fan", "fan2", "fan10"]
     assert value(col, "gpuwatchd_hwmon_fan_speed_rpm", chip="it8688", fan="CPU fan") == 900
 
@@ -288,7 +289,7 @@ def test_registered_and_run_through_the_collector_runner(root: Path) -> None:
         runner.close()
     assert result.ok, result.error
     snap = Snapshot(1, clock.time(), clock.monotonic(), (result,))
-    assert [t.sensor for t in snap.readings(HwmonTemperature)] == ["SYSTIN", "CPUTIN", "temp7"]
+    assert [t.name for t in snap.readings(HwmonTemperature)] == ["SYSTIN", "CPUTIN", "temp7"]
     text = Renderer(lambda: snap, clock, process_metrics=False).render().decode()
     assert ('gpuwatchd_hwmon_temperature_celsius{chip="nct6798",sensor="SYSTIN"} 41.5'
             in text)

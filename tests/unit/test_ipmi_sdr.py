@@ -43,7 +43,7 @@ def test_encoded_records_round_trip_through_the_decoder(kind: str, value: float)
     assert rec.convert(sensor.to_raw(value)) == pytest.approx(value, abs=0.01)
     thresholds = sdr.parse_thresholds(rec, bytes([sensor.threshold_mask(),
                                                   *sensor.threshold_raw()]))
-    assert thresholds == {"upper_critical": pytest.approx(value, abs=0.01)}
+    assert thresholds == (("upper_critical", pytest.approx(value, abs=0.01)),)
 
 
 def test_m_and_exponents_are_signed_and_nonlinear_sensors_are_linearised() -> None:

@@ -1,8 +1,10 @@
 """Mainboard PWM fans through Linux hwmon sysfs (workstation chassis fans).
 
 A channel is ``<chip>/pwmN`` where ``<chip>`` is the hwmon device's ``name`` (``nct6798``,
-``it8688``) or its directory (``hwmon3``), under ``<sysfs_root>/class/hwmon`` (the root is
-injected: tests build a fake tree). Shell equivalent::
+``it8688``), its label as the hwmon collector shows it (``nct6798@nct6775.656`` where two chips
+share a name) or its directory (``hwmon3``), under ``<sysfs_root>/class/hwmon`` (the root is
+injected: tests build a fake tree); chips are found by gpuwatchd.links.hwmon, the one lookup
+the collector uses too. Shell equivalent::
 
     cat /sys/class/hwmon/hwmon3/name                  # nct6798
     echo 1 > /sys/class/hwmon/hwmon3/pwm2_enable      # manual
@@ -18,12 +20,12 @@ third-party write check): the mode no longer 1, or a duty that is not ours.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping
 
 from gpuwatchd.config.fan_drivers import Channel
 from gpuwatchd.control.drivers.context import Built, DriverContext
-from gpuwatchd.errors import GpuwatchdError, Refused, Transient, Unsupported
+from gpuwatchd.errors import GpuwatchdError, Refused, Transient
+from gpuwatchd.links import hwmon as sysfs
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +41,7 @@ class HwmonDriver:
 
     def __init__(self, channels: tuple[Channel, ...], sysfs_root: str = "/sys") -> None:
         self._channels = channels
-        self._base = os.path.join(sysfs_root, "class", "hwmon")
+        self._base = sysfs.class_dir(sysfs_root)
         self._paths: dict[Channel, str] = {}
         self._saved: dict[Channel, str | None] = {}
         self._written: dict[Channel, int] = {}
@@ -50,22 +52,9 @@ class HwmonDriver:
     def _path(self, channel: Channel) -> str:
         """``<chip directory>/pwmN`` of channel ``<chip>/pwmN``."""
         if channel not in self._paths:
-            pwm = f"pwm{channel.index}"
-            self._paths[channel] = os.path.join(self._chip_dir(channel, pwm), pwm)
+            self._paths[channel] = sysfs.locate(self._base, channel.chip,
+                                                f"pwm{channel.index}")
         return self._paths[channel]
-
-    def _chip_dir(self, channel: Channel, pwm: str) -> str:
-        try:
-            entries = sorted(os.listdir(self._base))
-        except OSError as exc:
-            raise Unsupported(f"hwmon: cannot list {self._base}: {exc.strerror}") from None
-        chip = channel.chip
-        for entry in entries:
-            if entry == chip or _read(os.path.join(self._base, entry, "name")) == chip:
-                if os.path.exists(os.path.join(self._base, entry, pwm)):
-                    return os.path.join(self._base, entry)
-        raise Unsupported(f"hwmon: no channel '{channel}' under {self._base} (chips: "
-                          f"{', '.join(entries) or 'none'})")
 
     def take_control(self) -> None:
         for channel in self._channels:

@@ -44,13 +44,13 @@ def _row(bmc: BmcReading, res: CollectorResult, now_mono: float) -> Json:
         "firmware": bmc.firmware, "power_watts": bmc.power_watts, "error": bmc.error,
         "collector": res.name, "age_seconds": age(res, now_mono),
         "stale": res.is_stale(now_mono),
-        "fans": [{"name": f.fan, "rpm": f.rpm, "ratio": f.ratio, "state": f.state}
+        "fans": [{"name": f.name, "rpm": f.rpm, "ratio": f.ratio, "state": f.state}
                  for f in readings if isinstance(f, FanReading)],
-        "temperatures": [{"name": t.sensor, "celsius": t.celsius, "state": t.state,
+        "temperatures": [{"name": t.name, "celsius": t.celsius, "state": t.state,
                           "upper_critical_celsius": t.upper_critical_celsius,
                           "input": t.input_id}
                          for t in readings if isinstance(t, ChassisTemperature)],
-        "psus": [{"name": p.psu, "present": p.present, "up": p.up, "failed": p.failed,
+        "psus": [{"name": p.name, "present": p.present, "up": p.up, "failed": p.failed,
                   "ac_lost": p.ac_lost, "input_watts": p.input_watts,
                   "output_watts": p.output_watts, "capacity_watts": p.capacity_watts}
                  for p in readings if isinstance(p, PsuReading)],

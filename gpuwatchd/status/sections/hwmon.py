@@ -32,13 +32,13 @@ def build(snapshot: Snapshot, now_mono: float) -> Section:
                             "read_errors": r.read_errors, "fans": [], "temperatures": [],
                             "pwms": [], **common}
         elif isinstance(r, HwmonFan) and r.chip in rows:
-            rows[r.chip]["fans"].append({"name": r.fan, "rpm": r.rpm, "min_rpm": r.min_rpm})
+            rows[r.chip]["fans"].append({"name": r.name, "rpm": r.rpm, "min_rpm": r.min_rpm})
         elif isinstance(r, HwmonTemperature) and r.chip in rows:
             rows[r.chip]["temperatures"].append({
-                "name": r.sensor, "celsius": r.celsius, "max_celsius": r.max_celsius,
+                "name": r.name, "celsius": r.celsius, "max_celsius": r.max_celsius,
                 "crit_celsius": r.crit_celsius})
         elif isinstance(r, HwmonPwm) and r.chip in rows:
-            rows[r.chip]["pwms"].append({"name": r.pwm, "ratio": r.ratio, "mode": r.mode})
+            rows[r.chip]["pwms"].append({"name": r.name, "ratio": r.ratio, "mode": r.mode})
     return Section(list(rows.values()))
 
 
