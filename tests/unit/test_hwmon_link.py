@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from gpuwatchd.config.fan_drivers import parse_channel
 from gpuwatchd.control.drivers.hwmon import HwmonDriver
 from gpuwatchd.errors import Unsupported
 from gpuwatchd.links import hwmon as sysfs
@@ -40,9 +41,10 @@ def test_the_collector_and_the_link_name_chips_alike(twins: Path) -> None:
 def test_the_driver_finds_a_chip_by_its_label_name_or_directory(twins: Path) -> None:
     base = twins / "class" / "hwmon"
     second = base / "hwmon10"
-    driver = HwmonDriver(("nct6798@nct6775.2592/pwm2",), str(twins))
+    channel = parse_channel("hwmon", "nct6798@nct6775.2592/pwm2")
+    driver = HwmonDriver((channel,), str(twins))
     driver.take_control()
-    driver.write({"nct6798@nct6775.2592/pwm2": 0.4})
+    driver.write({channel: 0.4})
     assert (second / "pwm2").read_text() == "102" and (second / "pwm2_enable").read_text() == "1"
     assert (base / "hwmon2" / "pwm2").read_text() == "200\n", "the other chip is untouched"
     driver.release()
