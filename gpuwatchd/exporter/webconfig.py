@@ -19,6 +19,17 @@ gpuwatchd does not implement (inline ``cert``/``key``, ``cipher_suites``, ``http
 ``rate_limit``, ...) are rejected by name rather than silently ignored. The file is read once
 at start (exporter-toolkit re-reads it per request): restart the daemon after changing it.
 
+Stricter than exporter-toolkit where its choice is unsafe (issue 10): header names and values
+must not contain control characters (a CR/LF would inject a header into every response); a
+bcrypt cost must be 4-31 (what bcrypt accepts) and at most :data:`MAX_BCRYPT_COST` (14, about
+1 s of CPU per check here; cost 31 pinned a core for every request naming that user; the
+toolkit's ``htpasswd`` advice is 10); the TLS range must reach TLS 1.2 (OpenSSL 3 refuses
+TLS 1.0 and 1.1 at its default security level, so a TLS10-TLS11 range fails every handshake).
+A request costs at most one bcrypt check and a verified password is cached by its SHA-256, so
+a scrape every 15 s costs one bcrypt in all. This file, and the certificate, key and CA files
+it names, must be regular files (a FIFO or a device is refused, never waited on), and an error
+never quotes the file when it is not a web config at all.
+
 Command-line equivalent of a scrape through it:
 ``curl --cacert ca.crt -u prometheus:PASSWORD https://HOST:10045/metrics``.
 """
@@ -30,6 +41,7 @@ import binascii
 import collections.abc
 import dataclasses
 import hashlib
+import os
 import re
 import ssl
 import threading
@@ -39,6 +51,13 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, Union, get_args, get_origin
 
+from gpuwatchd.config.files import (
+    MAX_CONFIG_BYTES,
+    MAX_PEM_BYTES,
+    FileRefused,
+    check_regular,
+    read_regular,
+)
 from gpuwatchd.config.yamlload import Builder, parse
 from gpuwatchd.errors import ConfigError
 
@@ -69,11 +88,15 @@ _NOT_IMPLEMENTED = {
     "http_server_config": {"http2": "gpuwatchd serves HTTP/1.1 only"},
     "": {"rate_limit": "put a reverse proxy in front for rate limiting"},
 }
-_BCRYPT = re.compile(r"^\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}$")
+_BCRYPT = re.compile(r"^\$2[aby]\$(\d\d)\$[./A-Za-z0-9]{53}$")
+BCRYPT_COSTS = range(4, 32)  # what bcrypt (and Go's golang.org/x/crypto/bcrypt) accepts
+MAX_BCRYPT_COST = 14  # ~0.9 s per check on a 2026 server core (cost 10: ~60 ms)
+_MIN_TLS = "TLS12"  # the lowest version OpenSSL 3 negotiates at its default security level
 # A valid hash of a random password, checked when the user is unknown so that a wrong user
 # name costs the same bcrypt time as a wrong password (no user enumeration by timing).
 _DUMMY_HASH = b"$2b$10$ECzae636bsSshZqrHBgQjOI2IC7Gs90xZ0OltnxDgCum7f5bDfCnC"
 _CACHE_MAX = 64
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -131,7 +154,9 @@ class _Builder(Builder):
         for key, item in value.items():
             where = key_lines.get(str(key), line)
             if not isinstance(key, str) or not key:
-                self.fail(where, path, f"keys must be non-empty strings, got {key!r}")
+                self.fail(where, path, "keys must be non-empty strings")
+            if _CONTROL.search(key) or len(key) > 256:
+                self.fail(where, path, "a name contains a control character or is too long")
             out[key] = self.convert(get_args(hint)[1], item, f"{path}.{key}", where)
         return MappingProxyType(out)
 
@@ -180,12 +205,15 @@ class WebConfig:
         ctx.maximum_version = _TLS_VERSIONS[tls.max_version]
         cert, key = self.path(tls.cert_file), self.path(tls.key_file)
         try:
+            for what, name in (("cert_file", cert), ("key_file", key)):
+                _check_file(self.source, what, name)
             ctx.load_cert_chain(cert, key)
         except (OSError, ssl.SSLError) as exc:
             raise ConfigError(f"{self.source}: tls_server_config: cannot load cert_file {cert} "
                               f"with key_file {key}: {_reason(exc)}") from None
         if tls.client_ca_file is not None:
             ca = self.path(tls.client_ca_file)
+            _check_file(self.source, "client_ca_file", ca)
             try:
                 ctx.load_verify_locations(cafile=ca)
             except (OSError, ssl.SSLError) as exc:
@@ -229,9 +257,11 @@ def load(path: str | Path) -> WebConfig:
     """
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{source}: cannot read the web config file: {exc.strerror}") from None
+        text = read_regular(path, MAX_CONFIG_BYTES).decode("utf-8")
+    except FileRefused as exc:
+        raise ConfigError(f"{source}: cannot read the web config file: {exc.problem}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{source}: not UTF-8 text (byte {exc.start})") from None
     config = loads(text, source, Path(path).resolve().parent)
     config.ssl_context()
     return config
@@ -275,9 +305,7 @@ def _check(spec: WebConfigFile, data: Any, b: Builder) -> None:
             b.fail(tls_line, "tls_server_config.client_auth_type",
                    "client_ca_file is set but no client certificate is verified; set "
                    "client_auth_type: RequireAndVerifyClientCert")
-        if _TLS_VERSIONS[tls.min_version] > _TLS_VERSIONS[tls.max_version]:
-            b.fail(tls_line, "tls_server_config.min_version",
-                   f"{tls.min_version} is above max_version {tls.max_version}")
+        _check_tls_range(tls, data, b)
     headers = data.get("http_server_config", {}) if isinstance(data, dict) else {}
     header_lines = getattr((headers or {}).get("headers"), "key_lines", {})
     for name, value in spec.http_server_config.headers.items():
@@ -295,16 +323,64 @@ def _check(spec: WebConfigFile, data: Any, b: Builder) -> None:
         if ":" in user:
             b.fail(user_lines.get(user, 0), f"basic_auth_users.{user}",
                    "a user name cannot contain ':'")
-        if not _BCRYPT.match(digest):  # the value is a secret: never echo it
+        match = _BCRYPT.match(digest)
+        if not match:  # the value is a secret: never echo it
             b.fail(user_lines.get(user, 0), f"basic_auth_users.{user}",
                    "not a bcrypt hash ($2y$/$2b$/$2a$, 60 characters); make one with "
                    "htpasswd -nBC 10 \"\" | tr -d ':\\n'")
+        _check_cost(match.group(1), user_lines.get(user, 0), f"basic_auth_users.{user}", b)
     if spec.basic_auth_users:
         _import_bcrypt(b, user_lines.get(next(iter(spec.basic_auth_users)), 0))
 
 
 def _key_line(data: Any, key: str) -> int:
     return int(getattr(data, "key_lines", {}).get(key, 0))
+
+
+def _check_tls_range(tls: TlsServerConfig, data: Any, b: Builder) -> None:
+    """A range this Python's OpenSSL can negotiate: it must reach TLS 1.2, and min <= max."""
+    section = data.get("tls_server_config") if isinstance(data, dict) else None
+    line = _key_line(data, "tls_server_config")
+    min_line = _key_line(section, "min_version") or line
+    max_line = _key_line(section, "max_version") or line
+    if _TLS_VERSIONS[tls.max_version] < _TLS_VERSIONS[_MIN_TLS]:
+        b.fail(max_line, "tls_server_config.max_version",
+               f"{tls.max_version} cannot be negotiated: {ssl.OPENSSL_VERSION} refuses TLS 1.0 "
+               "and 1.1 at its default security level (every handshake would fail); "
+               "use TLS12 or TLS13")
+    if "TLS13" in (tls.min_version, tls.max_version) and not ssl.HAS_TLSv1_3:
+        b.fail(min_line if tls.min_version == "TLS13" else max_line, "tls_server_config",
+               f"TLS13 cannot be negotiated: {ssl.OPENSSL_VERSION} has no TLS 1.3")
+    if _TLS_VERSIONS[tls.min_version] > _TLS_VERSIONS[tls.max_version]:
+        b.fail(min_line, "tls_server_config.min_version",
+               f"{tls.min_version} is above max_version {tls.max_version}")
+
+
+def _check_cost(cost: str, line: int, where: str, b: Builder) -> None:
+    """bcrypt's cost: valid (4-31) and cheap enough to check on every request."""
+    if int(cost) not in BCRYPT_COSTS:
+        b.fail(line, where, f"bcrypt cost {cost} is not valid "
+                            f"({BCRYPT_COSTS.start} to {BCRYPT_COSTS.stop - 1})")
+    if int(cost) > MAX_BCRYPT_COST:
+        b.fail(line, where, f"bcrypt cost {cost} is above {MAX_BCRYPT_COST}: every request "
+                            f"would cost about {0.06 * 2 ** (int(cost) - 10):.0f} s of CPU; "
+                            "make the hash with htpasswd -nBC 10")
+
+
+def _check_file(source: str, key: str, path: Path) -> None:
+    """A certificate, key or CA file: a regular file, before OpenSSL reads (or blocks on) it.
+
+    A missing or unreadable file is left to OpenSSL, whose error names the pair of files.
+    """
+    try:
+        os.stat(path)
+    except OSError:
+        return
+    try:
+        check_regular(path, MAX_PEM_BYTES)
+    except FileRefused as exc:
+        raise ConfigError(f"{source}: tls_server_config.{key}: cannot load {path}: "
+                          f"{exc.problem}") from None
 
 
 def _import_bcrypt(b: Builder, line: int) -> None:
