@@ -154,7 +154,11 @@ class _LineLoader(yaml.SafeLoader):
 
 
 def _checked(constructor: Callable[..., Any], kind: str) -> Callable[..., Any]:
-    """A scalar constructor whose ValueError/KeyError on a bad value becomes an Invalid."""
+    """A scalar constructor whose error on a bad value becomes an Invalid.
+
+    PyYAML's own raise ValueError (``!!float abc``, ``2001-13-45``), KeyError
+    (``!!bool maybe``) and AttributeError (``!!timestamp x``: its regex did not match).
+    """
 
     def construct(loader: _LineLoader, node: yaml.Node) -> Any:
         if not isinstance(node, yaml.ScalarNode):
@@ -162,7 +166,7 @@ def _checked(constructor: Callable[..., Any], kind: str) -> Callable[..., Any]:
             raise _Problem(node.start_mark, f"expected {article} {kind}, got {_node_kind(node)}")
         try:
             return constructor(loader, node)
-        except (ValueError, KeyError, OverflowError):
+        except (ValueError, KeyError, OverflowError, AttributeError):
             return Invalid(f"not a valid {kind}")
 
     return construct
