@@ -24,7 +24,8 @@ must not contain control characters (a CR/LF would inject a header into every re
 bcrypt cost must be 4-31 (what bcrypt accepts) and at most :data:`MAX_BCRYPT_COST` (14, about
 1 s of CPU per check here; cost 31 pinned a core for every request naming that user; the
 toolkit's ``htpasswd`` advice is 10); the TLS range must reach TLS 1.2 (OpenSSL 3 refuses
-TLS 1.0 and 1.1 at its default security level, so a TLS10-TLS11 range fails every handshake).
+TLS 1.0 and 1.1 at its default security level, so a TLS10-TLS11 range fails every handshake)
+and a lower ``min_version`` means TLS 1.2.
 A request costs at most one bcrypt check and a verified password is cached by its SHA-256, so
 a scrape every 15 s costs one bcrypt in all. This file, and the certificate, key and CA files
 it names, must be regular files (a FIFO or a device is refused, never waited on), and an error
@@ -201,7 +202,9 @@ class WebConfig:
         if tls is None:
             return None
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.minimum_version = _TLS_VERSIONS[tls.min_version]
+        # TLS10/TLS11 as the minimum mean TLS12 here: OpenSSL 3 would not negotiate them
+        # anyway, and setting them is deprecated in Python 3.10+.
+        ctx.minimum_version = max(_TLS_VERSIONS[tls.min_version], _TLS_VERSIONS[_MIN_TLS])
         ctx.maximum_version = _TLS_VERSIONS[tls.max_version]
         cert, key = self.path(tls.cert_file), self.path(tls.key_file)
         try:

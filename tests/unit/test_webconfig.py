@@ -261,7 +261,8 @@ def test_the_documented_costs_are_accepted() -> None:
 def test_min_tls10_up_to_tls12_is_accepted(pki: Path) -> None:
     path = _write(pki, "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
                        "  min_version: TLS10\n  max_version: TLS12\n")
-    assert webconfig.load(path).ssl_context() is not None
+    ctx = webconfig.load(path).ssl_context()
+    assert ctx is not None and ctx.minimum_version == ssl.TLSVersion.TLSv1_2
 
 
 def test_one_bcrypt_per_request_and_none_for_a_repeated_scrape(
