@@ -314,3 +314,17 @@ def test_yaml_errors_give_line_and_column_without_the_snippet() -> None:
     message = error_of("gpus:\n  enabled: [true, 'unclosed\n")
     assert message == ("test.yaml:3:1: YAML syntax error: found unexpected end of stream "
                        "(while scanning a quoted scalar, at line 2, column 19)")
+
+
+def test_a_web_config_file_that_is_a_secret_is_never_quoted(tmp_path: Path) -> None:
+    """`web_config_file: ../../../../etc/shadow` printed shadow's first line (as root)."""
+    shadow = tmp_path / "shadow"
+    shadow.write_text(f"root:$6${SECRET}$x:19000:0:99999:7:::\n")
+    cfg = tmp_path / "gpuwatchd.yaml"
+    cfg.write_text(f"exporter:\n  web_config_file: {shadow}\n")
+    res = subprocess.run([sys.executable, "-m", "gpuwatchd", "--check-config", str(cfg)],
+                         capture_output=True, text=True, check=False, timeout=20)
+    assert res.returncode == EXIT_CONFIG
+    assert f"{shadow}:1: (top level): not a config file: none of its 1 top-level key(s) " \
+           "is known" in res.stderr  # "...:7:::" ends in ': ', so YAML sees a mapping
+    assert SECRET not in res.stderr and "Sup3r" not in res.stderr and "19000" not in res.stderr
