@@ -212,4 +212,6 @@ def _kind(value: Any, quote: bool = True) -> str:
         return f"string {show(value)}" if quote else "text"
     if isinstance(value, list):
         return "a list"
+    if isinstance(value, Invalid):
+        return value.problem if quote else "an unreadable value"
     return "a mapping" if isinstance(value, dict) else f"a {type(value).__name__} value"
