@@ -11,6 +11,7 @@ import ipaddress
 from pathlib import Path
 
 from gpuwatchd.config import fan_drivers
+from gpuwatchd.config.files import MAX_CONFIG_BYTES, FileRefused, read_regular
 from gpuwatchd.config.schema import (
     DEFAULT_LISTEN,
     DEFAULT_PORT,
@@ -20,16 +21,21 @@ from gpuwatchd.config.schema import (
 )
 from gpuwatchd.config.selectors import BmcSensorSelector
 from gpuwatchd.config.yamlload import Builder, parse
+from gpuwatchd.config.yamlparse import show
 from gpuwatchd.errors import ConfigError
 
 
 def load(path: str | Path) -> Config:
-    """Read and validate a config file; raise ConfigError naming file:line: key."""
+    """Read and validate a config file; raise ConfigError naming file:line: key.
+
+    Only a regular file of at most MAX_CONFIG_BYTES is read (a FIFO, a device or a directory
+    is refused by name, never waited on: gpuwatchd.config.files).
+    """
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{source}: cannot read the config file: {exc.strerror}") from None
+        text = read_regular(path, MAX_CONFIG_BYTES).decode("utf-8")
+    except FileRefused as exc:
+        raise ConfigError(f"{source}: cannot read the config file: {exc.problem}") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{source}: not UTF-8 text (byte {exc.start}): {exc.reason}") from None
     return loads(text, source)
@@ -68,7 +74,8 @@ def _check(config: Config, data: object, b: Builder) -> None:
     for i, addr in enumerate(config.exporter.listen):
         if parse_listen(addr) is None:
             b.fail(_line(data, "exporter", "listen", i), f"exporter.listen[{i}]",
-                   f"{addr!r} is not HOST:PORT (e.g. {DEFAULT_LISTEN} or [::1]:{DEFAULT_PORT})")
+                   f"{show(addr, 80)} is not HOST:PORT "
+                   f"(e.g. {DEFAULT_LISTEN} or [::1]:{DEFAULT_PORT})")
     if not config.exporter.telemetry_path.startswith("/"):
         b.fail(_line(data, "exporter", "telemetry_path"), "exporter.telemetry_path",
                "must start with '/'")
@@ -229,7 +236,8 @@ def _check_licence(config: Config, data: object, b: Builder) -> None:
 def parse_listen(addr: str) -> tuple[str, int] | None:
     """``'127.0.0.1:10045'`` or ``'[::1]:10045'`` -> (host, port); None if malformed."""
     host, sep, port_text = addr.rpartition(":")
-    if not sep or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+    if (not sep or not port_text.isascii() or not port_text.isdigit() or len(port_text) > 5
+            or not 0 < int(port_text) < 65536):
         return None
     host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
     if host in ("", "localhost"):

@@ -108,8 +108,10 @@ def run(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.demo and args.check_config:
         parser().error("--demo and --check-config do not go together")
+    if args.check_config == "" or args.config == "":
+        parser().error("the config file name is empty")
     logs.setup(args.log_level, args.log_format)
-    if args.check_config:
+    if args.check_config is not None:
         try:
             _check_web_config(config.load(args.check_config))
         except ConfigError as exc:

@@ -19,6 +19,18 @@ gpuwatchd does not implement (inline ``cert``/``key``, ``cipher_suites``, ``http
 ``rate_limit``, ...) are rejected by name rather than silently ignored. The file is read once
 at start (exporter-toolkit re-reads it per request): restart the daemon after changing it.
 
+Stricter than exporter-toolkit where its choice is unsafe (issue 10): header names and values
+must not contain control characters (a CR/LF would inject a header into every response); a
+bcrypt cost must be 4-31 (what bcrypt accepts) and at most :data:`MAX_BCRYPT_COST` (14, about
+1 s of CPU per check here; cost 31 pinned a core for every request naming that user; the
+toolkit's ``htpasswd`` advice is 10); the TLS range must reach TLS 1.2 (OpenSSL 3 refuses
+TLS 1.0 and 1.1 at its default security level, so a TLS10-TLS11 range fails every handshake)
+and a lower ``min_version`` means TLS 1.2.
+A request costs at most one bcrypt check and a verified password is cached by its SHA-256, so
+a scrape every 15 s costs one bcrypt in all. This file, and the certificate, key and CA files
+it names, must be regular files (a FIFO or a device is refused, never waited on), and an error
+never quotes the file when it is not a web config at all.
+
 Command-line equivalent of a scrape through it:
 ``curl --cacert ca.crt -u prometheus:PASSWORD https://HOST:10045/metrics``.
 """
@@ -27,113 +39,39 @@ from __future__ import annotations
 
 import base64
 import binascii
-import collections.abc
-import dataclasses
 import hashlib
-import re
+import os
 import ssl
 import threading
-import types
-from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
-from typing import Any, Literal, Union, get_args, get_origin
 
-from gpuwatchd.config.yamlload import Builder, parse
+from gpuwatchd.config.files import (
+    MAX_CONFIG_BYTES,
+    MAX_PEM_BYTES,
+    FileRefused,
+    check_regular,
+    read_regular,
+)
 from gpuwatchd.errors import ConfigError
+from gpuwatchd.exporter.webconfig_schema import (
+    BCRYPT_COSTS,
+    MAX_BCRYPT_COST,
+    MIN_TLS,
+    TLS_VERSIONS,
+    VERIFYING_AUTH,
+    HttpServerConfig,
+    TlsServerConfig,
+    WebConfigFile,
+    parse_spec,
+)
 
-ClientAuth = Literal["NoClientCert", "RequestClientCert", "RequireAnyClientCert",
-                     "VerifyClientCertIfGiven", "RequireAndVerifyClientCert"]
-TlsVersion = Literal["TLS10", "TLS11", "TLS12", "TLS13"]
+__all__ = ["BCRYPT_COSTS", "MAX_BCRYPT_COST", "HttpServerConfig", "TlsServerConfig",
+           "WebConfig", "WebConfigFile", "load", "loads"]
 
-_TLS_VERSIONS = {"TLS10": ssl.TLSVersion.TLSv1, "TLS11": ssl.TLSVersion.TLSv1_1,
-                 "TLS12": ssl.TLSVersion.TLSv1_2, "TLS13": ssl.TLSVersion.TLSv1_3}
-# Python's ssl verifies every certificate it asks for, so Go's "request but do not verify"
-# policies have no equivalent; exporter-toolkit itself calls them insecure.
-_UNMAPPABLE_AUTH = {"RequestClientCert", "RequireAnyClientCert"}
-_VERIFYING_AUTH = {"VerifyClientCertIfGiven": ssl.CERT_OPTIONAL,
-                   "RequireAndVerifyClientCert": ssl.CERT_REQUIRED}
-# The header names exporter-toolkit accepts, and the values it allows where it restricts them.
-_HEADERS: dict[str, tuple[str, ...] | None] = {
-    "Content-Security-Policy": None, "X-Frame-Options": ("deny", "sameorigin"),
-    "X-Content-Type-Options": ("nosniff",), "X-XSS-Protection": None,
-    "Strict-Transport-Security": None,
-}
-_NOT_IMPLEMENTED = {
-    "tls_server_config": {"cert": "give cert_file", "key": "give key_file",
-                          "client_ca": "give client_ca_file",
-                          "client_allowed_sans": "use a dedicated client CA instead",
-                          "cipher_suites": "Python's OpenSSL defaults are used",
-                          "prefer_server_cipher_suites": "Python's OpenSSL defaults are used",
-                          "curve_preferences": "Python's OpenSSL defaults are used"},
-    "http_server_config": {"http2": "gpuwatchd serves HTTP/1.1 only"},
-    "": {"rate_limit": "put a reverse proxy in front for rate limiting"},
-}
-_BCRYPT = re.compile(r"^\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}$")
 # A valid hash of a random password, checked when the user is unknown so that a wrong user
 # name costs the same bcrypt time as a wrong password (no user enumeration by timing).
 _DUMMY_HASH = b"$2b$10$ECzae636bsSshZqrHBgQjOI2IC7Gs90xZ0OltnxDgCum7f5bDfCnC"
 _CACHE_MAX = 64
-
-
-@dataclass(frozen=True)
-class TlsServerConfig:
-    """``tls_server_config:``: the server certificate and the client-certificate policy."""
-
-    cert_file: str
-    key_file: str
-    client_auth_type: ClientAuth = "NoClientCert"
-    client_ca_file: str | None = None
-    min_version: TlsVersion = "TLS12"
-    max_version: TlsVersion = "TLS13"
-
-
-@dataclass(frozen=True)
-class HttpServerConfig:
-    """``http_server_config:``: extra response headers."""
-
-    headers: collections.abc.Mapping[str, str] = field(
-        default_factory=lambda: MappingProxyType({}))
-
-
-@dataclass(frozen=True)
-class WebConfigFile:
-    """The file's schema, as the loader sees it."""
-
-    tls_server_config: TlsServerConfig | None = None
-    http_server_config: HttpServerConfig = field(default_factory=HttpServerConfig)
-    basic_auth_users: collections.abc.Mapping[str, str] = field(
-        default_factory=lambda: MappingProxyType({}))
-
-
-class _Builder(Builder):
-    """The config Builder plus string-to-string mappings (user -> hash, header -> value)."""
-
-    def convert(self, hint: Any, value: Any, path: str, line: int,
-                meta: dict[str, Any] | None = None) -> Any:
-        if get_origin(hint) is collections.abc.Mapping:
-            return self._mapping(hint, value, path, line)
-        options = [arg for arg in get_args(hint) if arg is not type(None)]
-        if (get_origin(hint) in (Union, types.UnionType) and value is not None
-                and len(options) == 1 and dataclasses.is_dataclass(options[0])):
-            # An optional section that is present: build it directly so an error inside it
-            # keeps its own message (the generic union path would only say "expected ...").
-            return self.build(options[0], value, path, line)  # type: ignore[arg-type]
-        return super().convert(hint, value, path, line, meta)
-
-    def _mapping(self, hint: Any, value: Any, path: str, line: int) -> Any:
-        if value is None:
-            return MappingProxyType({})
-        if not isinstance(value, dict):
-            self.fail(line, path, "expected a mapping")
-        key_lines = getattr(value, "key_lines", {})
-        out: dict[str, str] = {}
-        for key, item in value.items():
-            where = key_lines.get(str(key), line)
-            if not isinstance(key, str) or not key:
-                self.fail(where, path, f"keys must be non-empty strings, got {key!r}")
-            out[key] = self.convert(get_args(hint)[1], item, f"{path}.{key}", where)
-        return MappingProxyType(out)
 
 
 class WebConfig:
@@ -176,22 +114,27 @@ class WebConfig:
         if tls is None:
             return None
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.minimum_version = _TLS_VERSIONS[tls.min_version]
-        ctx.maximum_version = _TLS_VERSIONS[tls.max_version]
+        # TLS10/TLS11 as the minimum mean TLS12 here: OpenSSL 3 would not negotiate them
+        # anyway, and setting them is deprecated in Python 3.10+.
+        ctx.minimum_version = max(TLS_VERSIONS[tls.min_version], TLS_VERSIONS[MIN_TLS])
+        ctx.maximum_version = TLS_VERSIONS[tls.max_version]
         cert, key = self.path(tls.cert_file), self.path(tls.key_file)
         try:
+            for what, name in (("cert_file", cert), ("key_file", key)):
+                _check_file(self.source, what, name)
             ctx.load_cert_chain(cert, key)
         except (OSError, ssl.SSLError) as exc:
             raise ConfigError(f"{self.source}: tls_server_config: cannot load cert_file {cert} "
                               f"with key_file {key}: {_reason(exc)}") from None
         if tls.client_ca_file is not None:
             ca = self.path(tls.client_ca_file)
+            _check_file(self.source, "client_ca_file", ca)
             try:
                 ctx.load_verify_locations(cafile=ca)
             except (OSError, ssl.SSLError) as exc:
                 raise ConfigError(f"{self.source}: tls_server_config.client_ca_file: cannot "
                                   f"load {ca}: {_reason(exc)}") from None
-        ctx.verify_mode = _VERIFYING_AUTH.get(tls.client_auth_type, ssl.CERT_NONE)
+        ctx.verify_mode = VERIFYING_AUTH.get(tls.client_auth_type, ssl.CERT_NONE)
         return ctx
 
     def check_basic_auth(self, authorization: str | None) -> bool:
@@ -229,9 +172,11 @@ def load(path: str | Path) -> WebConfig:
     """
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{source}: cannot read the web config file: {exc.strerror}") from None
+        text = read_regular(path, MAX_CONFIG_BYTES).decode("utf-8")
+    except FileRefused as exc:
+        raise ConfigError(f"{source}: cannot read the web config file: {exc.problem}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{source}: not UTF-8 text (byte {exc.start})") from None
     config = loads(text, source, Path(path).resolve().parent)
     config.ssl_context()
     return config
@@ -239,81 +184,22 @@ def load(path: str | Path) -> WebConfig:
 
 def loads(text: str, source: str = "<string>", base: Path | None = None) -> WebConfig:
     """Validate web config text (no file access); ``base`` anchors relative file names."""
-    data = parse(text, source)
-    builder = _Builder(source)
-    _reject_not_implemented(data, builder)
-    spec = builder.build(WebConfigFile, data)
-    _check(spec, data, builder)
-    return WebConfig(spec, base or Path.cwd(), source)
+    return WebConfig(parse_spec(text, source), base or Path.cwd(), source)
 
+def _check_file(source: str, key: str, path: Path) -> None:
+    """A certificate, key or CA file: a regular file, before OpenSSL reads (or blocks on) it.
 
-def _reject_not_implemented(data: Any, b: Builder) -> None:
-    for section, keys in _NOT_IMPLEMENTED.items():
-        node = data.get(section) if section and isinstance(data, dict) else data
-        if not isinstance(node, dict):
-            continue
-        for key, advice in keys.items():
-            if key in node:
-                where = f"{section}.{key}" if section else key
-                b.fail(getattr(node, "key_lines", {}).get(key, 0), where,
-                       f"exporter-toolkit key not implemented by gpuwatchd ({advice})")
-
-
-def _check(spec: WebConfigFile, data: Any, b: Builder) -> None:
-    tls = spec.tls_server_config
-    if tls is not None:
-        tls_line = _key_line(data, "tls_server_config")
-        if tls.client_auth_type in _UNMAPPABLE_AUTH:
-            b.fail(tls_line, "tls_server_config.client_auth_type",
-                   f"{tls.client_auth_type} (accept unverified client certificates) is not "
-                   "supported; use VerifyClientCertIfGiven or RequireAndVerifyClientCert")
-        verifying = tls.client_auth_type in _VERIFYING_AUTH
-        if verifying and tls.client_ca_file is None:
-            b.fail(tls_line, "tls_server_config.client_ca_file",
-                   f"required with client_auth_type: {tls.client_auth_type}")
-        if not verifying and tls.client_ca_file is not None:
-            b.fail(tls_line, "tls_server_config.client_auth_type",
-                   "client_ca_file is set but no client certificate is verified; set "
-                   "client_auth_type: RequireAndVerifyClientCert")
-        if _TLS_VERSIONS[tls.min_version] > _TLS_VERSIONS[tls.max_version]:
-            b.fail(tls_line, "tls_server_config.min_version",
-                   f"{tls.min_version} is above max_version {tls.max_version}")
-    headers = data.get("http_server_config", {}) if isinstance(data, dict) else {}
-    header_lines = getattr((headers or {}).get("headers"), "key_lines", {})
-    for name, value in spec.http_server_config.headers.items():
-        where = f"http_server_config.headers.{name}"
-        if name not in _HEADERS:
-            b.fail(header_lines.get(name, 0), where,
-                   f"header not allowed; allowed: {', '.join(_HEADERS)}")
-        allowed = _HEADERS[name]
-        if allowed is not None and value.lower() not in allowed:
-            b.fail(header_lines.get(name, 0), where,
-                   f"{value!r} is not one of {', '.join(allowed)}")
-    users = data.get("basic_auth_users") if isinstance(data, dict) else None
-    user_lines = getattr(users, "key_lines", {})
-    for user, digest in spec.basic_auth_users.items():
-        if ":" in user:
-            b.fail(user_lines.get(user, 0), f"basic_auth_users.{user}",
-                   "a user name cannot contain ':'")
-        if not _BCRYPT.match(digest):  # the value is a secret: never echo it
-            b.fail(user_lines.get(user, 0), f"basic_auth_users.{user}",
-                   "not a bcrypt hash ($2y$/$2b$/$2a$, 60 characters); make one with "
-                   "htpasswd -nBC 10 \"\" | tr -d ':\\n'")
-    if spec.basic_auth_users:
-        _import_bcrypt(b, user_lines.get(next(iter(spec.basic_auth_users)), 0))
-
-
-def _key_line(data: Any, key: str) -> int:
-    return int(getattr(data, "key_lines", {}).get(key, 0))
-
-
-def _import_bcrypt(b: Builder, line: int) -> None:
+    A missing or unreadable file is left to OpenSSL, whose error names the pair of files.
+    """
     try:
-        import bcrypt  # noqa: F401, PLC0415 - only needed when basic auth is configured
-    except ImportError:
-        b.fail(line, "basic_auth_users", "needs the bcrypt module: apt-get install "
-                                          "python3-bcrypt (or pip install bcrypt)")
-
+        os.stat(path)
+    except OSError:
+        return
+    try:
+        check_regular(path, MAX_PEM_BYTES)
+    except FileRefused as exc:
+        raise ConfigError(f"{source}: tls_server_config.{key}: cannot load {path}: "
+                          f"{exc.problem}") from None
 
 def _checkpw(password: bytes, digest: bytes) -> bool:
     import bcrypt  # noqa: PLC0415 - imported at load time already (see _import_bcrypt)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from gpuwatchd.config import BmcConfig
+from gpuwatchd.config.files import FileRefused, check_regular, read_regular
 from gpuwatchd.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -93,16 +94,16 @@ def load_password(bmc: BmcConfig, environ: Mapping[str, str] | None = None) -> S
 
 
 def _read(bmc: BmcConfig, path: Path, check_mode: bool) -> Secret:
+    """Read through gpuwatchd.config.files: a FIFO there hung ``gpuwatchctl failsafe``."""
     try:
-        with path.open("rb") as handle:
-            mode = os.fstat(handle.fileno()).st_mode
-            if not stat.S_ISREG(mode):
-                _fail(bmc, f"password file {path} is not a regular file")
-            raw = handle.read(MAX_SECRET_BYTES + 1)
-    except OSError as exc:
-        _fail(bmc, f"cannot read password file {path}: {exc.strerror}")
-    if len(raw) > MAX_SECRET_BYTES:
-        _fail(bmc, f"password file {path} is larger than {MAX_SECRET_BYTES} bytes")
+        mode = check_regular(path, MAX_SECRET_BYTES)
+        raw = read_regular(path, MAX_SECRET_BYTES)
+    except FileRefused as exc:
+        if exc.problem.endswith("not a regular file"):
+            _fail(bmc, f"password file {path} is not a regular file ({exc.problem})")
+        if exc.problem.startswith("it is larger than"):
+            _fail(bmc, f"password file {path} is larger than {MAX_SECRET_BYTES} bytes")
+        _fail(bmc, f"cannot read password file {path}: {exc.problem}")
     if check_mode and mode & (stat.S_IRGRP | stat.S_IROTH):
         log.warning("%s: password file %s is readable by group or others (mode %04o): "
                     "chmod 600 it", describe(bmc), path, stat.S_IMODE(mode),

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import ssl
 import threading
 import time
@@ -30,6 +31,7 @@ from typing import Any
 
 from gpuwatchd.clock import Clock
 from gpuwatchd.config import BmcConfig
+from gpuwatchd.config.files import MAX_PEM_BYTES, FileRefused, check_regular
 from gpuwatchd.errors import (
     ConfigError,
     DeadlineExceeded,
@@ -100,6 +102,11 @@ class RedfishLink:
     def _cafile(self) -> str | None:
         if not self.bmc.tls_verify:
             return None
+        if self.bmc.ca_file and os.path.exists(self.bmc.ca_file):  # a FIFO would block OpenSSL
+            try:
+                check_regular(self.bmc.ca_file, MAX_PEM_BYTES)
+            except FileRefused as exc:
+                raise ConfigError(f"{self.name}: ca_file {exc}") from None
         paths = ssl.get_default_verify_paths()
         return self.bmc.ca_file or paths.cafile or paths.openssl_cafile
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -97,8 +99,8 @@ exporter: {listen: ["127.0.0.1:10045"], web_config_file: null}
     ("exporter:\n  listen: ['0.0.0.0']", "test.yaml:2: exporter.listen[0]: '0.0.0.0' is not "
                                          "HOST:PORT"),
     ("exporter:\n  telemetry_path: metrics", "exporter.telemetry_path: must start with '/'"),
-    ("a: 1\na: 2", "test.yaml: line 2: duplicate key 'a'"),
-    ("gpus: {enabled: [", "test.yaml:1: YAML syntax error"),
+    ("a: 1\na: 2", "test.yaml:2: duplicate key 'a' (first on line 1)"),
+    ("gpus: {enabled: [", "test.yaml:1:18: YAML syntax error"),
     ("source: x", "source: unknown key"),
     ("- 1\n- 2", "(top level): expected a mapping, got a list"),
 ])
@@ -145,3 +147,185 @@ def test_check_config_exit_codes(tmp_path: Path) -> None:
     assert res.returncode == EXIT_CONFIG
     assert f"{bad}:2: gpus.enabld: unknown key (did you mean 'enabled'?)" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+# -- issue 10: hostile input --------------------------------------------------------------
+
+_ZONE = "fan_control:\n  zones:\n    - name: z\n      {key}: {value}\n"
+_SAFETY_KEYS = [  # (YAML template, key path in the message, line)
+    (_ZONE.replace("{key}", "max_duty"), "fan_control.zones[0].max_duty", 4),
+    (_ZONE.replace("{key}", "min_duty"), "fan_control.zones[0].min_duty", 4),
+    (_ZONE.replace("{key}", "setpoint_celsius"), "fan_control.zones[0].setpoint_celsius", 4),
+    (_ZONE.replace("{key}", "ceiling_celsius"), "fan_control.zones[0].ceiling_celsius", 4),
+    (_ZONE.replace("{key}", "stale_after_seconds"),
+     "fan_control.zones[0].stale_after_seconds", 4),
+    (_ZONE.replace("{key}", "failsafe_hold_seconds"),
+     "fan_control.zones[0].failsafe_hold_seconds", 4),
+    (_ZONE.replace("{key}", "kp"), "fan_control.zones[0].kp", 4),
+    (_ZONE.replace("{key}", "slew_up_per_second"), "fan_control.zones[0].slew_up_per_second", 4),
+    (_ZONE.replace("{key}", "margin_reference_celsius"),
+     "fan_control.zones[0].margin_reference_celsius", 4),
+    ("interval_seconds: {value}\n", "interval_seconds", 1),
+    ("gpus:\n  deadline_seconds: {value}\n", "gpus.deadline_seconds", 2),
+    ("gpus:\n  plausible_max_celsius: {value}\n", "gpus.plausible_max_celsius", 2),
+    ("fan_control:\n  write_deadline_seconds: {value}\n", "fan_control.write_deadline_seconds",
+     2),
+    ("fan_control:\n  reassert_seconds: {value}\n", "fan_control.reassert_seconds", 2),
+    ("licence:\n  token_max_age_seconds: {value}\n", "licence.token_max_age_seconds", 2),
+]
+
+
+@pytest.mark.parametrize("value", [".nan", ".NaN", ".inf", "-.inf", "+.Inf", "1.0e+400"])
+@pytest.mark.parametrize(("template", "key", "line"), _SAFETY_KEYS,
+                         ids=[k for _, k, _ in _SAFETY_KEYS])
+def test_non_finite_numbers_are_refused_in_every_float_key(
+        template: str, key: str, line: int, value: str) -> None:
+    """NaN passes every range check (all comparisons are false) and inf passes an open one:
+    `max_duty: .nan` ran the fans at 0 % in "control"; both are refused, naming the key."""
+    message = error_of(template.replace("{value}", value))
+    assert message.startswith(f"test.yaml:{line}: {key}: must be a finite number"), message
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("interval_seconds: " + "9" * 5000, "test.yaml:1: interval_seconds: integer too long"),
+    ("interval_seconds: " + ":".join(["59"] * 3000), "test.yaml:1: interval_seconds: integer "
+                                                    "too long"),
+    ("bmcs:\n  - {name: a, host: h, port: 99999999999999999999}",
+     "test.yaml:2: bmcs[0].port: integer out of bounds"),
+    ("bmcs:\n  - {name: a, host: h, port: 0x" + "f" * 40 + "}", "integer out of bounds"),
+    ("bmcs:\n  - {name: a, host: h, port: 0x" + "f" * 80 + "}", "port: integer too long"),
+    ("a: " + "[" * 1000 + "]" * 1000, "test.yaml:1: nested deeper than 32 levels"),
+    ("a:\n" + "".join(" " * i + "- \n" for i in range(1, 600)), "nested deeper than 32"),
+    ("a: " + "{b: " * 5000 + "}" * 5000, "nested deeper than 32 levels"),
+    ("? [a, b]\n: 1", "test.yaml:1: a mapping key must be a string or number, not a list"),
+    ("{[1]: 2}", "test.yaml:1: a mapping key must be a string or number, not a list"),
+    ("? {a: 1}\n: 1", "a mapping key must be a string or number, not a mapping"),
+    ("gpus:\n  enabled: true\n  enabled: false",
+     "test.yaml:3: duplicate key 'enabled' (first on line 2)"),
+    ("interval_seconds: 2001-13-45", "test.yaml:1: interval_seconds: not a valid timestamp"),
+    ("gpus: {enabled: !!bool maybe}", "test.yaml:1: gpus.enabled: not a valid bool"),
+    ("interval_seconds: !!float abc", "test.yaml:1: interval_seconds: not a valid float"),
+    ("interval_seconds: !!int [1]", "test.yaml:1: expected an integer, got a list"),
+    ("gpus: !!set [a]", "test.yaml:1: expected a mapping, got a list"),
+    ("gpus: !!map [a]", "test.yaml:1: expected a mapping, got a list"),
+    ("bmcs: !!seq {a: b}", "test.yaml:1: expected a list, got a mapping"),
+    ("gpus: !!binary =", "test.yaml:1: gpus: expected a mapping, got a bytes value"),
+    ("a: !!python/object:os.system x", "test.yaml:1:4: YAML syntax error: could not determine "
+                                       "a constructor for the tag (...)"),
+    ("a: &a [*a]", "test.yaml:1: an alias refers to its own anchor"),
+    ("<<: {interval_seconds: 1}", "test.yaml:1: merge keys (<<) are not supported"),
+    ("bmcs:\n  - {name: " + "n" * 5000 + ", host: h}", "bmcs[0].name: longer than 4096"),
+    ("fan_control:\n  zones:\n    - {name: z, inputs: [" + "'gpu:0', " * 2000 + "]}",
+     "fan_control.zones[0].inputs: more than 1000 items"),
+    ("exporter:\n  listen: ['1.2.3.4:\u00b2']", "exporter.listen[0]: '1.2.3.4:\u00b2' is not HOST"),
+    ("exporter:\n  listen: ['1.2.3.4:" + "1" * 4000 + "']", "is not HOST:PORT"),
+    ("fan_control: {driver: [1, 2]}", "fan_control.driver: a list is not one of auto"),
+    ("fan_control: {driver: " + "x" * 3000 + "}", "fan_control.driver: '" + "x" * 30),
+])
+def test_hostile_structures_are_config_errors(text: str, expected: str) -> None:
+    """5,000-digit integers, deep nesting, unhashable keys, bad tags, huge strings and lists:
+    each a ConfigError naming file:line (a ValueError, RecursionError or TypeError before)."""
+    message = error_of(text)
+    assert expected in message
+    assert len(message) < 600, "an error message stays one readable line"
+
+
+def test_alias_expansion_is_bounded() -> None:
+    """A billion laughs: nine levels of ten aliases each expand to 10^9 values: refused fast."""
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 10)]
+    assert "more than 100000 values (aliases expanded)" in error_of("\n".join(lines))
+    few = ("fan_control:\n  zones:\n    - {name: a, inputs: &x [gpu:0, gpu:1]}\n"
+           "    - {name: b, inputs: *x}\n")
+    assert config.loads(few).fan_control.zones[1].inputs == ("gpu:0", "gpu:1")
+
+
+def _fifo(tmp_path: Path) -> Path:
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)
+    return fifo
+
+
+def test_only_regular_files_are_read(tmp_path: Path) -> None:
+    """A FIFO (it hung), a device (/dev/zero: MemoryError), a directory: each names the file."""
+    fifo = _fifo(tmp_path)
+    big = tmp_path / "big.yaml"
+    big.write_bytes(b"#" * (2 << 20))
+    for path, problem in ((fifo, "a FIFO (named pipe), not a regular file"),
+                          (Path("/dev/zero"), "a character device, not a regular file"),
+                          (tmp_path, "a directory, not a regular file"),
+                          (big, "larger than 1048576 bytes")):
+        with pytest.raises(ConfigError) as info:
+            config.load(path)
+        assert str(info.value) == f"{path}: cannot read the config file: it is {problem}" \
+            or str(info.value) == f"{path}: cannot read the config file: {problem}"
+
+
+def test_a_socket_is_refused_by_name(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(path))
+        with pytest.raises(ConfigError, match=rf"{path}: cannot read the config file: it is a "
+                                              "socket, not a regular file"):
+            config.load(path)
+
+
+def test_check_config_on_a_fifo_does_not_hang(tmp_path: Path) -> None:
+    fifo = _fifo(tmp_path)
+    res = subprocess.run([sys.executable, "-m", "gpuwatchd", "--check-config", str(fifo)],
+                         capture_output=True, text=True, check=False, timeout=20)
+    assert res.returncode == EXIT_CONFIG
+    assert f"{fifo}: cannot read the config file: it is a FIFO" in res.stderr
+
+
+@pytest.mark.parametrize("flag", ["--check-config", "--config"])
+def test_an_empty_file_name_is_a_usage_error(flag: str) -> None:
+    """`--check-config ""` ran the daemon on the default config; now it is exit 2."""
+    res = subprocess.run([sys.executable, "-m", "gpuwatchd", flag, ""], capture_output=True,
+                         text=True, check=False, timeout=20)
+    assert res.returncode == 2, res.stderr
+    assert "empty" in res.stderr and "Traceback" not in res.stderr
+
+
+SECRET = "hunter2-Sup3r"  # noqa: S105 - a made-up password, asserted never to be printed
+
+
+@pytest.mark.parametrize("content", [
+    f"{SECRET}\n",  # a plain password file: a YAML string
+    f"root:$6${SECRET}$x:19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\n",  # /etc/shadow
+    f"{SECRET}: {SECRET}\n",  # looks like a mapping
+    f"[{SECRET}\n", f"'{SECRET}\n", f"@{SECRET}\n", f"`{SECRET}\n", f"{SECRET}: [\n",
+    f"%{SECRET}\n", f"!{SECRET} x\n", f"&{SECRET} x\n", f"*{SECRET}\n", f"a: *{SECRET}\n",
+    f"\"{SECRET}\\q\"\n", f"{SECRET}\t: x\n", f"- {SECRET}\n", f"a: b\n{SECRET}\n",
+    f"!<{SECRET}> x\n", f"%TAG ! {SECRET}\n--- !{SECRET} x\n", f"{SECRET}\x07\n",
+])
+def test_errors_never_quote_a_file_that_is_not_a_config(tmp_path: Path, content: str) -> None:
+    """`gpuwatchd --check-config /etc/credstore/bmc-password` printed the password."""
+    path = tmp_path / "bmc-password"
+    path.write_text(content)
+    res = subprocess.run([sys.executable, "-m", "gpuwatchd", "--check-config", str(path)],
+                         capture_output=True, text=True, check=False, timeout=20)
+    assert res.returncode == EXIT_CONFIG
+    assert str(path) in res.stderr
+    assert SECRET not in res.stderr and "Sup3r" not in res.stderr, res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_yaml_errors_give_line_and_column_without_the_snippet() -> None:
+    message = error_of("gpus:\n  enabled: [true, 'unclosed\n")
+    assert message == ("test.yaml:3:1: YAML syntax error: found unexpected end of stream "
+                       "(while scanning a quoted scalar, at line 2, column 19)")
+
+
+def test_a_web_config_file_that_is_a_secret_is_never_quoted(tmp_path: Path) -> None:
+    """`web_config_file: ../../../../etc/shadow` printed shadow's first line (as root)."""
+    shadow = tmp_path / "shadow"
+    shadow.write_text(f"root:$6${SECRET}$x:19000:0:99999:7:::\n")
+    cfg = tmp_path / "gpuwatchd.yaml"
+    cfg.write_text(f"exporter:\n  web_config_file: {shadow}\n")
+    res = subprocess.run([sys.executable, "-m", "gpuwatchd", "--check-config", str(cfg)],
+                         capture_output=True, text=True, check=False, timeout=20)
+    assert res.returncode == EXIT_CONFIG
+    assert f"{shadow}:1: (top level): not a config file: none of its 1 top-level key(s) " \
+           "is known" in res.stderr  # "...:7:::" ends in ': ', so YAML sees a mapping
+    assert SECRET not in res.stderr and "Sup3r" not in res.stderr and "19000" not in res.stderr

@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import pickle
+import threading
 from pathlib import Path
 
 import pytest
@@ -79,3 +81,41 @@ def test_no_source_means_no_password_and_descriptions() -> None:
     assert describe(bmc(port=6230)) == "BMC idrac (192.0.2.10:6230)"
     assert describe(BmcConfig(name="local", transport="inband")) == \
         "BMC local (in-band /dev/ipmi0)"
+
+
+def _load_within(path: Path, seconds: float = 10) -> BaseException | None:
+    """load_password in a thread: the error it raised, or a failure if it hangs."""
+    result: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            load_password(bmc(password_file=str(path)))
+            result.append(None)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test to assert on
+            result.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        with open(path, "wb"):  # a writer unblocks the reader (for a FIFO)
+            pass
+        pytest.fail(f"load_password hung on {path}")
+    return result[0]
+
+
+def test_a_fifo_password_file_is_refused_not_waited_on(tmp_path: Path) -> None:
+    """`gpuwatchctl failsafe` hung on a FIFO password_file."""
+    fifo = tmp_path / "pw.fifo"
+    os.mkfifo(fifo)
+    exc = _load_within(fifo)
+    assert isinstance(exc, ConfigError)
+    assert str(exc) == (f"BMC idrac (192.0.2.10): password file {fifo} is not a regular file "
+                        "(it is a FIFO (named pipe), not a regular file)")
+
+
+@pytest.mark.parametrize(("path", "kind"), [("/dev/zero", "a character device"),
+                                            ("/tmp", "a directory")])
+def test_devices_and_directories_are_refused(path: str, kind: str) -> None:
+    exc = _load_within(Path(path))
+    assert isinstance(exc, ConfigError) and f"it is {kind}" in str(exc)

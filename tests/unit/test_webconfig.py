@@ -7,6 +7,7 @@ handshakes run over a socketpair, so no port is opened.
 from __future__ import annotations
 
 import base64
+import os
 import socket
 import ssl
 import threading
@@ -207,3 +208,120 @@ def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
     """A web config path that does not exist is a ConfigError, not a traceback."""
     with pytest.raises(ConfigError, match="cannot read the web config file"):
         webconfig.load(tmp_path / "absent.yml")
+
+
+# -- issue 10: what the web config must refuse -------------------------------------------
+
+SECRET = "hunter2-Sup3r"  # noqa: S105 - made up, asserted never to be printed
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("http_server_config:\n  headers:\n    Content-Security-Policy: \"default-src 'self'\\r\\n"
+     "Set-Cookie: a=b\"\n", "web.yml:3: http_server_config.headers.Content-Security-Policy: "
+                            "contains a control character (#x000d)"),
+    ("http_server_config:\n  headers:\n    Strict-Transport-Security: \"max-age=1\\nX: y\"\n",
+     "headers.Strict-Transport-Security: contains a control character (#x000a)"),
+    ("http_server_config:\n  headers:\n    \"X-Frame-Options\\r\\nSet-Cookie\": deny\n",
+     "web.yml:3: http_server_config.headers: a name contains a control character"),
+    ("basic_auth_users:\n  alice: '" + HASH.replace("$04$", "$31$") + "'\n",
+     "web.yml:2: basic_auth_users.alice: bcrypt cost 31 is above 14"),
+    ("basic_auth_users:\n  alice: '" + HASH.replace("$04$", "$17$") + "'\n",
+     "basic_auth_users.alice: bcrypt cost 17 is above 14"),
+    ("basic_auth_users:\n  alice: '" + HASH.replace("$04$", "$99$") + "'\n",
+     "basic_auth_users.alice: bcrypt cost 99 is not valid (4 to 31)"),
+    ("basic_auth_users:\n  alice: '" + HASH.replace("$04$", "$00$") + "'\n",
+     "basic_auth_users.alice: bcrypt cost 00 is not valid (4 to 31)"),
+    ("basic_auth_users:\n  alice: '" + HASH.replace("$04$", "$03$") + "'\n",
+     "bcrypt cost 03 is not valid"),
+    ("tls_server_config:\n  cert_file: a\n  key_file: b\n  max_version: TLS11\n",
+     "web.yml:4: tls_server_config.max_version: TLS11 cannot be negotiated"),
+    ("tls_server_config:\n  cert_file: a\n  key_file: b\n  min_version: TLS10\n"
+     "  max_version: TLS10\n", "tls_server_config.max_version: TLS10 cannot be negotiated"),
+    ("tls_server_config:\n  cert_file: a\n  key_file: b\n  min_version: TLS13\n"
+     "  max_version: TLS12\n", "web.yml:4: tls_server_config.min_version: TLS13 is above "
+                               "max_version TLS12"),
+])
+def test_web_config_refuses_injection_slow_hashes_and_dead_tls_ranges(
+        text: str, expected: str) -> None:
+    """CRLF in a header injected Set-Cookie into every response; cost 31 pinned a core per
+    request; a TLS 1.0-1.1 range made every handshake fail (logged at debug only)."""
+    with pytest.raises(ConfigError) as info:
+        webconfig.loads(text, "web.yml")
+    assert expected in str(info.value)
+    assert "\r" not in str(info.value) and "\n" not in str(info.value)
+
+
+def test_the_documented_costs_are_accepted() -> None:
+    """exporter-toolkit's default cost 10, htpasswd's 5 and the highest allowed, 14."""
+    for cost in ("05", "10", "14"):
+        digest = HASH.replace("$04$", f"${cost}$")
+        assert webconfig.loads(f"basic_auth_users:\n  a: '{digest}'\n").auth_required
+
+
+def test_min_tls10_up_to_tls12_is_accepted(pki: Path) -> None:
+    path = _write(pki, "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
+                       "  min_version: TLS10\n  max_version: TLS12\n")
+    ctx = webconfig.load(path).ssl_context()
+    assert ctx is not None and ctx.minimum_version == ssl.TLSVersion.TLSv1_2
+
+
+def test_one_bcrypt_per_request_and_none_for_a_repeated_scrape(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The per-request budget: a good password costs one bcrypt once, then a cached hash;
+    each wrong one costs exactly one (failures are not cached, so no oracle is kept)."""
+    config = webconfig.loads(f"basic_auth_users:\n  prometheus: '{HASH}'\n", "web.yml")
+    calls: list[bytes] = []
+    real = webconfig._checkpw
+
+    def counting(password: bytes, digest: bytes) -> bool:
+        calls.append(password)
+        return real(password, digest)
+
+    monkeypatch.setattr(webconfig, "_checkpw", counting)
+    for _ in range(50):
+        assert config.check_basic_auth(_basic("prometheus", PASSWORD))
+    assert len(calls) == 1
+    for i in range(5):
+        assert not config.check_basic_auth(_basic("prometheus", b"wrong%d" % i))
+    assert len(calls) == 6
+
+
+def test_web_config_file_must_be_a_regular_file(tmp_path: Path) -> None:
+    """A FIFO hung the daemon and --check-config; /dev/zero ran out of memory."""
+    fifo = tmp_path / "web.fifo"
+    os.mkfifo(fifo)
+    for path, problem in ((fifo, "it is a FIFO (named pipe), not a regular file"),
+                          (Path("/dev/zero"), "it is a character device, not a regular file"),
+                          (tmp_path, "it is a directory, not a regular file")):
+        with pytest.raises(ConfigError) as info:
+            webconfig.load(path)
+        assert str(info.value) == f"{path}: cannot read the web config file: {problem}"
+
+
+def test_certificate_files_must_be_regular_files(pki: Path, tmp_path: Path) -> None:
+    """OpenSSL would block on a FIFO named as cert_file, key_file or client_ca_file."""
+    fifo = tmp_path / "cert.fifo"
+    os.mkfifo(fifo)
+    for text in (f"tls_server_config:\n  cert_file: {fifo}\n  key_file: {pki}/server.key\n",
+                 f"tls_server_config:\n  cert_file: {pki}/server.crt\n  key_file: {fifo}\n",
+                 f"tls_server_config:\n  cert_file: {pki}/server.crt\n"
+                 f"  key_file: {pki}/server.key\n  client_ca_file: {fifo}\n"
+                 "  client_auth_type: RequireAndVerifyClientCert\n"):
+        path = _write(tmp_path, text)
+        with pytest.raises(ConfigError, match=rf"{fifo}: .*it is a FIFO"):
+            webconfig.load(path)
+
+
+@pytest.mark.parametrize("content", [
+    f"root:$6${SECRET}$x:19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\n",  # /etc/shadow
+    f"{SECRET}\n", f"{SECRET}: x\n", f"- {SECRET}\n", f"[{SECRET}\n", f"@{SECRET}\n",
+    f"!{SECRET} x\n", f"{SECRET}: [\n",
+])
+def test_a_web_config_that_is_not_one_is_never_quoted(tmp_path: Path, content: str) -> None:
+    """`web_config_file: ../../../../etc/shadow` printed shadow's first line (as root)."""
+    path = tmp_path / "shadow"
+    path.write_text(content)
+    with pytest.raises(ConfigError) as info:
+        webconfig.load(path)
+    assert str(path) in str(info.value)
+    assert SECRET not in str(info.value) and "Sup3r" not in str(info.value), str(info.value)
