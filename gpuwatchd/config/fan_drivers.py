@@ -34,6 +34,7 @@ from enum import StrEnum
 from typing import Literal
 
 from gpuwatchd.config.yamlload import rng
+from gpuwatchd.config.yamlparse import show
 from gpuwatchd.errors import ConfigError
 
 AUTO, NONE = "auto", "none"  # the choices of fan_control.driver that are no driver of their own
@@ -208,9 +209,9 @@ def spec_for(name: str) -> DriverSpec:
     """The row of driver ``name``; UnknownDriver (naming every known one) otherwise."""
     spec = DRIVERS.get(name)
     if spec is None:
-        close = difflib.get_close_matches(name, choices(), n=1)
+        close = difflib.get_close_matches(name, choices(), n=1) if len(name) < 100 else []
         extra = f" (did you mean {close[0]!r}?)" if close else ""
-        raise UnknownDriver(f"{name!r} is not one of {', '.join(choices())}{extra}")
+        raise UnknownDriver(f"{show(name)} is not one of {', '.join(choices())}{extra}")
     return spec
 
 
