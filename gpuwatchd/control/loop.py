@@ -82,7 +82,7 @@ class FanController:
         self._watch = RpmWatch(calibration.curve() if calibration is not None else ())
         actuator = Actuator(self.target, min(self._fc.write_deadline_seconds,
                                              config.interval_seconds))
-        self._driver = DriverSupervisor(make, actuator, self._vet, self._fc.driver)
+        self._supervisor = DriverSupervisor(make, actuator, self._vet, self._fc.driver)
         self._owner = FanOwnership()
         self._health = CallHealth(self.target, self._fc.write_failures_to_failsafe)
         self._out = Output()
@@ -91,7 +91,7 @@ class FanController:
     @property
     def driver_name(self) -> str:
         """The driver's name: the config's until connected (``auto``), then its own."""
-        return self._driver.driver_name
+        return self._supervisor.driver_name
 
     @property
     def ownership(self) -> FanOwnership:
@@ -100,9 +100,9 @@ class FanController:
     # -- the daemon's ControlLoop protocol ---------------------------------------------------
     def step(self, snapshot: Snapshot) -> tuple[object, ...]:
         now = snapshot.taken_mono
-        driver = self._driver.ensure(now)
+        driver = self._supervisor.ensure(now)
         fault = self._health.fault or driver_fault(snapshot, self.target, driver is not None)
-        self._steps = plan_zones(self.zones, snapshot, now, blocked=self._driver.message,
+        self._steps = plan_zones(self.zones, snapshot, now, blocked=self._supervisor.message,
                                  fault=fault, entry=entry_duty(snapshot, self.target,
                                                                self._watch))
         self._log_entries()
@@ -112,7 +112,7 @@ class FanController:
 
     def release(self) -> None:
         """Hand the fans back for good (every exit path); then close the driver's link."""
-        driver = self._driver.detach(RELEASE_DEADLINE_SECONDS)
+        driver = self._supervisor.detach(RELEASE_DEADLINE_SECONDS)
         try:
             if driver is not None and self._owner.release_at_exit:
                 driver.release_on_exit(RELEASE_DEADLINE_SECONDS)
@@ -121,7 +121,7 @@ class FanController:
         finally:
             if driver is not None:
                 driver.close()
-            self._driver.actuator.close()
+            self._supervisor.actuator.close()
 
     def reconfigure(self, config: Config) -> bool:
         """Apply a reloaded config in place when only tunables changed (setpoints, gains,
@@ -146,7 +146,7 @@ class FanController:
         """False while the fans may be left in manual mode with nobody able to write them:
         manual control held (or not yet handed back) and the last driver calls failing."""
         failing = self._health.failures > 0
-        if self._driver.actuator.busy and failing:
+        if self._supervisor.actuator.busy and failing:
             return False
         return not (failing and not self._owner.handed_back)
 
@@ -209,7 +209,7 @@ class FanController:
         except (Refused, Unsupported) as exc:
             self._health.failed(exc, Call.MANUAL_MODE)
             self._health.clear()  # a fact, not a failing BMC: monitor mode
-            self._driver.block(str(exc))
+            self._supervisor.block(str(exc))
             return False
         except GpuwatchdError as exc:
             self._health.failed(exc, Call.MANUAL_MODE)
@@ -239,7 +239,7 @@ class FanController:
 
     def _readings(self) -> tuple[object, ...]:
         zones = [zone_reading(z, st) for z, st in zip(self.zones, self._steps, strict=True)]
-        message = self._driver.message
+        message = self._supervisor.message
         fault = self._health.fault
         if not message and fault is not None:
             message = f"{fault.reason}: {fault.detail}"
