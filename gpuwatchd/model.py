@@ -9,6 +9,7 @@ each one in a :class:`CollectorResult` and publishes a :class:`Snapshot` once pe
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Literal, TypeVar
 
 Labels = tuple[tuple[str, str], ...]
@@ -284,12 +285,40 @@ class CollectorResult:
 # -- fan control (what the controller publishes with each Snapshot: plain data) ---------------
 # The status server turns these into the ``fan_control`` section of ``gpuwatchctl status``; the
 # exporter renders the matching metric families from them (gpuwatchd.control.metrics.render).
+class ZoneMode(StrEnum):
+    """A fan zone's mode (gpuwatchd.control.zones); the ``mode`` label of
+    gpuwatchd_fan_zone_mode."""
+
+    MONITOR = "monitor"  # no writes
+    CONTROL = "control"  # gpuwatchd regulates
+    FAILSAFE = "failsafe"  # the fans are handed back to the BMC
+
+
+class FailsafeReason(StrEnum):
+    """Why a zone went to failsafe; the ``reason`` label of
+    gpuwatchd_fan_zone_failsafe_entries_total (every one is exported, 0 until it happens)."""
+
+    STALE_INPUT = "stale_input"  # an input older than its limit, or none matches
+    GPU_LOST = "gpu_lost"  # a GPU fell off the bus or is no longer reported
+    CEILING = "ceiling"  # an input reached the zone's ceiling
+    WRITES_FAILING = "writes_failing"  # the BMC refuses the driver's calls
+    BMC_UNREACHABLE = "bmc_unreachable"  # no answer, stale chassis data, fans not reporting
+
+
+class Ownership(StrEnum):
+    """The fans' owner as far as gpuwatchd knows (transitions: gpuwatchd.control.ownership)."""
+
+    AUTO = "auto"  # the BMC's automatic control: as found at start, or handed back
+    MANUAL = "manual"  # gpuwatchd holds manual control
+    UNKNOWN = "unknown"  # not held and not handed back: the BMC left manual mode on its own
+
+
 @dataclass(frozen=True, slots=True)
 class ZoneReading:
     """One fan zone on one tick."""
 
     zone: str
-    mode: str  # monitor | control | failsafe
+    mode: ZoneMode
     reason: str  # why it is in this mode ("" in control)
     setpoint_celsius: float
     ceiling_celsius: float
@@ -301,7 +330,7 @@ class ZoneReading:
     p: float | None = None
     i: float | None = None
     d: float | None = None
-    failsafe_entries: tuple[tuple[str, int], ...] = ()  # (reason, count) since start
+    failsafe_entries: tuple[tuple[FailsafeReason, int], ...] = ()  # (reason, count) since start
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,11 +341,13 @@ class FanControlReading:
     target: str  # the BMC's name, "nvml" or "hwmon"
     manual: bool  # gpuwatchd holds manual control now
     message: str  # why it does not regulate ("" when it does)
-    channels: tuple[tuple[str, float], ...] = ()  # the duty last written per channel
+    # the duty last written per channel, as the BMC got it (a whole percent, as a ratio)
+    channels: tuple[tuple[str, float], ...] = ()
     writes: int = 0
     write_errors: tuple[tuple[str, int], ...] = ()  # (kind, count)
     reverts: int = 0
     regulating: bool = False
+    ownership: Ownership = Ownership.AUTO  # who has the fans (gpuwatchd.control.ownership)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,8 +7,7 @@ Command-line equivalent: ``curl -s localhost:10045/metrics | grep ^gpuwatchd_fan
 
 from __future__ import annotations
 
-from gpuwatchd.control.state import FanControlReading, ZoneReading
-from gpuwatchd.control.zones import MODES, REASONS
+from gpuwatchd.control.state import FailsafeReason, FanControlReading, ZoneMode, ZoneReading
 from gpuwatchd.model import Collected, FamilyBuilder, Kind
 
 CATALOGUE: dict[str, tuple[Kind, str]] = {
@@ -32,6 +31,7 @@ CATALOGUE: dict[str, tuple[Kind, str]] = {
     "gpuwatchd_fan_control_info": ("gauge", "The fan driver and what it drives; always 1."),
     "gpuwatchd_fan_control_manual": (
         "gauge", "1 while gpuwatchd holds manual fan control, else 0."),
+    # as the BMC got it: a whole percent, as a ratio (gpuwatchd.control.output)
     "gpuwatchd_fan_control_channel_duty_ratio": (
         "gauge", "The duty last written to each fan channel."),
     "gpuwatchd_fan_control_writes_total": (
@@ -40,8 +40,8 @@ CATALOGUE: dict[str, tuple[Kind, str]] = {
         "counter", "Failed fan-control calls, by kind (no_reply, deadline, refused_0xNN, "
                    "unsupported)."),
     "gpuwatchd_fan_control_reverts_total": (
-        "counter", "Times the BMC was found back in automatic mode behind gpuwatchd's back (then "
-                   "re-asserted)."),
+        "counter", "Times the BMC was found back in automatic mode behind gpuwatchd's back "
+                   "(then re-asserted)."),
 }
 
 
@@ -49,12 +49,12 @@ def render(zones: list[ZoneReading], control: FanControlReading) -> Collected:
     """The families for one tick (the exporter renders them from ``Snapshot.control``)."""
     b = FamilyBuilder(CATALOGUE)
     for z in zones:
-        for mode in MODES:
+        for mode in ZoneMode:
             b.add("gpuwatchd_fan_zone_mode", 1 if z.mode == mode else 0, zone=z.zone, mode=mode)
         b.add("gpuwatchd_fan_zone_duty_ratio", z.duty, zone=z.zone)
         if z.input_celsius is not None:
-            b.add("gpuwatchd_fan_zone_input_celsius",
-                  z.input_celsius, zone=z.zone, input=z.input_id)
+            b.add("gpuwatchd_fan_zone_input_celsius", z.input_celsius, zone=z.zone,
+                  input=z.input_id)
         b.add("gpuwatchd_fan_zone_setpoint_celsius", z.setpoint_celsius, zone=z.zone)
         b.add("gpuwatchd_fan_zone_ceiling_celsius", z.ceiling_celsius, zone=z.zone)
         b.add("gpuwatchd_fan_zone_duty_limit_ratio", z.min_duty, zone=z.zone, limit="min")
@@ -62,9 +62,9 @@ def render(zones: list[ZoneReading], control: FanControlReading) -> Collected:
         for term, value in (("p", z.p), ("i", z.i), ("d", z.d)):
             b.add("gpuwatchd_fan_zone_pid_term_ratio", value, zone=z.zone, term=term)
         counts = dict(z.failsafe_entries)
-        for reason in REASONS:
-            b.add("gpuwatchd_fan_zone_failsafe_entries_total", counts.get(reason, 0), zone=z.zone,
-                  reason=reason)
+        for reason in FailsafeReason:
+            b.add("gpuwatchd_fan_zone_failsafe_entries_total", counts.get(reason, 0),
+                  zone=z.zone, reason=reason)
     lb = {"driver": control.driver, "target": control.target}
     b.add("gpuwatchd_fan_control_info", 1, **lb)
     b.add("gpuwatchd_fan_control_manual", control.manual, **lb)

@@ -1,14 +1,13 @@
 """Pure helpers of the controller: stepping the zones together, combining their duties per
-fan channel, what the Snapshot says about the BMC the fans hang off (reachable, fan sensors
-reporting, fan speeds), and the readings each zone publishes."""
+fan channel, checking the zones' channels against the driver's, what the Snapshot says about
+the BMC the fans hang off (reachable, fan sensors reporting, fan speeds), and the readings
+each zone publishes."""
 
 from __future__ import annotations
 
-from collections import Counter
-
 from gpuwatchd.config.fan_drivers import Channel
 from gpuwatchd.control.revert import RpmWatch
-from gpuwatchd.control.state import ZoneReading
+from gpuwatchd.control.state import FailsafeReason, ZoneMode, ZoneReading
 from gpuwatchd.control.zones import Fault, ZoneController, ZoneStep
 from gpuwatchd.model import BmcReading, FanReading, Snapshot
 
@@ -22,14 +21,15 @@ def plan_zones(zones: list[ZoneController], snapshot: Snapshot, now: float, *, b
                                                                    strict=True))
     steps = [z.step(a, now, blocked=blocked, driver_fault=fault, entry_duty=entry,
                     leave_ok=leave_ok) for z, a in zip(zones, assessments, strict=True)]
-    cause = next((st for st in steps if st.mode == "failsafe"), None)
+    cause = next((st for st in steps if st.mode is ZoneMode.FAILSAFE), None)
     if cause is None:
         return steps
     zone = zones[steps.index(cause)]
-    reason = zone.last_fault.reason if zone.last_fault is not None else "stale_input"
+    reason = zone.last_fault.reason if zone.last_fault is not None else \
+        FailsafeReason.STALE_INPUT
     linked = Fault(reason, f"zone {zone.name} is in failsafe ({cause.reason})")
     for i, (z, st) in enumerate(zip(zones, steps, strict=True)):
-        if st.mode == "control":
+        if st.mode is ZoneMode.CONTROL:
             steps[i] = z.step(assessments[i], now, driver_fault=linked)
     return steps
 
@@ -49,13 +49,14 @@ def driver_fault(snapshot: Snapshot, target: str, connected: bool) -> Fault | No
     starting after a cold reset: no writes until its fans report again)."""
     for stale, bmc in _target_results(snapshot, target):
         if stale:
-            return Fault("bmc_unreachable", f"BMC {target}: chassis data stale")
+            return Fault(FailsafeReason.BMC_UNREACHABLE, f"BMC {target}: chassis data stale")
         if not bmc.up:
-            return Fault("bmc_unreachable", f"BMC {target} not answering: {bmc.error}")
+            return Fault(FailsafeReason.BMC_UNREACHABLE,
+                         f"BMC {target} not answering: {bmc.error}")
         fans = [f for f in snapshot.readings(FanReading) if f.bmc == target]
         if fans and not any(f.rpm is not None or f.ratio is not None for f in fans):
-            return Fault("bmc_unreachable", f"BMC {target}: fan sensors not reporting "
-                                            "(starting after a reset?)")
+            return Fault(FailsafeReason.BMC_UNREACHABLE,
+                         f"BMC {target}: fan sensors not reporting (starting after a reset?)")
     return None
 
 
@@ -82,7 +83,7 @@ def combine(zones: list[ZoneController], steps: list[ZoneStep],
     names get the highest duty asked for (never left lower than any zone wants)."""
     out: dict[Channel, float] = {}
     for zone, st in zip(zones, steps, strict=True):
-        if st.mode != "control" or st.duty is None:
+        if st.mode is not ZoneMode.CONTROL or st.duty is None:
             continue
         names = channels if zone.cfg.fans == "all" else zone.cfg.channels
         for ch in names:
@@ -91,7 +92,22 @@ def combine(zones: list[ZoneController], steps: list[ZoneStep],
     return {ch: out.get(ch, top) for ch in channels}
 
 
-def zone_reading(zone: ZoneController, st: ZoneStep, entries: Counter[str]) -> ZoneReading:
+def channel_problems(zones: list[ZoneController], driver: str,
+                     channels: tuple[Channel, ...]) -> list[str]:
+    """Per zone that names a fan channel the driver does not have, why it cannot run."""
+    known = set(channels)
+    problems = []
+    for zone in zones:
+        if zone.cfg.fans == "all":
+            continue
+        unknown = [str(ch) for ch in zone.cfg.channels if ch not in known]
+        if unknown:
+            problems.append(f"zone {zone.name}: {', '.join(unknown)} not among the {driver} "
+                            f"channels ({', '.join(sorted(map(str, known)))})")
+    return problems
+
+
+def zone_reading(zone: ZoneController, st: ZoneStep) -> ZoneReading:
     """What the zone publishes for this tick."""
     terms = st.terms
     return ZoneReading(
@@ -101,4 +117,4 @@ def zone_reading(zone: ZoneController, st: ZoneStep, entries: Counter[str]) -> Z
         input_celsius=st.controlling.celsius if st.controlling is not None else None,
         duty=st.duty, min_duty=zone.min_duty, max_duty=zone.cfg.max_duty,
         p=terms.p if terms else None, i=terms.i if terms else None,
-        d=terms.d if terms else None, failsafe_entries=tuple(sorted(entries.items())))
+        d=terms.d if terms else None, failsafe_entries=tuple(sorted(zone.entries.items())))

@@ -6,6 +6,14 @@ base layer); they are named here for the control package's modules.
 
 from __future__ import annotations
 
-from gpuwatchd.model import ControlReading, FanControlReading, ZoneReading
+from gpuwatchd.model import (
+    ControlReading,
+    FailsafeReason,
+    FanControlReading,
+    Ownership,
+    ZoneMode,
+    ZoneReading,
+)
 
-__all__ = ["ControlReading", "FanControlReading", "ZoneReading"]
+__all__ = ["ControlReading", "FailsafeReason", "FanControlReading", "Ownership", "ZoneMode",
+           "ZoneReading"]

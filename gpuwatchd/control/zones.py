@@ -17,19 +17,16 @@ control must be safe before it is quiet"):
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass
-from typing import Literal
 
 from gpuwatchd.config import ZoneConfig
 from gpuwatchd.config.selectors import GpuSelector, Selector
 from gpuwatchd.control.pid import Pid, PidGains, PidTerms
 from gpuwatchd.control.selectors import InputValue, resolve
+from gpuwatchd.control.state import FailsafeReason, ZoneMode
 from gpuwatchd.model import Snapshot
 
-Mode = Literal["monitor", "control", "failsafe"]
-MODES: tuple[Mode, ...] = ("monitor", "control", "failsafe")
-# Failsafe reasons (the ``reason`` label of gpuwatchd_fan_zone_failsafe_entries_total).
-REASONS = ("stale_input", "gpu_lost", "ceiling", "writes_failing", "bmc_unreachable")
 STALE_AFTER_INTERVALS = 1.5  # default stale limit: failsafe within 2 intervals of a loss
 GUESS_SPAN_CELSIUS = 20.0  # see ZoneController.guess_duty
 
@@ -38,7 +35,7 @@ GUESS_SPAN_CELSIUS = 20.0  # see ZoneController.guess_duty
 class Fault:
     """Why a zone cannot be controlled now: a failsafe reason and a sentence."""
 
-    reason: str
+    reason: FailsafeReason
     detail: str
 
 
@@ -55,12 +52,13 @@ class Assessment:
 class ZoneStep:
     """What a zone decided on one tick."""
 
-    mode: Mode
+    mode: ZoneMode
     reason: str  # why it is in this mode ("" in control)
     duty: float | None  # the duty this zone asks for (None: not commanding)
     terms: PidTerms | None
     controlling: InputValue | None
-    entered: str = ""  # "failsafe:<reason>" or "control" when the mode changed this tick
+    entered: ZoneMode | None = None  # failsafe or control when the mode changed this tick
+    fault: Fault | None = None  # in failsafe: the fault that sent the zone there
 
 
 def assess(inputs: list[InputValue], stale_after: float, ceiling: float) -> Assessment:
@@ -72,17 +70,17 @@ def assess(inputs: list[InputValue], stale_after: float, ceiling: float) -> Asse
     lost = [i for i in inputs if i.lost]
     stale = [i for i in inputs if not i.lost and (i.celsius is None or i.age_seconds > stale_after)]
     if hot:
-        fault = Fault("ceiling", f"{hot[0].id} at {hot[0].celsius:.0f} C reached the ceiling "
-                                 f"{ceiling:g} C")
+        fault = Fault(FailsafeReason.CEILING, f"{hot[0].id} at {hot[0].celsius:.0f} C reached "
+                                              f"the ceiling {ceiling:g} C")
     elif lost:
-        fault = Fault("gpu_lost", f"{lost[0].id} lost: {lost[0].error}")
+        fault = Fault(FailsafeReason.GPU_LOST, f"{lost[0].id} lost: {lost[0].error}")
     elif not inputs:
-        fault = Fault("stale_input", "no input: nothing matches the zone's selectors")
+        fault = Fault(FailsafeReason.STALE_INPUT, "no input: nothing matches the zone's selectors")
     elif stale:
         age = stale[0].age_seconds
         why = stale[0].error if stale[0].celsius is None else \
             f"data {age:.1f} s old (limit {stale_after:g} s)"
-        fault = Fault("stale_input", f"{stale[0].id}: {why}")
+        fault = Fault(FailsafeReason.STALE_INPUT, f"{stale[0].id}: {why}")
     return Assessment(tuple(inputs), controlling, fault)
 
 
@@ -95,11 +93,12 @@ class ZoneController:
         self._interval = interval_seconds
         self.floor_duty = floor_duty  # calibrated lowest duty that keeps every fan turning
         self.pid = Pid(_gains(cfg), cfg.setpoint_celsius, self.min_duty, cfg.max_duty)
-        self.mode: Mode = "monitor"
+        self.mode = ZoneMode.MONITOR
         self.reason = "starting"
         self.duty: float | None = None
         self._seen: set[Selector] = set()  # every input ever resolved
         self.last_fault: Fault | None = None  # what sent the zone to failsafe last
+        self.entries: Counter[FailsafeReason] = Counter()  # failsafe entries since start
         self._good_since: float | None = None
         self._last_mono: float | None = None
         self._last_value: float | None = None
@@ -138,7 +137,7 @@ class ZoneController:
     def ready_to_leave(self, a: Assessment, now_mono: float,
                        driver_fault: Fault | None = None) -> bool:
         """False while this zone is in failsafe and would stay there on this tick."""
-        if self.mode != "failsafe":
+        if self.mode is not ZoneMode.FAILSAFE:
             return True
         return (a.fault is None and driver_fault is None and self._good_since is not None
                 and now_mono - self._good_since >= self.cfg.failsafe_hold_seconds)
@@ -154,15 +153,15 @@ class ZoneController:
         fault = a.fault or driver_fault
         if blocked:
             return self._monitor(a, blocked)
-        if self.mode == "control":
+        if self.mode is ZoneMode.CONTROL:
             if fault is not None:
-                return self._failsafe(a, fault, now_mono, entering=True)
+                return self._failsafe(a, fault, entering=True)
             return self._control(a, now_mono)
         if fault is not None:
-            if self.mode == "failsafe":
-                return self._failsafe(a, fault, now_mono, entering=False)
+            if self.mode is ZoneMode.FAILSAFE:
+                return self._failsafe(a, fault, entering=False)
             return self._monitor(a, f"waiting for good inputs: {fault.detail}")
-        if self.mode == "failsafe":
+        if self.mode is ZoneMode.FAILSAFE:
             self._good_since = now_mono if self._good_since is None else self._good_since
             held = now_mono - self._good_since
             if held < self.cfg.failsafe_hold_seconds or not leave_ok:
@@ -170,22 +169,25 @@ class ZoneController:
                                f"{self.cfg.failsafe_hold_seconds:g} s")
                 if held >= self.cfg.failsafe_hold_seconds:
                     self.reason = "recovered: waiting for the other zones on this BMC"
-                return ZoneStep("failsafe", self.reason, None, None, a.controlling)
+                return ZoneStep(ZoneMode.FAILSAFE, self.reason, None, None, a.controlling,
+                                fault=self.last_fault)
             entry_duty = self.cfg.max_duty  # back from a fault: start from full and slew down
         return self._enter_control(a, now_mono, entry_duty)
 
     def _monitor(self, a: Assessment, reason: str) -> ZoneStep:
-        self.mode, self.reason, self.duty = "monitor", reason, None
+        self.mode, self.reason, self.duty = ZoneMode.MONITOR, reason, None
         self._good_since = None
-        return ZoneStep("monitor", reason, None, None, a.controlling)
+        return ZoneStep(ZoneMode.MONITOR, reason, None, None, a.controlling)
 
-    def _failsafe(self, a: Assessment, fault: Fault, now_mono: float,
-                  entering: bool) -> ZoneStep:
-        self.mode, self.reason, self.duty = "failsafe", f"{fault.reason}: {fault.detail}", None
+    def _failsafe(self, a: Assessment, fault: Fault, entering: bool) -> ZoneStep:
+        self.mode, self.duty = ZoneMode.FAILSAFE, None
+        self.reason = f"{fault.reason}: {fault.detail}"
         self.last_fault = fault
         self._good_since = None
-        entered = f"failsafe:{fault.reason}" if entering else ""
-        return ZoneStep("failsafe", self.reason, None, None, a.controlling, entered)
+        if entering:
+            self.entries[fault.reason] += 1
+        return ZoneStep(ZoneMode.FAILSAFE, self.reason, None, None, a.controlling,
+                        ZoneMode.FAILSAFE if entering else None, fault)
 
     def _enter_control(self, a: Assessment, now_mono: float,
                        entry_duty: float | None) -> ZoneStep:
@@ -193,10 +195,11 @@ class ZoneController:
         start = self.guess_duty(a.controlling.celsius) if entry_duty is None else entry_duty
         start = min(self.cfg.max_duty, max(self.min_duty, start))
         self.pid.reset(a.controlling.celsius, start)
-        self.mode, self.reason, self.duty = "control", "", start
+        self.mode, self.reason, self.duty = ZoneMode.CONTROL, "", start
         self._good_since = None
         self._last_mono, self._last_value = now_mono, a.controlling.celsius
-        return ZoneStep("control", "", start, self.pid.terms, a.controlling, "control")
+        return ZoneStep(ZoneMode.CONTROL, "", start, self.pid.terms, a.controlling,
+                        ZoneMode.CONTROL)
 
     def _control(self, a: Assessment, now_mono: float) -> ZoneStep:
         assert a.controlling is not None and a.controlling.celsius is not None  # noqa: S101
@@ -212,7 +215,7 @@ class ZoneController:
         self.pid.applied(duty)
         self.duty = duty
         self._last_mono, self._last_value = now_mono, value
-        return ZoneStep("control", "", duty, self.pid.terms, a.controlling)
+        return ZoneStep(ZoneMode.CONTROL, "", duty, self.pid.terms, a.controlling)
 
 
 def limit(raw: float, previous: float, dt: float, *, low: float, high: float,

@@ -3,7 +3,9 @@ the real IpmiLink, chassis collector and GPU collector): regulation, and every f
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import tempfile
+import threading
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -12,11 +14,14 @@ import pytest
 from gpuwatchd.clock import ManualClock
 from gpuwatchd.config import Config, loads
 from gpuwatchd.config.selectors import GpuSelector
+from gpuwatchd.control.factory import Built
 from gpuwatchd.control.loop import FanController
+from gpuwatchd.control.ownership import FanOwnership, Ownership
 from gpuwatchd.control.state import FanControlReading, ZoneReading
 from gpuwatchd.daemon.cli import _demo_config
 from gpuwatchd.daemon.service import Daemon
 from gpuwatchd.exporter.render import Renderer
+from gpuwatchd.model import Collected, CollectorResult, GpuReading, Snapshot
 from gpuwatchd.sim import profiles
 from gpuwatchd.sim.bmc_oem import DELL_THIRD_PARTY_FLOOR, SimDellBmc, SimSupermicroBmc
 from gpuwatchd.sim.node import SimNode
@@ -35,6 +40,11 @@ class Rig:
             fc = config.fan_control
             config = replace(config, fan_control=replace(
                 fc, zones=(replace(fc.zones[0], **zone),)))
+        # its own state directory: the Dell PCIe marker and calibrations of other tests (or
+        # of other test runs on this machine) in /var/lib/gpuwatchd must not change this one
+        self._state = tempfile.TemporaryDirectory(prefix="gpuwatchd-state-")
+        config = replace(config, fan_control=replace(config.fan_control,
+                                                     state_directory=self._state.name))
         self.daemon = Daemon(config, self.node.hardware())
         self.daemon._build(config)
 
@@ -70,6 +80,7 @@ class Rig:
 
     def close(self) -> None:
         self.daemon._close_hardware()
+        self._state.cleanup()
 
 
 @pytest.fixture
@@ -279,3 +290,90 @@ def test_a_zone_without_a_usable_input_only_monitors_and_says_so() -> None:
                    for r in reasons)
     finally:
         rig.close()
+
+
+def test_the_duty_recorded_is_the_whole_percent_the_idrac_got(rig: Rig) -> None:
+    rig.tick(30)
+    z, channels = rig.zone(), dict(rig.driver().channels)
+    assert z.duty is not None and len(channels) == 8
+    assert set(channels.values()) == {round(z.duty * 100) / 100}  # as written, not z.duty
+    assert channels["fan1"] == pytest.approx(rig.node.duty(0))
+
+
+def test_ownership_follows_take_control_failsafe_and_release(rig: Rig) -> None:
+    assert rig.control.ownership == FanOwnership(Ownership.AUTO, ever_manual=False)
+    rig.tick(3)
+    assert rig.driver().ownership is Ownership.MANUAL and rig.control.ownership.manual
+    rig.node.nvml.lose_gpu(1)
+    before = len(rig.bmc.oem_requests())
+    rig.tick()  # failsafe: automatic, and the third-party response back on
+    assert rig.bmc.oem_requests()[before:] == [b"\x30\x01\x01",
+                                               bytes.fromhex("ce00160500000005000000" "00")]
+    assert rig.driver().ownership is Ownership.AUTO and not rig.bmc.manual
+    assert rig.control.ownership.release_at_exit  # once manual: released on exit too
+    before = len(rig.bmc.oem_requests())
+    rig.close()
+    assert rig.bmc.oem_requests()[before:] == [b"\x30\x01\x01"]
+
+
+class HangingDriver:
+    """A fan driver whose duty writes hang until ``free`` is set."""
+
+    name, target = "dell", "idrac"
+
+    def __init__(self) -> None:
+        self.free = threading.Event()
+        self.calls: list[str] = []
+
+    def channels(self) -> tuple[str, ...]:
+        return ("fan1",)
+
+    def take_control(self) -> None:
+        self.calls.append("take_control")
+
+    def write(self, duties: Mapping[str, float]) -> None:
+        self.calls.append("write")
+        self.free.wait(5.0)
+
+    def in_control(self) -> bool | None:
+        return None
+
+    def failsafe(self) -> None:
+        self.calls.append("failsafe")
+
+    def release(self) -> None:
+        self.calls.append("release")
+
+    def close(self) -> None:
+        self.calls.append("close")
+
+
+def gpu_snapshot(now: float) -> Snapshot:
+    gpus = tuple(GpuReading(index=i, uuid=f"GPU-{i}", name="Tesla P40", up=True,
+                            temperature_celsius=70.0) for i in range(2))
+    res = CollectorResult("gpu", ok=True, duration_seconds=0.0, updated_wall=now,
+                          updated_mono=now, stale_after_seconds=3.0,
+                          collected=Collected(readings=gpus))
+    return Snapshot(seq=1, taken_wall=now, taken_mono=now, results=(res,))
+
+
+def test_a_write_past_its_deadline_counts_as_deadline_and_stops_the_watchdog() -> None:
+    config = _demo_config()
+    config = replace(config, fan_control=replace(config.fan_control,
+                                                 write_deadline_seconds=0.1))
+    driver = HangingDriver()
+    ctl = FanController(config, lambda: Built(driver, [driver.close]), ManualClock())
+    try:
+        out = ctl.step(gpu_snapshot(100.0))
+        control = next(r for r in out if isinstance(r, FanControlReading))
+        assert driver.calls == ["take_control", "write"]
+        assert control.write_errors == (("deadline", 1),) and control.writes == 0
+        assert not ctl.regulating()  # manual mode held, the write still hung
+        out = ctl.step(gpu_snapshot(101.0))  # mode check, manual mode: not sent, still hung
+        control = next(r for r in out if isinstance(r, FanControlReading))
+        assert control.write_errors == (("deadline", 3),) and driver.calls.count("write") == 1
+        assert "bmc_unreachable: 3 manual mode calls failed in a row" in control.message
+    finally:
+        driver.free.set()
+        ctl.release()
+    assert driver.calls[-2:] == ["release", "close"]

@@ -13,6 +13,7 @@ from gpuwatchd.config import ZoneConfig
 from gpuwatchd.config.selectors import ALL_GPUS, GpuSelector, SelectorError, parse_selector
 from gpuwatchd.control.plan import plan_zones
 from gpuwatchd.control.selectors import resolve
+from gpuwatchd.control.state import FailsafeReason, ZoneMode
 from gpuwatchd.control.zones import Fault, ZoneController
 from gpuwatchd.model import (
     ChassisTemperature,
@@ -136,8 +137,11 @@ def test_ceiling_is_failsafe_at_once_and_comes_first() -> None:
 def test_driver_fault_is_failsafe() -> None:
     zone = started()
     a = zone.observe(snap(1.0, gpu(0, 70.0), gpu(1, 60.0)), T0 + 1.0)
-    st_ = zone.step(a, T0 + 1.0, driver_fault=Fault("writes_failing", "0xcc"))
-    assert (st_.mode, st_.entered) == ("failsafe", "failsafe:writes_failing")
+    st_ = zone.step(a, T0 + 1.0, driver_fault=Fault(FailsafeReason.WRITES_FAILING, "0xcc"))
+    assert st_.fault is not None
+    assert (st_.mode, st_.entered, st_.fault.reason) == (
+        ZoneMode.FAILSAFE, ZoneMode.FAILSAFE, FailsafeReason.WRITES_FAILING)
+    assert zone.entries == {FailsafeReason.WRITES_FAILING: 1}
 
 
 def test_failsafe_is_left_only_after_the_hold_and_at_max_duty() -> None:
