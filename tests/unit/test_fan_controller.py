@@ -21,7 +21,7 @@ from gpuwatchd.control.state import FanControlReading, ZoneReading
 from gpuwatchd.daemon.cli import _demo_config
 from gpuwatchd.daemon.service import Daemon
 from gpuwatchd.exporter.render import Renderer
-from gpuwatchd.model import Collected, CollectorResult, GpuReading, Snapshot
+from gpuwatchd.model import Collected, CollectorResult, GpuFast, GpuReading, Snapshot
 from gpuwatchd.sim import profiles
 from gpuwatchd.sim.bmc_oem import DELL_THIRD_PARTY_FLOOR, SimDellBmc, SimSupermicroBmc
 from gpuwatchd.sim.node import SimNode
@@ -350,7 +350,7 @@ class HangingDriver:
 
 def gpu_snapshot(now: float) -> Snapshot:
     gpus = tuple(GpuReading(index=i, uuid=f"GPU-{i}", name="Tesla P40", up=True,
-                            temperature_celsius=70.0) for i in range(2))
+                            fast=GpuFast(temperature_celsius=70.0)) for i in range(2))
     res = CollectorResult("gpu", ok=True, duration_seconds=0.0, updated_wall=now,
                           updated_mono=now, stale_after_seconds=3.0,
                           collected=Collected(readings=gpus))
@@ -364,13 +364,11 @@ def test_a_write_past_its_deadline_counts_as_deadline_and_stops_the_watchdog() -
     driver = HangingDriver()
     ctl = FanController(config, lambda: Built(driver, [driver.close]), ManualClock())
     try:
-        out = ctl.step(gpu_snapshot(100.0))
-        control = next(r for r in out if isinstance(r, FanControlReading))
+        control = ctl.step(gpu_snapshot(100.0)).driver
         assert driver.calls == ["take_control", "write"]
         assert control.write_errors == (("deadline", 1),) and control.writes == 0
         assert not ctl.regulating()  # manual mode held, the write still hung
-        out = ctl.step(gpu_snapshot(101.0))  # mode check, manual mode: not sent, still hung
-        control = next(r for r in out if isinstance(r, FanControlReading))
+        control = ctl.step(gpu_snapshot(101.0)).driver  # mode check, manual mode: not sent
         assert control.write_errors == (("deadline", 3),) and driver.calls.count("write") == 1
         assert "bmc_unreachable: 3 manual mode calls failed in a row" in control.message
     finally:
