@@ -129,8 +129,8 @@ def test_status_lines_per_gpu() -> None:
     first = re.search(r"GPU 0 .*", text)
     assert first is not None
     assert 'Tesla P40 [vgpu]  LICENSED  "NVIDIA Virtual Compute Server"' in first.group(0)
-    assert ("expires 2025-6-16 14:47 GMT (in 23h40m) · gridd active · 1 token (0744)"
+    assert ("expires 2025-06-16 14:47 UTC (in 23h40m) · gridd active · 1 token (0744)"
             in text)
-    assert "unlicensed since 2025-6-15 15:00 GMT (6m22s ago)" in text
+    assert "unlicensed since 2025-06-15 15:00 UTC (6m22s ago)" in text
     assert "! the clock is not synchronised" in text
     assert "vGPU vgpu-1 on GPU 0 (VM vm-7, GRID A100-4C)  LICENSED" in text

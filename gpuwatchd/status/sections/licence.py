@@ -1,10 +1,10 @@
 """The ``licence`` section of the status document and its lines in ``gpuwatchctl status``.
 
-One line per GPU whose licence is held by this OS: product, state, expiry in absolute (GMT, as
-nvidia-smi prints it) and relative time, gridd's state and the token summary, e.g.::
+One line per GPU whose licence is held by this OS: product, state, expiry in absolute (UTC,
+zero-padded: nvidia-smi's own "2025-6-18 16:49:0 GMT" is hard to read) and relative time, gridd's state and the token summary, e.g.::
 
     GPU 0  Tesla P40 [vgpu]  LICENSED  "NVIDIA RTX Virtual Workstation"
-        expires 2025-6-18 16:49 GMT (in 23h41m) · gridd active · 1 token (0744)
+        expires 2025-06-18 16:49 UTC (in 23h41m) · gridd active · 1 token (0744)
 
 followed by the reason when the state is not ok, node problems, and on a host one line per
 vGPU instance. The section is null (and not printed) on a node without licensing.
@@ -128,6 +128,5 @@ def _expiry_text(expiry: float | None, left: float | None) -> str:
 
 
 def _gmt(wall: float) -> str:
-    """NVIDIA's style, not zero-padded: ``2025-6-18 16:49 GMT``."""
-    t = time.gmtime(wall)
-    return f"{t.tm_year}-{t.tm_mon}-{t.tm_mday} {t.tm_hour}:{t.tm_min:02d} GMT"
+    """UTC, zero-padded: ``2025-06-18 16:49 UTC`` (issue 16: not ``2025-6-18 16:49 GMT``)."""
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(wall))
