@@ -29,6 +29,7 @@ from typing import Any
 
 import bcrypt
 import pytest
+import yaml
 
 from tests.fakes.fakenvml import FakeNvmlBuildError, FakeNvmlState, build_fake_nvml
 from tests.pki import make_pki
@@ -284,6 +285,59 @@ def test_installed_daemon_scraped_by_prometheus_fires_an_alert(
         for node in nodes:
             stop(node.proc)
     assert all(node.proc.returncode == 0 for node in nodes), [n.tail() for n in nodes]
+
+
+def test_kubernetes_example_runs_as_uid_65534_without_a_warning(
+        installed: Built, work: Path, tmp_path: Path) -> None:
+    """The DaemonSet's ConfigMap and args, as the pod runs them: uid/gid 65534, emptyDirs at
+    /run/gpuwatchd and /var/lib/gpuwatchd (tmpfs in a private mount namespace, so the host's
+    directories are untouched), NVML found through the loader path as the NVIDIA container
+    toolkit provides it. It must start, serve metrics and status, and log no warning."""
+    docs = list(yaml.safe_load_all((ROOT / "monitoring" / "kubernetes" / "daemonset.yaml")
+                                   .read_text()))
+    config_map = next(d for d in docs if d["kind"] == "ConfigMap")
+    pod = next(d for d in docs if d["kind"] == "DaemonSet")["spec"]["template"]["spec"]
+    args = pod["containers"][0]["args"]
+    uid = pod["securityContext"]["runAsUser"]
+    (work / "gpuwatchd.yaml").write_text(config_map["data"]["gpuwatchd.yaml"])
+    (work / "gpuwatchd.yaml").chmod(0o644)
+    try:
+        built_library = build_fake_nvml(tmp_path / "nvml")
+    except FakeNvmlBuildError as exc:
+        pytest.fail(str(exc))
+    (work / "lib").mkdir(mode=0o755)
+    shutil.copyfile(built_library, work / "lib" / "libnvidia-ml.so.1")
+    (work / "lib" / "libnvidia-ml.so.1").chmod(0o644)
+    state = FakeNvmlState(work / "nvml.state")
+    _write_state(state)
+    port = free_port()
+    argv = [a if a != "/etc/gpuwatchd/gpuwatchd.yaml" else str(work / "gpuwatchd.yaml")
+            for a in args]
+    script = ("mount -t tmpfs -o mode=0755 tmpfs /run && mkdir -m 0777 /run/gpuwatchd && "
+              "mount -t tmpfs -o mode=0755 tmpfs /var/lib && mkdir -m 0777 /var/lib/gpuwatchd "
+              f"&& exec setpriv --reuid={uid} --regid={uid} --clear-groups "
+              f"/usr/bin/gpuwatchd {' '.join(argv)} --web.listen-address 127.0.0.1:{port}")
+    env = {"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8", "LD_LIBRARY_PATH": str(work / "lib"),
+           **state.env()}
+    log = work / "k8s.log"
+    with log.open("wb") as out:  # unshare and setpriv exec: proc.pid is the daemon's
+        proc = subprocess.Popen([require("unshare", "util-linux"), "--mount", "sh", "-c",
+                                 script], env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        def metrics() -> str:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+                return str(resp.read().decode())
+
+        body = wait_until(metrics, 20, f"the pod's /metrics (log: {log.read_text()[-800:]})")
+        assert "gpuwatchd_gpu_up" in body
+        socket_path = args[args.index("--status-socket") + 1]
+        status = _run(["nsenter", "-t", str(proc.pid), "-m", "/usr/bin/gpuwatchctl", "status",
+                       "--socket", socket_path], timeout=10)
+        assert "Tesla" in status.stdout, status.stdout + status.stderr
+    finally:
+        stop(proc)
+    text = log.read_text()
+    assert not re.search(r"level=(warn|error)", text), text[-2000:]
 
 
 def test_purge_leaves_nothing_behind(installed: Built) -> None:
