@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 PEERS="gcc libc6-dev make pkg-config libsystemd-dev python3-dev python3-venv python3-pip
   openipmi libopenipmi-dev ipmitool freeipmi-tools prometheus-ipmi-exporter prometheus
-  openssl systemd procps
+  openssl systemd procps curl util-linux
   debhelper dh-python pybuild-plugin-pyproject python3-all python3-setuptools dpkg-dev
   lintian python3-systemd python3-prometheus-client python3-yaml python3-bcrypt
   python3-requests python3-requests-toolbelt python3-jsonpatch python3-cryptography

@@ -94,7 +94,9 @@ def _handler(render: Callable[[], bytes], render_gzip: Callable[[], bytes] | Non
 
     class Handler(BaseHTTPRequestHandler):
         server_version = f"gpuwatchd/{__version__}"
-        sys_version = ""  # no interpreter version in the Server: header
+
+        def version_string(self) -> str:
+            return self.server_version  # no interpreter version in the Server: header
         protocol_version = "HTTP/1.1"
         timeout = REQUEST_TIMEOUT_SECONDS
 

@@ -1,7 +1,8 @@
 """The ``licence`` section of the status document and its lines in ``gpuwatchctl status``.
 
 One line per GPU whose licence is held by this OS: product, state, expiry in absolute (UTC,
-zero-padded: nvidia-smi's own "2025-6-18 16:49:0 GMT" is hard to read) and relative time, gridd's state and the token summary, e.g.::
+zero-padded: nvidia-smi's own "2025-6-18 16:49:0 GMT" is hard to read) and relative time,
+gridd's state and the token summary, e.g.::
 
     GPU 0  Tesla P40 [vgpu]  LICENSED  "NVIDIA RTX Virtual Workstation"
         expires 2025-06-18 16:49 UTC (in 23h41m) · gridd active · 1 token (0744)
