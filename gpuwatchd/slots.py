@@ -25,6 +25,7 @@ class _Slot:
     sock: socket.socket
     opened_mono: float
     head_done: bool = False
+    answered: int = 0  # requests answered on this connection (keep-alive)
 
 
 @dataclass
@@ -55,10 +56,11 @@ class Slots:
             return True
 
     def _victim(self) -> _Slot | None:
-        """The oldest connection still waiting for its head: under a flood that is the
-        flood's; a scraper sends its head in microseconds after connecting."""
+        """The oldest connection still waiting for its head, one that was never answered
+        first: under a flood that is the flood's (a scraper sends its head microseconds after
+        connecting), and a scraper's kept-alive connection goes only after them."""
         waiting = [s for s in self._open.values() if not s.head_done]
-        return min(waiting, key=lambda s: s.opened_mono) if waiting else None
+        return min(waiting, key=lambda s: (s.answered > 0, s.opened_mono)) if waiting else None
 
     def head_received(self, sock: socket.socket) -> None:
         """The connection sent its whole request head: it is being answered, keep it."""
@@ -75,6 +77,7 @@ class Slots:
             if slot is not None:
                 slot.head_done = False
                 slot.opened_mono = now_mono
+                slot.answered += 1
 
     def replace(self, old: socket.socket, new: socket.socket) -> None:
         """The connection is now ``new`` (TLS wraps detach the plain socket object)."""

@@ -137,7 +137,7 @@ class Renderer:
     def render_gzip(self) -> bytes:
         """The same exposition as one gzip member: the Snapshot's part is compressed once per
         rendering and the compressor's state kept; each scrape continues a copy of it with the
-        live ``process_*`` series and closes the stream. One member, because curl (8.x) stops
+        live ``process_*`` series and closes the stream. One member, because curl (7.88 here) stops
         at the end of the first member of a multi-member body and drops the rest (seen here:
         ``curl --compressed`` lost every process_* series and exited 23)."""
         self._served()

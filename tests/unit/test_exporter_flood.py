@@ -165,3 +165,30 @@ def test_an_idle_keep_alive_connection_can_be_evicted() -> None:
     finally:
         a.close()
         b.close()
+
+
+def _hung_up(peer: socket.socket) -> bool:
+    """Whether the server side of this socket pair was shut down (the peer reads EOF)."""
+    peer.setblocking(False)
+    try:
+        return peer.recv(1) == b""
+    except BlockingIOError:
+        return False
+
+
+def test_a_kept_alive_scraper_outlives_newer_head_less_connections() -> None:
+    """Under a flood the connections that never got an answer go first, oldest first; an
+    idle kept-alive scraper goes only when no such connection is left."""
+    slots = Slots(limit=2)
+    (scraper, scraper_peer), (lurker, lurker_peer) = socket.socketpair(), socket.socketpair()
+    newcomer, newcomer_peer = socket.socketpair()
+    try:
+        assert slots.admit(scraper, 1.0)
+        slots.head_received(scraper)
+        slots.idle(scraper, 2.0)  # answered once, now waiting for its next scrape
+        assert slots.admit(lurker, 3.0)  # never sends a head
+        assert slots.admit(newcomer, 4.0, wait_seconds=0.05)
+        assert _hung_up(lurker_peer) and not _hung_up(scraper_peer)
+    finally:
+        for s in (scraper, scraper_peer, lurker, lurker_peer, newcomer, newcomer_peer):
+            s.close()
