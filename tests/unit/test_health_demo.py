@@ -79,9 +79,9 @@ def test_failed_psu_and_stopped_fan_exit_1_and_log_once_each_way(
                 assert [r.getMessage() for r in psu] == ["BMC idrac PSU PS2: failed, AC lost"]
                 assert len(fan) == 1 and fan[0].getMessage().startswith("BMC idrac fan Fan3A:")
                 assert psu[0].levelno == fan[0].levelno == logging.CRITICAL
-                assert getattr(psu[0], "MESSAGE_ID") == MESSAGE_IDS["psu_failed"]
-                assert getattr(fan[0], "MESSAGE_ID") == MESSAGE_IDS["fan_failed"]
-                assert getattr(psu[0], "BMC") == "idrac"
+                assert vars(psu[0])["MESSAGE_ID"] == MESSAGE_IDS["psu_failed"]
+                assert vars(fan[0])["MESSAGE_ID"] == MESSAGE_IDS["fan_failed"]
+                assert vars(psu[0])["BMC"] == "idrac"
 
                 demo.bmc.faults.psus[2] = PSU_OK
                 demo.node.fail_fan(FAN, failed=False)
@@ -91,7 +91,7 @@ def test_failed_psu_and_stopped_fan_exit_1_and_log_once_each_way(
                 psu, fan = lines(caplog, "PS2"), lines(caplog, "Fan3A")
                 assert len(psu) == 2 and len(fan) == 2
                 for record in (psu[1], fan[1]):
-                    assert getattr(record, "MESSAGE_ID") == MESSAGE_IDS["condition_cleared"]
+                    assert vars(record)["MESSAGE_ID"] == MESSAGE_IDS["condition_cleared"]
                     assert record.levelno == logging.INFO
                     assert "recovered" in record.getMessage()
     finally:
