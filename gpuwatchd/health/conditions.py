@@ -28,6 +28,20 @@ from gpuwatchd.model import (
     threshold,
 )
 
+# The alert rule of monitoring/alerts.yaml that fires on each kind (None: no rule, and the
+# kind is in health.ignore by default). tests/unit/test_health.py checks both ways.
+ALERTS: dict[ConditionKind, str | None] = {
+    "psu_absent": "GpuwatchdPsuFailed", "psu_failed": "GpuwatchdPsuFailed",
+    "psu_predictive_failure": "GpuwatchdPsuPredictiveFailure",
+    "psu_redundancy_lost": "GpuwatchdPsuRedundancyLost", "fan_failed": "GpuwatchdFanFailed",
+    "fan_redundancy_lost": "GpuwatchdFanRedundancyLost",
+    "sensor_critical": "GpuwatchdBmcSensorCritical",
+    "sensor_no_reading": "GpuwatchdBmcSensorNoReading", "sensor_warning": None,
+    "gpu_lost": "GpuwatchdGpuLost", "gpu_xid": "GpuwatchdGpuXidErrors",
+    "gpu_ecc_uncorrected": "GpuwatchdGpuEccUncorrected",
+    "gpu_remap_failed": "GpuwatchdGpuRemapFailed", "gpu_remap_pending": "GpuwatchdGpuRemapPending",
+    "gpu_thermal_slowdown": "GpuwatchdGpuThermalSlowdown",
+}
 # nvmlClocksEventReasonSwThermalSlowdown | HwThermalSlowdown: the GPU cut its clocks for heat
 THERMAL_CLOCK_EVENTS = CLOCK_EVENTS["sw_thermal"] | CLOCK_EVENTS["hw_thermal"]
 
@@ -119,7 +133,7 @@ def fan_failed(f: FanReading) -> str:
 
 def sensor(s: ChassisSensor) -> HealthCondition | None:
     """The worst of: a failed fan, a critical sensor or a temperature at or over its upper
-    critical threshold (GpuwatchdBmcSensorCritical, GpuwatchdChassisTemperatureHigh), a
+    critical threshold (GpuwatchdBmcSensorCritical, GpuwatchdChassisTemperatureCritical), a
     sensor with no reading (GpuwatchdBmcSensorNoReading), a warning state."""
     if isinstance(s, FanReading) and (why := fan_failed(s)):
         return _sensor(s, "fan_failed", "critical", why)

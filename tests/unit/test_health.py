@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
+import yaml
 
 from gpuwatchd.config.schema import HealthConfig
 from gpuwatchd.health import conditions, events
@@ -38,6 +40,7 @@ from gpuwatchd.status.text import Style
 FAN_THRESHOLDS = (("lower_critical", 360.0), ("lower_non_critical", 600.0))
 BMC = BmcReading("idrac", "ipmi", True, BmcIdentity("Dell", "2.83"))
 WALL = 1_700_000_000.0
+ALERTS_FILE = Path(__file__).resolve().parents[2] / "monitoring" / "alerts.yaml"
 
 
 def snapshot(*readings: object, seq: int = 1, control: ControlReading | None = None,
@@ -152,6 +155,17 @@ def test_ignored_conditions_are_listed_but_not_counted() -> None:
     section = hardware.build(snap, 100.0)
     assert isinstance(section.data, dict) and section.data["status"] == "ok"
     assert section.reasons == ()  # the daemon's own health is not the hardware's
+
+
+def test_every_condition_kind_has_an_alert_rule_or_is_ignored_by_default() -> None:
+    """The defaults match the alert rules: a kind counts by default iff a rule fires on it."""
+    rules = {rule["alert"] for group in yaml.safe_load(ALERTS_FILE.read_text())["groups"]
+             for rule in group["rules"]}
+    assert set(conditions.ALERTS) == set(CONDITION_KINDS)
+    for kind, alert in conditions.ALERTS.items():
+        assert alert is None or alert in rules, (kind, alert)
+    unalerted = {kind for kind, alert in conditions.ALERTS.items() if alert is None}
+    assert unalerted == set(HealthConfig().ignore)
 
 
 def test_every_condition_kind_has_a_message_id_and_the_ids_are_unique() -> None:

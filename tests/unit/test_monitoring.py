@@ -161,7 +161,12 @@ def test_the_issue_conditions_all_have_alerts() -> None:
         "GpuwatchdPsuRedundancyLost", "GpuwatchdFanControlFailsafe",
         "GpuwatchdFanControlMonitorOnly", "GpuwatchdBmcUnreachable", "GpuwatchdDataStale",
         "GpuwatchdVgpuUnlicensed", "GpuwatchdVgpuRestricted", "GpuwatchdVgpuLicenceExpiring",
-        "GpuwatchdGriddDown"}
+        "GpuwatchdGriddDown",
+        # issue 13: every hardware condition of gpuwatchctl status has a rule
+        "GpuwatchdBmcSensorCritical", "GpuwatchdBmcSensorNoReading", "GpuwatchdFanRedundancyLost",
+        "GpuwatchdChassisTemperatureCritical", "GpuwatchdChassisTemperatureHigh",
+        "GpuwatchdPsuPredictiveFailure", "GpuwatchdGpuThermalSlowdown",
+        "GpuwatchdGpuEccUncorrected", "GpuwatchdGpuRemapPending", "GpuwatchdGpuRemapFailed"}
 
 
 def test_dashboard_queries_are_valid_promql(tmp_path: Path) -> None:
