@@ -38,6 +38,7 @@ from gpuwatchd.model import Severity
 log = logging.getLogger(__name__)
 MAX_TOKEN_BYTES = 4096
 QUEUE_LENGTH = 64  # events waiting for delivery; more are dropped (and counted)
+CLOSE_WAIT_SECONDS = 1.0
 RANK: dict[Severity, int] = {"info": 0, "warning": 1, "critical": 2}
 
 
@@ -150,7 +151,9 @@ class Hook:
         return not self._queue.unfinished_tasks
 
     def close(self) -> None:
-        """Stop after the event being delivered (queued ones are dropped)."""
+        """Stop after the event being delivered (queued ones are dropped); waits at most a
+        second (a reload or a shutdown is not held up by a slow webhook: the thread is a
+        daemon and ends after its delivery's own timeout)."""
         while True:
             try:
                 self._queue.get_nowait()
@@ -161,7 +164,7 @@ class Hook:
             self._queue.put_nowait(None)
         except queue.Full:
             pass
-        self._thread.join(timeout=self._config.timeout_seconds + 1.0)
+        self._thread.join(timeout=CLOSE_WAIT_SECONDS)
 
 
 class DeliveryFailed(Exception):

@@ -6,12 +6,16 @@ when it fails and one when it recovers, and none while nothing changes.
 
 from __future__ import annotations
 
+import json
 import logging
+import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from gpuwatchd.clock import ManualClock
+from gpuwatchd.config.schema import NotifyConfig
 from gpuwatchd.ctl.main import main
 from gpuwatchd.daemon.cli import _demo_config
 from gpuwatchd.daemon.service import Daemon
@@ -26,12 +30,13 @@ FAN = 2  # the third fan: rotors Fan3A and Fan3B
 class Demo:
     """The demo daemon on a manual clock, PS2 repaired to start with (the demo fails it)."""
 
-    def __init__(self) -> None:
+    def __init__(self, notify: NotifyConfig | None = None) -> None:
         self.clock = ManualClock()
         self.node = SimNode(clock=self.clock)
         self.bmc = self.node.bmcs["idrac"]
         self.bmc.faults.psus[2] = PSU_OK
-        self.daemon = Daemon(_demo_config(), self.node.hardware())
+        config = replace(_demo_config(), notify=notify or NotifyConfig())
+        self.daemon = Daemon(config, self.node.hardware())
         self.daemon._build(self.daemon.config)
 
     def ticks(self, n: int) -> None:
@@ -114,3 +119,25 @@ def test_the_demo_as_shipped_is_faulty_from_the_first_tick(
         assert len(lines(caplog, "PS2")) == 1
     finally:
         demo.daemon._close_hardware()
+
+
+def test_the_daemon_passes_the_same_events_to_the_notify_command(tmp_path: Path) -> None:
+    """notify.command gets the PSU's failure and its recovery (critical, and its recovery)."""
+    out = tmp_path / "events.jsonl"
+    script = f"import sys; open({str(out)!r}, 'ab').write(sys.stdin.buffer.read() + b'\\n')"
+    demo = Demo(NotifyConfig(command=(sys.executable, "-c", script), min_severity="critical"))
+    try:
+        demo.ticks(2)
+        demo.bmc.faults.psus[2] = PSU_BROKEN
+        demo.ticks(3)
+        demo.bmc.faults.psus[2] = PSU_OK
+        demo.ticks(3)
+        hook = demo.daemon._events._hook
+        assert hook is not None and hook.drain(20.0)
+    finally:
+        demo.daemon.shutdown()
+    sent = [json.loads(line) for line in out.read_text().splitlines()]
+    psu = [(e["kind"], e["fields"].get("CONDITION")) for e in sent
+           if e["fields"].get("SENSOR") == "PS2"]
+    assert psu == [("psu_failed", "psu_failed"), ("condition_cleared", "psu_failed")]
+    assert all(e["kind"] != "psu_redundancy_lost" for e in sent)  # a warning: below critical
