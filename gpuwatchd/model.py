@@ -403,7 +403,7 @@ Severity = Literal["info", "warning", "critical"]
 class HealthCondition:
     """One thing wrong with the hardware, named by where it was seen.
 
-    ``source`` says where in words (``BMC idrac PSU PS2 Status``); ``bmc``/``sensor``/``gpu``
+    ``source`` says where in words (``BMC idrac PSU PS2``); ``bmc``/``sensor``/``gpu``
     are the same as structured fields ("" / None where they do not apply). ``counted``: it
     makes ``gpuwatchctl status`` exit 1 (False: listed in ``health.ignore``).
     """

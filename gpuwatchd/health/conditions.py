@@ -9,6 +9,7 @@ most one condition at a time (the worst), so one change is one event.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 
 from gpuwatchd.collectors.gpu_read import CLOCK_EVENTS
 from gpuwatchd.config.schema import HealthConfig
@@ -49,7 +50,8 @@ THERMAL_CLOCK_EVENTS = CLOCK_EVENTS["sw_thermal"] | CLOCK_EVENTS["hw_thermal"]
 def evaluate(snapshot: Snapshot, config: HealthConfig) -> tuple[HealthCondition, ...]:
     """Every condition of ``snapshot``'s readings, ``counted`` unless ``config.ignore``s it.
 
-    Readings of a BMC that is down are not judged (its collector publishes none).
+    A BMC that is down publishes no sensor readings, so it has no conditions here (the
+    daemon's ``health`` says it is down; the events keep its last state).
     """
     found: list[HealthCondition] = []
     psus = snapshot.readings(PsuReading)
@@ -63,14 +65,7 @@ def evaluate(snapshot: Snapshot, config: HealthConfig) -> tuple[HealthCondition,
     for nvml in snapshot.readings(NvmlReading):
         found += xids(nvml.xids, horizon)
     ignored = set(config.ignore)
-    return tuple(_counted(c, c.kind not in ignored) for c in found)
-
-
-def _counted(c: HealthCondition, counted: bool) -> HealthCondition:
-    if counted:
-        return c
-    return HealthCondition(c.kind, c.severity, c.source, c.message, c.bmc, c.sensor, c.gpu,
-                           c.uuid, counted=False)
+    return tuple(replace(c, counted=False) if c.kind in ignored else c for c in found)
 
 
 def _chassis_sensors(snapshot: Snapshot) -> Iterator[ChassisSensor]:
