@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Literal, TypeVar
+from typing import Literal, TypeVar, get_args
 
 Labels = tuple[tuple[str, str], ...]
 Kind = Literal["gauge", "counter"]
@@ -367,6 +367,8 @@ class Snapshot:
     taken_mono: float
     results: tuple[CollectorResult, ...] = ()
     control: ControlReading | None = None  # the fan controller's tick (None: fan control off)
+    # the hardware's conditions on this tick (gpuwatchd.health.conditions.evaluate)
+    health: tuple[HealthCondition, ...] = ()
 
     def result(self, name: str) -> CollectorResult | None:
         """The result of the collector called ``name``, if it is registered."""
@@ -381,6 +383,40 @@ class Snapshot:
         for res in self.results:
             out.extend(r for r in res.collected.readings if isinstance(r, kind))
         return tuple(out)
+
+
+# -- hardware health (gpuwatchd.health): what is wrong with the server, not with gpuwatchd ------
+# Made once per tick from the readings above by gpuwatchd.health.conditions.evaluate (pure),
+# published with the Snapshot; the ``hardware`` status section and the journal events
+# (gpuwatchd.health.events) both read them. The kinds are the names of the ``health.ignore``
+# config key and of docs/events.md; each has an alert rule in monitoring/alerts.yaml.
+ConditionKind = Literal[
+    "psu_absent", "psu_failed", "psu_predictive_failure", "psu_redundancy_lost",
+    "fan_failed", "fan_redundancy_lost", "sensor_critical", "sensor_no_reading",
+    "sensor_warning", "gpu_lost", "gpu_xid", "gpu_ecc_uncorrected", "gpu_remap_failed",
+    "gpu_remap_pending", "gpu_thermal_slowdown"]
+CONDITION_KINDS: tuple[ConditionKind, ...] = get_args(ConditionKind)
+Severity = Literal["info", "warning", "critical"]
+
+
+@dataclass(frozen=True, slots=True)
+class HealthCondition:
+    """One thing wrong with the hardware, named by where it was seen.
+
+    ``source`` says where in words (``BMC idrac PSU PS2``); ``bmc``/``sensor``/``gpu``
+    are the same as structured fields ("" / None where they do not apply). ``counted``: it
+    makes ``gpuwatchctl status`` exit 1 (False: listed in ``health.ignore``).
+    """
+
+    kind: ConditionKind
+    severity: Severity
+    source: str
+    message: str
+    bmc: str = ""
+    sensor: str = ""
+    gpu: int | None = None
+    uuid: str = ""
+    counted: bool = True
 
 
 EMPTY_SNAPSHOT = Snapshot(seq=0, taken_wall=0.0, taken_mono=0.0)

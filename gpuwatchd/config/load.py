@@ -82,6 +82,7 @@ def _check(config: Config, data: object, b: Builder) -> None:
     _check_bmcs(config, data, b)
     _check_fan_control(config, data, b)
     _check_licence(config, data, b)
+    _check_notify(config, data, b)
 
 
 def _check_bmcs(config: Config, data: object, b: Builder) -> None:
@@ -231,6 +232,25 @@ def _check_licence(config: Config, data: object, b: Builder) -> None:
         if path is not None and not path.startswith("/"):
             b.fail(_line(data, "licence", *keys), "licence." + ".".join(keys),
                    f"{path!r} must be an absolute path")
+
+
+def _check_notify(config: Config, data: object, b: Builder) -> None:
+    """notify: a URL gpuwatchd can POST to, an absolute command and token file path."""
+    n = config.notify
+    url = n.webhook_url
+    if url is not None and not url.startswith(("http://", "https://")):
+        b.fail(_line(data, "notify", "webhook_url"), "notify.webhook_url",
+               f"{show(url, 80)} must start with http:// or https://")
+    if n.command and not n.command[0].startswith("/"):
+        b.fail(_line(data, "notify", "command"), "notify.command",
+               f"{show(n.command[0], 80)} must be an absolute path (no shell, no $PATH)")
+    token = n.webhook_token_file
+    if token is not None and url is None:
+        b.fail(_line(data, "notify", "webhook_token_file"), "notify.webhook_token_file",
+               "has no effect without webhook_url")
+    if token is not None and not token.startswith("/"):
+        b.fail(_line(data, "notify", "webhook_token_file"), "notify.webhook_token_file",
+               f"{token!r} must be an absolute path")
 
 
 def parse_listen(addr: str) -> tuple[str, int] | None:

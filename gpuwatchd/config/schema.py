@@ -13,6 +13,7 @@ from typing import Literal
 from gpuwatchd.config.fan_drivers import Channel, DriverSections
 from gpuwatchd.config.selectors import ALL_GPUS, Selector, parse_selector
 from gpuwatchd.config.yamlload import parsed, rng
+from gpuwatchd.model import ConditionKind, Severity
 
 EXIT_CONFIG = 6  # as smfc-client and the reference's CLI table: 6 = invalid configuration
 DEFAULT_PORT = 10045  # no clash with 9100 node, 9290 ipmi, 9400 dcgm, 9835 nvidia_gpu, 8000, 9099
@@ -164,6 +165,34 @@ class ExporterConfig:
 
 
 @dataclass(frozen=True)
+class HealthConfig:
+    """The hardware verdict of ``gpuwatchctl status`` (``health:``; gpuwatchd.health).
+
+    Every condition counts (exit 1) unless listed in ``ignore``; the default ignores only
+    ``sensor_warning``, which no alert rule pages for either (monitoring/alerts.yaml)."""
+
+    ignore: tuple[ConditionKind, ...] = ("sensor_warning",)
+    # An XID counts this long after it was reported (GpuwatchdGpuXidErrors: increase[10m]).
+    xid_window_seconds: float = field(default=600.0, metadata=rng(10, 86400))
+
+
+@dataclass(frozen=True)
+class NotifyConfig:
+    """Optional notification of the journal's events (``notify:``; gpuwatchd.health.hook).
+
+    Off unless ``command`` or ``webhook_url`` is set. The command gets the event as one JSON
+    object on stdin; the webhook gets it as a JSON POST body, with ``Authorization: Bearer``
+    from ``webhook_token_file`` if given."""
+
+    command: tuple[str, ...] = ()  # argv, no shell: ["/usr/local/bin/page-me", "--json"]
+    webhook_url: str | None = None  # http:// or https://, e.g. https://ntfy.sh/my-topic
+    webhook_token_file: str | None = None  # the token, never in the config itself
+    min_severity: Severity = "warning"  # recoveries are sent when their fault was
+    max_per_hour: int = field(default=30, metadata=rng(1, 3600))
+    timeout_seconds: float = field(default=5.0, metadata=rng(0.5, 60))
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration. ``source`` is the file it came from (for messages)."""
 
@@ -175,4 +204,6 @@ class Config:
     licence: LicenceConfig = field(default_factory=LicenceConfig)
     exporter: ExporterConfig = field(default_factory=ExporterConfig)
     hwmon: HwmonConfig = field(default_factory=HwmonConfig)
+    health: HealthConfig = field(default_factory=HealthConfig)
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
     source: str = field(default="<defaults>", metadata={"internal": True})

@@ -2,7 +2,8 @@
 
 It talks only to the daemon's status socket (gpuwatchd.status.client) and never to hardware:
 a second IPMI or NVML client would compete with the daemon (and could leave a BMC in manual
-fan mode). 0 healthy, 1 degraded, 3 not running, 4 status unknown (gpuwatchd.ctl.common).
+fan mode). 0 healthy, 1 degraded (the daemon's health, or a hardware fault: the
+``hardware`` section), 3 not running, 4 status unknown (gpuwatchd.ctl.common).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from gpuwatchd.ctl.common import (
 )
 from gpuwatchd.status.client import NotRunning, QueryError, query
 from gpuwatchd.status.paths import SOCKET_ENV, client_socket
+from gpuwatchd.status.sections import hardware
 from gpuwatchd.status.table import render
 
 HEALTH_EXIT = {"healthy": EXIT_HEALTHY, "degraded": EXIT_DEGRADED}
@@ -61,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
         err(str(exc))
         return exit_code_for(exc)
     code = HEALTH_EXIT.get(_health(doc), EXIT_UNKNOWN)
+    if code == EXIT_HEALTHY and hardware.faulty(doc):  # a failed PSU, fan, GPU, ...
+        code = EXIT_DEGRADED
     if code == EXIT_UNKNOWN:
         err(f"{path}: the answer has no health verdict (is it a gpuwatchd socket?)")
     if doc.get("schema") != 1:

@@ -31,6 +31,8 @@ from gpuwatchd.exporter import webconfig
 from gpuwatchd.exporter.http import MetricsServer
 from gpuwatchd.exporter.render import Renderer
 from gpuwatchd.hardware import Hardware
+from gpuwatchd.health import conditions
+from gpuwatchd.health.journal import EventJournal
 from gpuwatchd.links import nvml
 from gpuwatchd.model import ControlReading, GpuReading, Snapshot
 from gpuwatchd.status.document import DaemonInfo, DaemonState, build_status
@@ -91,6 +93,7 @@ class Daemon:
         self._metrics: MetricsServer | None = None
         self._renderer: Renderer | None = None
         self._status: StatusServer | None = None
+        self._events = EventJournal()  # hardware/zone/licence changes -> journal (+ hook)
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -115,6 +118,7 @@ class Daemon:
         self._state.runners = [CollectorRunner(s, self._clock)
                                for s in registry.build_all(config, self.hw)]
         self._control = control if control is not None else _build_control(config, self.hw)
+        self._events.configure(config.notify)
 
     def run(self) -> int:
         """Tick until stopped; always hands the fans back and closes everything.
@@ -154,7 +158,9 @@ class Daemon:
                         results=tuple(r.result for r in st.runners))
         if self._control is not None:
             snap = replace(snap, control=self._control.step(snap))
+        snap = replace(snap, health=conditions.evaluate(snap, self.config.health))
         self.snapshot = snap
+        self._events.observe(snap)
         if self._renderer is not None:
             self._renderer.refresh(lead_seconds=2 * self.config.interval_seconds)
         st.ticks += 1
@@ -209,6 +215,7 @@ class Daemon:
             if server is not None:
                 server.stop()
         self._metrics = self._status = None
+        self._events.close()
         self._notifier.close()
 
     def _close_hardware(self) -> None:

@@ -129,6 +129,7 @@ _HANDLERS: dict[tuple[int, int], Callable[[SimBmc, bytes], bytes]] = {
 
 PSU_OK = PSU_PRESENT
 PSU_BROKEN = PSU_PRESENT | PSU_FAILED | PSU_AC_LOST
+PSU_STATUS_SENSORS = {1: 0x62, 2: 0x63}  # PSU number -> its "PSn Status" sensor (demo_sensors)
 
 # --- the demo node's iDRAC ------------------------------------------------------------------
 # A Dell R730-class chassis: eight dual-rotor fans (Fan1A/Fan1B ... Fan8A/Fan8B; the second

@@ -14,18 +14,19 @@ baseline gpuwatchd is measured against:
 
 Fault injection (:class:`OemFaults`, tests and benchmarks): refusing manual mode (``0xd4``,
 iDRAC9 from 3.34.34.34), refusing the all-fans selector (``0xcc``, R510), a completion code on
-every duty write, a BMC that stops answering, a revert to automatic, and a cold reset (no
-answer, then fan sensors that do not report, then automatic mode). Every OEM request is kept
+every duty write, a BMC that stops answering, a revert to automatic, a cold reset (no
+answer, then fan sensors that do not report, then automatic mode), and a PSU failing or
+repaired (``faults.psus``). Every OEM request is kept
 in :attr:`oem_log` as ``(netfn, bytes)``. Times are the node's simulated seconds.
 """
 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from gpuwatchd.sim.bmc import SimBmc, demo_sensors, demo_values
+from gpuwatchd.sim.bmc import PSU_STATUS_SENSORS, SimBmc, demo_sensors, demo_values
 from gpuwatchd.sim.port import NodePort
 
 DELL_THIRD_PARTY_FLOOR = 0.8
@@ -43,6 +44,9 @@ class OemFaults:
     write_code: int | None = None  # completion code for every duty write
     silent: bool = False  # no answer at all (a dead BMC or network)
     pcie_absent: bool = False  # 0xc1 for the third-party PCIe commands (12G, 14G+)
+    # PSU status bits by PSU number (1: PS1, 2: PS2; gpuwatchd.sim.sdr PSU_*), over the
+    # demo's (PS1 ok, PS2 failed): ``{2: PSU_OK}`` repairs PS2, ``{1: PSU_BROKEN}`` fails PS1
+    psus: dict[int, int] = field(default_factory=dict)
 
 
 class OemBmc(SimBmc):
@@ -67,7 +71,9 @@ class OemBmc(SimBmc):
         """The demo chassis' sensors (gpuwatchd.sim.bmc.demo_values); none while starting."""
         if self._now() < self._ns_until:
             return {}  # every sensor "ns" while the BMC starts after a reset
-        return demo_values(self.node)
+        values = demo_values(self.node)
+        values.update({PSU_STATUS_SENSORS[n]: bits for n, bits in self.faults.psus.items()})
+        return values
 
     def send_raw(self, lun: int, netfn: int, raw_bytes: bytes) -> bytes:
         if self.faults.silent or self._now() < self._down_until:

@@ -18,6 +18,7 @@ from gpuwatchd.status.sections import (
     collectors,
     fan_control,
     gpus,
+    hardware,
     hwmon,
     licence,
     nvml,
@@ -37,6 +38,7 @@ class SectionModule(Protocol):
 
 # The document key is the module's name; order is print order.
 SECTIONS: dict[str, SectionModule] = {
+    "hardware": hardware,  # the server's verdict beside the daemon's (issue 13)
     "nvml": nvml,
     "gpus": gpus,
     "bmcs": bmcs,

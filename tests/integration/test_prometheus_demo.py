@@ -58,7 +58,11 @@ def test_prometheus_scrapes_both_demo_gpus(tmp_path: Path) -> None:
 
         ctl = subprocess.run([sys.executable, "-m", "gpuwatchd.ctl.main", "status", "--socket",
                               str(sock)], capture_output=True, text=True, check=False, timeout=20)
-        assert ctl.returncode == 0, ctl.stdout + ctl.stderr
+        # the daemon is healthy, the demo server is not: its PS2 has failed (gpuwatchd/sim/
+        # bmc.py), so the hardware verdict makes gpuwatchctl status exit 1 (issue 13)
+        assert ctl.returncode == 1, ctl.stdout + ctl.stderr
+        assert "health  healthy" in ctl.stdout and "hardware  faulty" in ctl.stdout
+        assert "BMC idrac PSU PS2: failed, AC lost  [psu_failed]" in ctl.stdout
         assert "Tesla P40" in ctl.stdout
     finally:
         stop(prom)

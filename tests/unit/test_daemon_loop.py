@@ -11,7 +11,7 @@ from gpuwatchd.clock import ManualClock
 from gpuwatchd.config import Config
 from gpuwatchd.daemon.cli import _demo_config
 from gpuwatchd.daemon.service import EXIT_FAILURE, Daemon
-from gpuwatchd.model import Snapshot
+from gpuwatchd.model import ControlReading, FanControlReading, Snapshot
 from gpuwatchd.sim.node import SimNode
 
 
@@ -22,11 +22,11 @@ class BrokenControl:
         self.steps = 0
         self.released = 0
 
-    def step(self, snapshot: Snapshot) -> tuple[object, ...]:
+    def step(self, snapshot: Snapshot) -> ControlReading:
         self.steps += 1
         if self.steps == 2:
             raise ZeroDivisionError("a bug")
-        return ()
+        return ControlReading((), FanControlReading("none", "", False, ""))
 
     def release(self) -> None:
         self.released += 1

@@ -39,7 +39,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
               "gpuwatchd.hardware", "gpuwatchd.worker")),
     ("config", ("gpuwatchd.config",)),
     ("links", ("gpuwatchd.links",)),
-    ("domain", ("gpuwatchd.licence", "gpuwatchd.collectors", "gpuwatchd.control")),
+    ("domain", ("gpuwatchd.licence", "gpuwatchd.collectors", "gpuwatchd.control",
+                "gpuwatchd.health")),
     ("surfaces", ("gpuwatchd.exporter", "gpuwatchd.status")),
     ("top", ("gpuwatchd.daemon", "gpuwatchd.ctl", "gpuwatchd.sim", "gpuwatchd.__main__")),
 )

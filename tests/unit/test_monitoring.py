@@ -161,7 +161,12 @@ def test_the_issue_conditions_all_have_alerts() -> None:
         "GpuwatchdPsuRedundancyLost", "GpuwatchdFanControlFailsafe",
         "GpuwatchdFanControlMonitorOnly", "GpuwatchdBmcUnreachable", "GpuwatchdDataStale",
         "GpuwatchdVgpuUnlicensed", "GpuwatchdVgpuRestricted", "GpuwatchdVgpuLicenceExpiring",
-        "GpuwatchdGriddDown"}
+        "GpuwatchdGriddDown",
+        # issue 13: every hardware condition of gpuwatchctl status has a rule
+        "GpuwatchdBmcSensorCritical", "GpuwatchdBmcSensorNoReading", "GpuwatchdFanRedundancyLost",
+        "GpuwatchdChassisTemperatureCritical", "GpuwatchdChassisTemperatureHigh",
+        "GpuwatchdPsuPredictiveFailure", "GpuwatchdGpuThermalSlowdown",
+        "GpuwatchdGpuEccUncorrected", "GpuwatchdGpuRemapPending", "GpuwatchdGpuRemapFailed"}
 
 
 def test_dashboard_queries_are_valid_promql(tmp_path: Path) -> None:
@@ -210,7 +215,12 @@ def test_dashboard_has_both_views_and_its_variables() -> None:
     exprs = " ".join(t["expr"] for p in panels for t in p.get("targets", []))
     for needed in ("$price_per_kwh", "$baseline_rpm", "gpuwatchd_fan_zone_setpoint_celsius",
                    "gpuwatchd_vgpu_licence_expiry_timestamp_seconds",
-                   "gpuwatchd_fan_zone_duty_ratio"):
+                   "gpuwatchd_fan_zone_duty_ratio",
+                   # issue 13: PSUs, BMC sensors and thresholds, hwmon, GPU fans
+                   "gpuwatchd_psu_up", "gpuwatchd_psu_state", "gpuwatchd_bmc_sensor_state",
+                   "gpuwatchd_temperature_threshold_celsius", "gpuwatchd_fan_speed_threshold_rpm",
+                   "gpuwatchd_hwmon_temperature_celsius", "gpuwatchd_hwmon_fan_speed_rpm",
+                   "gpuwatchd_gpu_fan_speed_ratio"):
         assert needed in exprs
 
 

@@ -3,9 +3,9 @@
 One entry per BMC: reachable or not, vendor/firmware, chassis power, its fans, temperatures
 and power supplies (from the chassis collectors' readings in the Snapshot). Health: an
 unreachable BMC degrades the node (gpuwatchd then lacks those inputs); a failed PSU, a fan or
-temperature past its threshold are shown in red but are the server's faults, not gpuwatchd's,
-and are alerted on from the metrics (``gpuwatchd_psu_up == 0``), so they do not make
-``gpuwatchctl status`` exit 1.
+temperature past its threshold are shown in red but are the server's faults, not gpuwatchd's:
+they are the ``hardware`` section's conditions (gpuwatchd.health.conditions), which make
+``gpuwatchctl status`` exit 1 there, not health reasons here.
 """
 
 from __future__ import annotations
