@@ -340,8 +340,9 @@ def test_kubernetes_example_runs_as_uid_65534_without_a_warning(
         assert "Tesla" in status.stdout, status.stdout + status.stderr
     finally:
         stop(proc)
-    text = log.read_text()
-    assert not re.search(r"level=(warn|error)", text), text[-2000:]
+    # hardware events (they carry a MESSAGE_ID: the fake GPU's state) are data, not setup
+    setup = [line for line in log.read_text().splitlines() if "MESSAGE_ID=" not in line]
+    assert not [line for line in setup if re.search(r"level=(warn|error)", line)], setup
 
 
 def test_purge_leaves_nothing_behind(installed: Built) -> None:
