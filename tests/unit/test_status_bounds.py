@@ -9,6 +9,7 @@ import os
 import shutil
 import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +18,15 @@ import pytest
 from gpuwatchd.status.client import ProtocolError, query
 from gpuwatchd.status.paths import client_socket
 from gpuwatchd.status.server import MAX_CONNECTIONS, MAX_REQUEST_DEPTH, nesting_depth
-from tests.unit.test_status import raw_exchange, serving, sockdir  # noqa: F401 (fixture)
+from tests.unit.test_status import raw_exchange, serving, socket_dir
 
 DOC: dict[str, Any] = {"schema": 1, "health": {"status": "healthy"}}
+
+
+@pytest.fixture
+def sockdir() -> Iterator[Path]:
+    with socket_dir() as path:
+        yield path
 
 
 def test_idle_connections_are_evicted_so_status_always_answers(sockdir: Path) -> None:
