@@ -254,18 +254,19 @@ def test_a_non_member_is_told_permission_denied_for_the_system_socket() -> None:
 # --- reload -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("reply", "code", "stdout", "stderr"), [
-    (b'{"schema": 1, "reload": "applied", "source": "/etc/g.yaml"}\n', 0,
-     "configuration reloaded from /etc/g.yaml\n", ""),
+@pytest.mark.parametrize(("reply", "expected"), [
+    (b'{"schema": 1, "reload": "applied", "source": "/etc/g.yaml"}\n',
+     (0, "configuration reloaded from /etc/g.yaml\n", "")),
     (b'{"schema": 1, "reload": "refused", "reason": "/etc/g.yaml:3: bogus: unknown key"}\n',
-     6, "", "gpuwatchctl: reload refused, the daemon keeps its running configuration: "
-            "/etc/g.yaml:3: bogus: unknown key\n"),
-    (b'{"schema": 1, "error": "permission denied: reload needs root"}\n', 4, "",
-     "gpuwatchctl: gpuwatchd answered with an error: permission denied: reload needs root\n"),
-    (b'{"schema": 1}\n', 4, "", "the answer says neither applied nor refused"),
+     (6, "", "gpuwatchctl: reload refused, the daemon keeps its running configuration: "
+             "/etc/g.yaml:3: bogus: unknown key\n")),
+    (b'{"schema": 1, "error": "permission denied: reload needs root"}\n', (4, "",
+     "gpuwatchctl: gpuwatchd answered with an error: permission denied: reload needs root\n")),
+    (b'{"schema": 1}\n', (4, "", "the answer says neither applied nor refused")),
 ])
 def test_reload_exit_codes(sockdir: Path, capsys: pytest.CaptureFixture[str], reply: bytes,
-                           code: int, stdout: str, stderr: str) -> None:
+                           expected: tuple[int, str, str]) -> None:
+    code, stdout, stderr = expected
     path = sockdir / "s.sock"
     with fake_peer(path, reply):
         got, out, errout = run(["reload", "--socket", str(path)], capsys)
