@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from gpuwatchd.clock import ManualClock
 from gpuwatchd.config import Config, loads
 from gpuwatchd.daemon.cli import _demo_config, _demo_state
 from gpuwatchd.daemon.lock import AlreadyRunning, BmcLock, lock_key, lock_path
@@ -136,3 +137,25 @@ def test_the_demo_without_a_file_refuses_the_reload(tmp_path: Path) -> None:
     assert waiter.outcome is not None and not waiter.outcome.applied
     assert waiter.outcome.reason == "there is no config file to re-read (--demo)"
 
+
+
+class CountingServer:
+    """Stands in for the StatusServer: counts the tick's ensure() calls."""
+
+    def __init__(self) -> None:
+        self.ensured = 0
+
+    def ensure(self) -> bool:
+        self.ensured += 1
+        return False
+
+
+def test_the_tick_checks_the_status_socket_at_most_once_a_second() -> None:
+    clock = ManualClock()
+    daemon = Daemon(loads(PLAIN, "g.yaml"), SimNode(clock=clock).hardware())
+    server = CountingServer()
+    daemon._status = server  # type: ignore[assignment]
+    for _ in range(10):  # ten ticks of 0.25 s: checks at 0, 1.0, 2.0 s
+        daemon._check_socket()
+        clock.advance(0.25)
+    assert server.ensured == 3
