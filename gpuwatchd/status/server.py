@@ -91,7 +91,7 @@ class StatusServer:
         self._peer = peer
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
-        self._inode = 0
+        self._inode = (0, 0)  # (st_dev, st_ino) of the socket file we bound
         self._ensure_failed = ""
 
     def start(self) -> None:
@@ -124,9 +124,10 @@ class StatusServer:
 
     def _in_place(self) -> bool:
         try:
-            return os.stat(self.path).st_ino == self._inode
+            st = os.stat(self.path)
         except OSError:
             return False
+        return (st.st_dev, st.st_ino) == self._inode
 
     def _listen(self) -> socket.socket:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -136,7 +137,7 @@ class StatusServer:
             sock.bind(self.path)
             os.chmod(self.path, SOCKET_MODE)  # before listen(): nobody can connect until then
             set_group(self.path, self._group)
-            self._inode = os.stat(self.path).st_ino
+            st = os.stat(self.path)
             sock.listen(LISTEN_BACKLOG)
         except StatusServerError:
             sock.close()
@@ -145,6 +146,7 @@ class StatusServer:
             sock.close()
             raise StatusServerError(f"cannot listen on {self.path}: "
                                     f"{exc.strerror or exc}") from None
+        self._inode = (st.st_dev, st.st_ino)
         return sock
 
     def stop(self) -> None:
@@ -156,7 +158,7 @@ class StatusServer:
         if self._thread is not None:
             self._thread.join(timeout=2.0)
         with contextlib.suppress(OSError):
-            if os.stat(self.path).st_ino == self._inode:
+            if self._in_place():
                 os.unlink(self.path)
 
     def _accept_loop(self) -> None:
@@ -204,7 +206,8 @@ class StatusServer:
             known = ", ".join(sorted(self.commands))
             return dumps(_error(f"unknown command {command!r}; known: {known}"))
         if command in self._privileged and self._peer(conn) not in (0, os.geteuid()):
-            return dumps(_error(f"permission denied: {command} needs root"))
+            return dumps(_error(f"permission denied: {command} needs root or the "
+                                "daemon's own user"))
         try:
             return dumps(handler())
         except Exception as exc:  # a bug must not kill the server; it is logged in full

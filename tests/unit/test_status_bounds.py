@@ -131,7 +131,8 @@ def test_reload_is_refused_for_a_peer_that_is_not_root(sockdir: Path) -> None:
 
     with serving(path, lambda: DOC, peer=lambda _conn: 1000) as server:
         server.commands["reload"] = reload
-        with pytest.raises(ProtocolError, match="permission denied: reload needs root"):
+        with pytest.raises(ProtocolError,
+                           match="permission denied: reload needs root or the daemon's own"):
             query(str(path), command="reload")
         assert query(str(path)) == DOC  # status is for the group
     with serving(path, lambda: DOC) as server:  # the real SO_PEERCRED: this process's uid
