@@ -110,11 +110,7 @@ class Daemon:
     def start(self) -> None:
         """Take the BMC lock, build collectors and controller, bind the endpoints (raises on
         failure: AlreadyRunning when another daemon drives the same fans)."""
-        path = lock_path(self.config)
-        if path is not None:
-            lock = BmcLock(path)
-            lock.acquire()
-            self._lock = lock
+        self._relock(self.config)
         self._build(self.config)
         self._renderer = Renderer(lambda: self.snapshot, self._clock)
         addresses = [a for a in map(parse_listen, self.config.exporter.listen) if a]
@@ -218,6 +214,7 @@ class Daemon:
         self._notifier.send(RELOADING=1, STATUS="reloading configuration")
         try:
             new = self._reload_fn()
+            self._relock(new)
         except GpuwatchdError as exc:
             log.error("reload refused, keeping the running configuration: %s", exc)
             outcome = ReloadOutcome(False, str(exc))
@@ -233,6 +230,19 @@ class Daemon:
         self._state.phase = "running"
         self._notifier.send(READY=1, STATUS=summary(self.snapshot))
         return outcome
+
+    def _relock(self, config: Config) -> None:
+        """Hold the lock for the fans ``config`` drives (none without fan control); a reload
+        onto another daemon's BMC is refused by AlreadyRunning before anything changes."""
+        path = lock_path(config)
+        if path == (self._lock.path if self._lock is not None else None):
+            return
+        new = BmcLock(path) if path is not None else None
+        if new is not None:
+            new.acquire()
+        if self._lock is not None:
+            self._lock.release()
+        self._lock = new
 
     def request_stop(self) -> None:
         """Ask the loop to stop (signal handlers call this)."""

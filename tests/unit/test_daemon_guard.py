@@ -159,3 +159,19 @@ def test_the_tick_checks_the_status_socket_at_most_once_a_second() -> None:
         daemon._check_socket()
         clock.advance(0.25)
     assert server.ensured == 3
+
+
+def test_a_reload_onto_a_bmc_another_daemon_drives_is_refused(
+        tmp_path: Path, running: tuple[Daemon, list[str]]) -> None:
+    daemon, files = running
+    lan = LAN % tmp_path
+    held = BmcLock(str(tmp_path / "bmc-192.0.2.7.lock"))
+    held.acquire()
+    try:
+        files.append(lan)
+        doc = daemon.reload_command(5.0)
+        assert doc["reload"] == "refused"
+        assert f"holds {tmp_path}/bmc-192.0.2.7.lock" in str(doc["reason"])
+        assert daemon.config.fan_control.driver == "none"
+    finally:
+        held.release()
