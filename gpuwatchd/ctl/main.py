@@ -3,9 +3,11 @@ back, calibrate them. ``python -m gpuwatchd.ctl.main`` is the same program.
 
 One table, :data:`SUBCOMMANDS`: each row gives a subcommand's help line, its arguments and
 what it runs. ``status`` (gpuwatchd.ctl.status) only talks to the daemon's status socket,
-never to hardware. The two exceptions run without the daemon (gpuwatchd.ctl.fan):
-``failsafe`` hands the fans back to the BMC (systemd's ``ExecStopPost=``), ``calibrate``
-measures them with the daemon stopped. Exit codes: gpuwatchd.ctl.common.
+never to hardware; ``reload`` (gpuwatchd.ctl.reload) asks the daemon over the same socket to
+re-read its config and reports whether it did (systemd's ``ExecReload=``). The two exceptions
+run without the daemon (gpuwatchd.ctl.fan): ``failsafe`` hands the fans back to the BMC
+(systemd's ``ExecStopPost=``), ``calibrate`` measures them with the daemon stopped.
+Exit codes: gpuwatchd.ctl.common.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from gpuwatchd import __version__
 from gpuwatchd.config import ConfigError, load
 from gpuwatchd.ctl import fan
+from gpuwatchd.ctl import reload as reload_cmd
 from gpuwatchd.ctl import status as status_cmd
 from gpuwatchd.ctl.common import EXIT_CONFIG, EXIT_USAGE, PROG, err
 
@@ -59,6 +62,8 @@ def _check_config(args: argparse.Namespace) -> int:
 SUBCOMMANDS: dict[str, Subcommand] = {
     "status": Subcommand("show the daemon's state and the node's health",
                          status_cmd.arguments, status_cmd.run),
+    "reload": Subcommand("make the daemon re-read its config; exit 6 with the reason if it "
+                         "refused the file (ExecReload=)", reload_cmd.arguments, reload_cmd.run),
     "version": Subcommand("print the version", _no_arguments, _version),
     "check-config": Subcommand("validate a config file (exit 6 if invalid)",
                                _check_config_arguments, _check_config),
@@ -75,7 +80,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=PROG, description="Query the gpuwatchd daemon and check its configuration.",
         epilog="Exit codes: 0 healthy, 1 degraded, 2 usage, 3 not running, 4 status unknown, "
-               "6 invalid config.")
+               "6 invalid config (reload: refused).")
     p.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     subs = p.add_subparsers(dest="command", metavar="COMMAND")
     for name, sub in SUBCOMMANDS.items():

@@ -20,6 +20,7 @@ from gpuwatchd.ctl.common import (
     EXIT_NOT_RUNNING,
     EXIT_UNKNOWN,
     err,
+    seconds,
 )
 from gpuwatchd.status.client import NotRunning, QueryError, query
 from gpuwatchd.status.paths import SOCKET_ENV, client_socket
@@ -40,18 +41,8 @@ def arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--socket", metavar="PATH",
                    help=f"status socket (default: ${SOCKET_ENV}, else the daemon's default)")
     p.add_argument("--no-color", action="store_true", help="no colours, even on a terminal")
-    p.add_argument("--timeout", type=_seconds, default=2.0, metavar="SECONDS",
+    p.add_argument("--timeout", type=seconds, default=2.0, metavar="SECONDS",
                    help="give up waiting for the daemon after SECONDS (default 2)")
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0.0 < value <= 3600.0:  # NaN fails too
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds in (0, 3600]")
-    return value
 
 
 def run(args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
 import sys
 from importlib import resources
 from pathlib import Path
@@ -22,6 +23,7 @@ from gpuwatchd.errors import GpuwatchdError
 from gpuwatchd.exporter import webconfig
 from gpuwatchd.hardware import Hardware, real
 from gpuwatchd.sim.node import SimNode
+from gpuwatchd.status.paths import default_socket
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +94,15 @@ def _overrides(cfg: Config, args: argparse.Namespace) -> Config:
     return cfg
 
 
+def _demo_state(cfg: Config) -> Config:
+    """The demo's own state directory, beside its status socket: a demo never shares (or
+    locks, or deletes markers in) the system daemon's /var/lib/gpuwatchd (issue 10)."""
+    state = os.path.join(os.path.dirname(os.path.abspath(cfg.status_socket or default_socket())),
+                         "demo-state")
+    return dataclasses.replace(cfg, fan_control=dataclasses.replace(cfg.fan_control,
+                                                                    state_directory=state))
+
+
 def _demo_hardware(gpus: int) -> Hardware:
     """The simulated node of ``--demo`` (gpuwatchd.sim: nothing opened until it runs)."""
     return SimNode(gpu_count=gpus).hardware()
@@ -123,6 +134,7 @@ def run(argv: list[str] | None = None) -> int:
     try:
         cfg = config.load(path) if path else _demo_config()
         cfg = _overrides(cfg, args)
+        cfg = cfg if path else _demo_state(cfg)
         _check_web_config(cfg)
     except ConfigError as exc:
         log.error("%s", exc)

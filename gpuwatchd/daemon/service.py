@@ -6,6 +6,12 @@ controller act on it (when configured), publish it (one reference assignment: re
 half a tick), then tell systemd ``WATCHDOG=1`` and a one-line ``STATUS=``. A hung hardware call
 makes its collector's data stale; it never delays the tick past its deadline or a scrape.
 
+Reload: SIGHUP, or ``{"command": "reload"}`` on the status socket (``gpuwatchctl reload``,
+systemd's ``ExecReload=``), which waits for the loop thread to run it and answers applied or
+refused with the file:line reason. The status socket is put back within a second when removed
+(:meth:`StatusServer.ensure`); a second daemon for the same fans refuses to start
+(gpuwatchd.daemon.lock).
+
 Exit codes: 0 stopped cleanly, 1 runtime failure (e.g. the listen address is taken),
 2 usage error, 6 invalid configuration.
 """
@@ -25,7 +31,9 @@ from gpuwatchd.collectors import registry
 from gpuwatchd.collectors.runner import CollectorRunner, run_due
 from gpuwatchd.config import Config, parse_listen
 from gpuwatchd.control import loop as control_loop
+from gpuwatchd.daemon.lock import BmcLock, lock_path
 from gpuwatchd.daemon.notify import Notifier
+from gpuwatchd.daemon.reload import ReloadOutcome, Waiters
 from gpuwatchd.errors import GpuwatchdError
 from gpuwatchd.exporter import webconfig
 from gpuwatchd.exporter.http import MetricsServer
@@ -42,6 +50,8 @@ from gpuwatchd.status.server import StatusServer
 log = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_FAILURE = 0, 1
+ENSURE_SOCKET_SECONDS = 1.0  # how often the tick checks that the status socket is in place
+RELOAD_WAIT_SECONDS = 20.0  # a reload request waits this long for the loop to run it
 
 
 class ControlLoop(Protocol):
@@ -69,6 +79,8 @@ class _State:
     last_tick_mono: float = 0.0
     phase: DaemonState = "starting"
     runners: list[CollectorRunner] = field(default_factory=list)
+    socket_checked_mono: float = 0.0
+
 
 
 class Daemon:
@@ -85,6 +97,9 @@ class Daemon:
         self._clock = self.hw.clock
         self._stop = threading.Event()
         self._reload_requested = threading.Event()
+        self._wake = threading.Event()  # cuts the wait between ticks short (stop, reload)
+        self._waiters = Waiters()
+        self._lock: BmcLock | None = None
         self._state = _State()
         self._started_wall = self._clock.time()
         self.snapshot = Snapshot(seq=0, taken_wall=self._started_wall,
@@ -97,7 +112,9 @@ class Daemon:
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
-        """Build collectors and controller, bind the endpoints (raises on failure)."""
+        """Take the BMC lock, build collectors and controller, bind the endpoints (raises on
+        failure: AlreadyRunning when another daemon drives the same fans)."""
+        self._relock(self.config)
         self._build(self.config)
         self._renderer = Renderer(lambda: self.snapshot, self._clock)
         addresses = [a for a in map(parse_listen, self.config.exporter.listen) if a]
@@ -109,6 +126,7 @@ class Daemon:
         self._metrics.start()
         socket_path = self.config.status_socket or default_socket()
         self._status = StatusServer(socket_path, self.status)
+        self._status.commands["reload"] = self.reload_command
         self._status.start()
         log.info("gpuwatchd %s started: metrics on %s, status on %s, %d collector(s)",
                  __version__, ", ".join(f"{h}:{p}" for h, p in self._metrics.bound),
@@ -140,13 +158,29 @@ class Daemon:
         while not self._stop.is_set():
             if self._reload_requested.is_set():
                 self._reload_requested.clear()
-                self._reload()
+                self._run_reload()
             self.tick()
+            self._check_socket()
             next_tick += self.config.interval_seconds
             delay = next_tick - self._clock.monotonic()
             if delay < 0:  # overran (a slow tick): start again from now, do not burst
                 next_tick, delay = self._clock.monotonic(), 0.0
-            self._stop.wait(delay)
+            self._wake.wait(delay)
+            self._wake.clear()
+
+    def _check_socket(self) -> None:
+        """At most once a second: put the status socket back if someone removed it."""
+        now = self._clock.monotonic()
+        if self._status is None or now - self._state.socket_checked_mono < ENSURE_SOCKET_SECONDS:
+            return
+        self._state.socket_checked_mono = now
+        self._status.ensure()
+
+    def _run_reload(self) -> None:
+        waiters = self._waiters.take()
+        outcome = self._reload()
+        for waiter in waiters:
+            waiter.finish(outcome)
 
     def tick(self) -> Snapshot:
         """One iteration: collect, control, publish, notify."""
@@ -177,17 +211,20 @@ class Daemon:
             fields["WATCHDOG"] = 1
         self._notifier.send(**fields)
 
-    def _reload(self) -> None:
-        """SIGHUP: re-read the config; a bad one is refused and the old one kept."""
+    def _reload(self) -> ReloadOutcome:
+        """Re-read the config (SIGHUP or the socket's reload); a bad one is refused and the
+        old one kept."""
         if self._reload_fn is None:
             log.warning("reload requested, but there is no config file to re-read (demo)")
-            return
+            return ReloadOutcome(False, "there is no config file to re-read (--demo)")
         self._state.phase = "reloading"
         self._notifier.send(RELOADING=1, STATUS="reloading configuration")
         try:
             new = self._reload_fn()
+            self._relock(new)
         except GpuwatchdError as exc:
             log.error("reload refused, keeping the running configuration: %s", exc)
+            outcome = ReloadOutcome(False, str(exc))
         else:
             kept = _reconfigured(self._control, new)  # tunables only: no hand-back, no bump
             if kept is not None:
@@ -196,15 +233,43 @@ class Daemon:
             self.config = new
             self._build(new, kept)
             log.info("configuration reloaded from %s", new.source)
+            outcome = ReloadOutcome(True, source=str(new.source))
         self._state.phase = "running"
         self._notifier.send(READY=1, STATUS=summary(self.snapshot))
+        return outcome
+
+    def _relock(self, config: Config) -> None:
+        """Hold the lock for the fans ``config`` drives (none without fan control); a reload
+        onto another daemon's BMC is refused by AlreadyRunning before anything changes."""
+        path = lock_path(config)
+        if path == (self._lock.path if self._lock is not None else None):
+            return
+        new = BmcLock(path) if path is not None else None
+        if new is not None:
+            new.acquire()
+        if self._lock is not None:
+            self._lock.release()
+        self._lock = new
 
     def request_stop(self) -> None:
         """Ask the loop to stop (signal handlers call this)."""
         self._stop.set()
+        self._wake.set()
 
     def request_reload(self) -> None:
+        """SIGHUP: reload at the next tick (nobody waits for the outcome)."""
         self._reload_requested.set()
+
+    def reload_command(self, wait_seconds: float = RELOAD_WAIT_SECONDS) -> dict[str, object]:
+        """The status socket's ``reload``: ask the loop thread and wait (bounded) for it."""
+        waiter = self._waiters.add()
+        self._reload_requested.set()
+        self._wake.set()
+        outcome = waiter.wait(wait_seconds)
+        if outcome is None:
+            return {"schema": 1, "error": "the main loop did not run the reload within "
+                                          f"{wait_seconds:g} s"}
+        return outcome.document()
 
     def shutdown(self) -> None:
         """Restore the BMC's fan control first, then stop servers and collectors."""
@@ -216,6 +281,9 @@ class Daemon:
                 server.stop()
         self._metrics = self._status = None
         self._events.close()
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
         self._notifier.close()
 
     def _close_hardware(self) -> None:

@@ -6,8 +6,9 @@ runtime directory, ``$XDG_RUNTIME_DIR/gpuwatchd/status.sock`` (``/run/user/<uid>
 ``/tmp/gpuwatchd-<uid>/status.sock`` where there is none (a container, a plain ``su``).
 
 The daemon uses ``config.status_socket or default_socket()``; ``gpuwatchctl`` uses
-``--socket PATH``, else ``$GPUWATCHD_SOCKET``, else the system socket if it exists, else
-``default_socket()``.
+``--socket PATH``, else ``$GPUWATCHD_SOCKET``, else the system socket if it exists (or if its
+directory cannot be entered: that is a user outside the gpuwatchd group, who must be told
+"permission denied", not "not running"), else ``default_socket()``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import logging
 import os
 import socket
 import stat
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from gpuwatchd.errors import GpuwatchdError
 
@@ -47,17 +48,23 @@ def default_socket(uid: int | None = None, environ: Mapping[str, str] | None = N
 
 
 def client_socket(option: str | None, environ: Mapping[str, str] | None = None,
-                  system_socket: str = SYSTEM_SOCKET) -> str:
+                  system_socket: str = SYSTEM_SOCKET,
+                  stat_fn: Callable[[str], os.stat_result] = os.stat) -> str:
     """The socket gpuwatchctl asks: ``--socket``, else ``$GPUWATCHD_SOCKET``, else the
     system service's socket if it exists (a member of the gpuwatchd group asking the packaged
-    service), else this user's default."""
+    service) or cannot be looked at (not a member: the query then says permission denied),
+    else this user's default. ``stat_fn`` is injected by tests (they run as root)."""
     env = os.environ if environ is None else environ
     chosen = option or env.get(SOCKET_ENV, "")
     if chosen:
         return chosen
-    if os.path.exists(system_socket):
+    try:
+        stat_fn(system_socket)
+    except PermissionError:  # /run/gpuwatchd is 0750 root:gpuwatchd: there, but closed
         return system_socket
-    return default_socket(environ=env)
+    except OSError:
+        return default_socket(environ=env)
+    return system_socket
 
 
 def prepare_dir(parent: str, euid: int | None = None) -> None:

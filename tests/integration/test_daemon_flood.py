@@ -2,17 +2,20 @@
 
 The unit sets no LimitNOFILE=, so the daemon runs with systemd's default soft limit of 1,024.
 Before the connection slots, 1,500 slow connections exhausted it, pinned a core and sent the
-fan zone to failsafe (issue 10). Loopback only; the flood is bounded in count and time.
+fan zone to failsafe (issue 10); eight idle clients of the status socket made every
+``gpuwatchctl status`` answer "busy". Loopback only; each flood is bounded in count and time.
 """
 
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import re
 import resource
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -131,5 +134,67 @@ def test_slowloris_of_2000_keeps_the_zone_in_control_and_scrapes_answering(
     assert flood.opened >= FLOOD, f"the flood opened only {flood.opened} connections"
     assert worst < 1.0, f"a scrape took {worst:.2f} s during the flood"
     assert most_fds < UNIT_NOFILE // 2, f"the daemon held {most_fds} fds"
+    assert _failsafe_entries(port) == before, "the fan zone went to failsafe during the flood"
+    assert proc.poll() is None
+
+
+class IdleStatusFlood(threading.Thread):
+    """Keeps ``count`` connections to the status socket open without ever sending a request
+    (eight of them used to make every ``gpuwatchctl status`` answer "busy"), reopening the
+    ones the daemon evicts; stops by itself."""
+
+    def __init__(self, path: str, count: int, seconds: float) -> None:
+        super().__init__(daemon=True)
+        self.path, self.count, self.until = path, count, time.monotonic() + seconds
+        self.opened = 0
+
+    def run(self) -> None:
+        socks: list[socket.socket] = []
+        while time.monotonic() < self.until:
+            socks = [s for s in socks if not _closed_by_peer(s)]
+            while len(socks) < self.count:
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                try:
+                    sock.connect(self.path)
+                except OSError:
+                    sock.close()
+                    break
+                socks.append(sock)
+                self.opened += 1
+            time.sleep(0.05)
+        for sock in socks:
+            sock.close()
+
+
+def _closed_by_peer(sock: socket.socket) -> bool:
+    sock.setblocking(False)
+    try:
+        gone = sock.recv(1) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        gone = True
+    if gone:
+        sock.close()
+    return gone
+
+
+def test_idle_status_clients_never_make_gpuwatchctl_status_busy(
+        demo: tuple[int, str, subprocess.Popen[bytes]]) -> None:
+    port, sock, proc = demo
+    before = _failsafe_entries(port)
+    flood = IdleStatusFlood(sock, 64, FLOOD_SECONDS / 2)
+    flood.start()
+    answers = 0
+    while flood.is_alive():
+        ctl = subprocess.run([sys.executable, "-m", "gpuwatchd.ctl.main", "status", "--json",
+                              "--socket", sock], capture_output=True, text=True, timeout=30,
+                             check=False)
+        assert ctl.returncode in (0, 1), ctl.stderr  # healthy or degraded, never "busy" (4)
+        assert json.loads(ctl.stdout)["fan_control"]["zones"][0]["mode"] == "control"
+        answers += 1
+    flood.join()
+    assert flood.opened > 64, "the flood's idle connections were never evicted"
+    assert answers >= 3
     assert _failsafe_entries(port) == before, "the fan zone went to failsafe during the flood"
     assert proc.poll() is None

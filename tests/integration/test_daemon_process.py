@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
 
 from gpuwatchd.config import EXIT_CONFIG
-from tests.procs import free_port, gpuwatchd_cmd, stop, wait_until
+from tests.procs import ROOT, free_port, gpuwatchd_cmd, stop, wait_until
 
 BASE = "interval_seconds: {interval}\ngpus: {{enabled: false}}\n"
 
@@ -118,3 +121,78 @@ def test_no_driver_runs_without_gpus(tmp_path: Path) -> None:
         assert "gpuwatchd_gpu_temperature_celsius" not in text
     finally:
         stop(proc)
+
+
+def ctl(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "gpuwatchd.ctl.main", *args],
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_gpuwatchctl_reload_exits_6_on_a_refused_file_and_0_on_a_good_one(
+        tmp_path: Path) -> None:
+    """systemd's ExecReload=: the command waits for the daemon's verdict (issue 16)."""
+    cfg = tmp_path / "g.yaml"
+    cfg.write_text(BASE.format(interval=0.3))
+    sock = str(tmp_path / "status.sock")
+    proc, port = start(tmp_path, "--config", str(cfg))
+    try:
+        wait_until(lambda: "gpuwatchd_build_info" in scrape(port), 10, "first scrape")
+        cfg.write_text("interval_seconds: 0.3\ngpus: {enabled: false}\nbogus_key: 1\n")
+        refused = ctl("reload", "--socket", sock)
+        assert refused.returncode == 6, refused.stderr
+        assert refused.stderr.startswith(
+            "gpuwatchctl: reload refused, the daemon keeps its running configuration: "
+            f"{cfg}:3: bogus_key: unknown key")
+        assert proc.poll() is None, "a refused reload must not stop the daemon"
+        cfg.write_text(BASE.format(interval=0.5))
+        applied = ctl("reload", "--socket", sock)
+        assert (applied.returncode, applied.stdout) == (0, f"configuration reloaded from {cfg}\n")
+        status = json.loads(ctl("status", "--json", "--socket", sock).stdout)
+        assert status["daemon"]["interval_seconds"] == 0.5
+        proc.send_signal(signal.SIGHUP)  # still works, unreported
+        cfg.write_text(BASE.format(interval=0.4))
+        proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: json.loads(ctl("status", "--json", "--socket", sock).stdout)
+                   ["daemon"]["interval_seconds"] == 0.4, 10, "the SIGHUP reload")
+    finally:
+        stop(proc)
+
+
+def _demo_file(tmp_path: Path) -> Path:
+    """The demo's config with its own state directory (the lock's home)."""
+    text = (ROOT / "gpuwatchd" / "sim" / "demo.yaml").read_text()
+    text = text.replace("  bmc: idrac\n", f"  bmc: idrac\n  state_directory: {tmp_path}/state\n")
+    path = tmp_path / "demo.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_a_removed_socket_directory_comes_back_and_a_second_daemon_is_refused(
+        tmp_path: Path) -> None:
+    """Issue 10: with /run/gpuwatchd removed, status said "not running" while the daemon held
+    manual control, and a second daemon on the same config started and drove the same BMC."""
+    demo = _demo_file(tmp_path)
+    sock = str(tmp_path / "run" / "status.sock")
+    args = ("--demo", "--config", str(demo), "--status-socket", sock)
+    first = subprocess.Popen(gpuwatchd_cmd(*args, "--web.listen-address",
+                                           f"127.0.0.1:{free_port()}"),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: ctl("status", "--socket", sock).returncode in (0, 1), 30, "status")
+        shutil.rmtree(tmp_path / "run")
+        second = subprocess.run(gpuwatchd_cmd(*args, "--web.listen-address",
+                                              f"127.0.0.1:{free_port()}"),
+                                capture_output=True, text=True, timeout=60, check=False)
+        lock = tmp_path / "state" / "bmc-inband-sim_idrac.lock"
+        assert second.returncode == 1, second.stderr
+        assert f"another gpuwatchd (pid {first.pid}) holds {lock}" in second.stderr
+        assert "Traceback" not in second.stderr
+        doc = wait_until(lambda: json.loads(ctl("status", "--json", "--socket", sock).stdout),
+                         10, "the socket to come back")
+        assert [z["mode"] for z in doc["fan_control"]["zones"]] == ["control"]
+        first.send_signal(signal.SIGTERM)
+        _, err = first.communicate(timeout=20)
+        assert f"status socket {sock} was removed; recreated it" in err
+        assert first.returncode == 0
+    finally:
+        stop(first)

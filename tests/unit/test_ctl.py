@@ -12,17 +12,19 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from gpuwatchd import __version__
+from gpuwatchd.ctl.common import err
 from gpuwatchd.ctl.main import SUBCOMMANDS, main, parser
 from gpuwatchd.ctl.status import exit_code_for
-from gpuwatchd.status.client import AccessDenied, NotRunning, ProtocolError
+from gpuwatchd.status.client import AccessDenied, NotRunning, ProtocolError, QueryError, query
 from gpuwatchd.status.document import build_status
+from gpuwatchd.status.paths import client_socket
 from gpuwatchd.status.table import render
 from tests.unit.test_status import (
     NOW,
@@ -182,6 +184,11 @@ def test_an_unreadable_document_exits_4_without_a_traceback(
 def run_as_nobody(argv: list[str]) -> tuple[int, str]:
     """Fork, drop to ``nobody`` and run main() in the child (the interpreter may live under
     /root, so exec'ing it as nobody is not possible); returns its exit code and output."""
+    return call_as_nobody(lambda: main(argv))
+
+
+def call_as_nobody(fn: Callable[[], int]) -> tuple[int, str]:
+    """``fn()`` in a forked child running as ``nobody``: its return value and output."""
     nobody = pwd.getpwnam("nobody")
     read_end, write_end = os.pipe()
     pid = os.fork()
@@ -193,7 +200,7 @@ def run_as_nobody(argv: list[str]) -> tuple[int, str]:
             os.setgid(nobody.pw_gid)
             os.setuid(nobody.pw_uid)
             sys.stdout = sys.stderr = os.fdopen(write_end, "w")
-            code = main(argv)
+            code = fn()
             sys.stderr.flush()
         finally:
             os._exit(code)
@@ -219,6 +226,68 @@ def test_permission_denied_exits_4_and_names_the_socket_and_the_group(
     assert code == 4, output
     assert output == (f"gpuwatchctl: permission denied on {path}: run as root or as a "
                       "member of the gpuwatchd group\n")
+
+
+def test_a_non_member_is_told_permission_denied_for_the_system_socket() -> None:
+    """/run/gpuwatchd is 0750 root:gpuwatchd: a non-member could not see the socket, was sent
+    to /tmp/gpuwatchd-<uid>/ and told "not running" (3). Now: 4, naming the group."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to drop to nobody")
+    doc = build_status(make_snapshot(), make_info(), NOW)
+    with socket_dir(0o750) as directory, serving(directory / "status.sock", lambda: doc):
+        system = str(directory / "status.sock")
+
+        def ctl_status_without_socket_option() -> int:  # what `gpuwatchctl status` does
+            try:
+                query(client_socket(None, {}, system_socket=system))
+            except QueryError as exc:
+                err(str(exc))
+                return exit_code_for(exc)
+            return 0
+
+        code, output = call_as_nobody(ctl_status_without_socket_option)
+    assert code == 4, output
+    assert output == (f"gpuwatchctl: permission denied on {system}: run as root or as a "
+                      "member of the gpuwatchd group\n")
+
+
+# --- reload -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("reply", "expected"), [
+    (b'{"schema": 1, "reload": "applied", "source": "/etc/g.yaml"}\n',
+     (0, "configuration reloaded from /etc/g.yaml\n", "")),
+    (b'{"schema": 1, "reload": "refused", "reason": "/etc/g.yaml:3: bogus: unknown key"}\n',
+     (6, "", "gpuwatchctl: reload refused, the daemon keeps its running configuration: "
+             "/etc/g.yaml:3: bogus: unknown key\n")),
+    (b'{"schema": 1, "error": "permission denied: reload needs root"}\n', (4, "",
+     "gpuwatchctl: gpuwatchd answered with an error: permission denied: reload needs root\n")),
+    (b'{"schema": 1}\n', (4, "", "the answer says neither applied nor refused")),
+])
+def test_reload_exit_codes(sockdir: Path, capsys: pytest.CaptureFixture[str], reply: bytes,
+                           expected: tuple[int, str, str]) -> None:
+    code, stdout, stderr = expected
+    path = sockdir / "s.sock"
+    with fake_peer(path, reply):
+        got, out, errout = run(["reload", "--socket", str(path)], capsys)
+    assert (got, out) == (code, stdout)
+    assert stderr in errout if stderr else errout == ""
+
+
+def test_reload_sends_the_reload_command(sockdir: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    path = sockdir / "s.sock"
+    with serving(path, lambda: {"schema": 1}) as server:
+        server.commands["reload"] = lambda: {"schema": 1, "reload": "applied", "source": "f"}
+        assert run(["reload", "--socket", str(path)], capsys)[:2] == (
+            0, "configuration reloaded from f\n")
+
+
+def test_reload_without_a_daemon_exits_3(sockdir: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, errout = run(["reload", "--socket", str(sockdir / "none.sock")], capsys)
+    assert code == 3
+    assert "gpuwatchd is not running" in errout
 
 
 def test_not_running_from_the_console_script_has_no_traceback(sockdir: Path) -> None:
@@ -318,7 +387,8 @@ def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]
 
 def test_one_subcommand_table_drives_the_parser_and_the_help(
         capsys: pytest.CaptureFixture[str]) -> None:
-    assert list(SUBCOMMANDS) == ["status", "version", "check-config", "failsafe", "calibrate"]
+    assert list(SUBCOMMANDS) == ["status", "reload", "version", "check-config", "failsafe",
+                                 "calibrate"]
     subs = next(a for a in parser()._actions if isinstance(a, argparse._SubParsersAction))
     assert list(subs.choices) == list(SUBCOMMANDS)
     code, out, _ = run(["--help"], capsys)
