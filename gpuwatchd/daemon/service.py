@@ -28,6 +28,7 @@ from gpuwatchd.control import loop as control_loop
 from gpuwatchd.daemon.notify import Notifier
 from gpuwatchd.errors import GpuwatchdError
 from gpuwatchd.exporter import webconfig
+from gpuwatchd.exporter.detail import Detail
 from gpuwatchd.exporter.http import MetricsServer
 from gpuwatchd.exporter.render import Renderer
 from gpuwatchd.hardware import Hardware
@@ -96,7 +97,8 @@ class Daemon:
     def start(self) -> None:
         """Build collectors and controller, bind the endpoints (raises on failure)."""
         self._build(self.config)
-        self._renderer = Renderer(lambda: self.snapshot, self._clock)
+        self._renderer = Renderer(lambda: self.snapshot, self._clock,
+                                  detail=Detail(self.config.exporter.detail))
         addresses = [a for a in map(parse_listen, self.config.exporter.listen) if a]
         web_file = self.config.exporter.web_config_file
         self._metrics = MetricsServer(addresses, self._renderer.render,
