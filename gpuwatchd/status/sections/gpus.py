@@ -17,6 +17,10 @@ T = TypeVar("T")
 
 
 def build(snapshot: Snapshot, now_mono: float) -> Section:
+    """The GPU rows; null (not printed) without a GPU collector (``gpus.enabled: false``, the
+    licence-only profile beside dcgm-exporter), so "none found" means the collector found none."""
+    if not any(res.name == "gpu" for res in snapshot.results):
+        return Section(None)
     rows, reasons = [], []
     for source, last, stale, gpu in _located(snapshot, GpuReading, now_mono):
         rows.append({
