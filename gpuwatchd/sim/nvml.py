@@ -31,9 +31,8 @@ from typing import Any
 
 import pynvml
 
-from gpuwatchd.sim import nvml_mig
 from gpuwatchd.sim.nvml_device import DEVICE_CALLS, MEMORY_TOTAL_BYTES, utilization
-from gpuwatchd.sim.nvml_mig import MigSlot
+from gpuwatchd.sim.nvml_mig import MigCalls, MigSlot
 from gpuwatchd.sim.plant import P40, GpuSpec, GpuView
 
 NVMLError = pynvml.NVMLError
@@ -62,7 +61,7 @@ class EventSet:
         return bool(self.types.get(index, 0) & kind)
 
 
-class SimNvml:
+class SimNvml(MigCalls):
     """The simulated library; ``read_gpu(i)`` returns GPU i's state advanced to now."""
 
     NVMLError = pynvml.NVMLError
@@ -293,100 +292,9 @@ class SimNvml:
                 self._sets.remove(event_set)
             self._cond.notify_all()
 
-    # --- MIG (answers in gpuwatchd.sim.nvml_mig) ---
-    def _mig_slot(self, name: str, handle: Any) -> tuple[int, MigSlot] | None:
-        """(GPU index, MIG slot) for a MIG handle, else None (a parent handle)."""
-        found = nvml_mig.mig_of(handle)
-        if found is None:
-            return None
-        self._enter(name)
-        index, slot = found
-        slots = self.mig.get(index, ())
-        with self._lock:
-            if index in self._lost:
-                raise _error(pynvml.NVML_ERROR_GPU_IS_LOST)
-        if slot >= len(slots):
-            raise _error(pynvml.NVML_ERROR_INVALID_ARGUMENT)
-        return index, slots[slot]
-
-    def _parent(self, name: str, handle: Any) -> int:
-        index = self._enter(name, handle)
-        if index is None:
-            raise _error(pynvml.NVML_ERROR_INVALID_ARGUMENT)
-        if not self.mig_capable:
-            raise _error(pynvml.NVML_ERROR_NOT_SUPPORTED)
-        return index
-
-    def nvmlDeviceGetMigMode(self, handle: Any) -> list[int]:
-        index = self._parent("nvmlDeviceGetMigMode", handle)
-        mode = int(index in self.mig)
-        return [mode, mode]
-
-    def nvmlDeviceGetMaxMigDeviceCount(self, handle: Any) -> int:
-        self._parent("nvmlDeviceGetMaxMigDeviceCount", handle)
-        return nvml_mig.A100_MAX_MIG_DEVICES
-
-    def nvmlDeviceGetMigDeviceHandleByIndex(self, handle: Any, slot: int) -> Any:
-        index = self._parent("nvmlDeviceGetMigDeviceHandleByIndex", handle)
-        if index not in self.mig:
-            raise _error(pynvml.NVML_ERROR_INVALID_ARGUMENT)  # MIG is off
-        if not 0 <= slot < len(self.mig[index]):
-            raise _error(pynvml.NVML_ERROR_NOT_FOUND)
-        return nvml_mig.mig_handle(index, slot)
-
-    def nvmlDeviceGetGpuInstanceById(self, handle: Any, gpu_instance: int) -> Any:
-        index = self._parent("nvmlDeviceGetGpuInstanceById", handle)
-        if not any(s.gpu_instance == gpu_instance for s in self.mig.get(index, ())):
-            raise _error(pynvml.NVML_ERROR_NOT_FOUND)
-        return nvml_mig.GpuInstanceHandle(index, gpu_instance)
-
-    def nvmlGpuInstanceGetInfo(self, instance: Any) -> Any:
-        self._enter("nvmlGpuInstanceGetInfo")
-        if not isinstance(instance, nvml_mig.GpuInstanceHandle):
-            raise _error(pynvml.NVML_ERROR_INVALID_ARGUMENT)
-        slot = next(s for s in self.mig[instance.index]
-                    if s.gpu_instance == instance.gpu_instance)
-        return nvml_mig.gpu_instance_info(self._handles[instance.index], slot)
-
-    def _mig_only(self, name: str, handle: Any) -> tuple[int, MigSlot]:
-        found = self._mig_slot(name, handle)
-        if found is None:  # a parent handle: "not a MIG device"
-            self._enter(name, handle)
-            raise _error(pynvml.NVML_ERROR_INVALID_ARGUMENT)
-        return found
-
-    def nvmlDeviceGetGpuInstanceId(self, handle: Any) -> int:
-        return self._mig_only("nvmlDeviceGetGpuInstanceId", handle)[1].gpu_instance
-
-    def nvmlDeviceGetComputeInstanceId(self, handle: Any) -> int:
-        return self._mig_only("nvmlDeviceGetComputeInstanceId", handle)[1].compute_instance
-
-    def nvmlDeviceGetAttributes_v2(self, handle: Any) -> Any:
-        return nvml_mig.attributes(self._mig_only("nvmlDeviceGetAttributes_v2", handle)[1])
-
-    def nvmlDeviceGetUUID(self, handle: Any) -> str:
-        found = self._mig_slot("nvmlDeviceGetUUID", handle)
-        if found is None:
-            return str(self._device_call("nvmlDeviceGetUUID", handle))
-        return nvml_mig.mig_uuid(*found)
-
-    def nvmlDeviceGetMemoryInfo(self, handle: Any, version: int | None = None) -> Any:
-        found = self._mig_slot("nvmlDeviceGetMemoryInfo", handle)
-        if found is None:
-            return self._device_call("nvmlDeviceGetMemoryInfo", handle, version)
-        index, slot = found
-        return nvml_mig.memory(slot, utilization(self, self._read_gpu(index)))
-
-    def nvmlDeviceGetUtilizationRates(self, handle: Any) -> Any:
-        """NOT_SUPPORTED on a MIG-enabled GPU (NVML has no whole-GPU utilisation then)."""
-        try:
-            mig_on = self._index(handle) in self.mig
-        except NVMLError:
-            mig_on = False
-        if mig_on:
-            self._enter("nvmlDeviceGetUtilizationRates", handle)
-            raise _error(pynvml.NVML_ERROR_NOT_SUPPORTED)
-        return self._device_call("nvmlDeviceGetUtilizationRates", handle)
+    def _busy(self, index: int) -> float:
+        """GPU ``index``'s utilisation 0-1 now (its MIG devices' memory follows it)."""
+        return utilization(self, self._read_gpu(index))
 
     def __getattr__(self, name: str) -> Any:
         """Device calls from the table; pynvml's constants; other functions NOT_SUPPORTED."""

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import threading
 from dataclasses import dataclass
+from typing import Any
 
 import pynvml
 
@@ -114,3 +116,120 @@ def gpu_instance_info(parent: object, slot: MigSlot) -> object:
         device=parent, id=slot.gpu_instance, profileId=slot.profile_id,
         placement=pynvml.c_nvmlGpuInstancePlacement_t(start=slot.placement_start,
                                                       size=slot.placement_size))
+
+
+class MigCalls:
+    """The MIG calls of :class:`gpuwatchd.sim.nvml.SimNvml` (its base class): the parent's
+    (mode, MIG device handles, GPU instances) and those that take a MIG handle."""
+
+    mig: dict[int, tuple[MigSlot, ...]]
+    mig_capable: bool
+    _lost: set[int]
+    _lock: threading.Lock
+    _handles: list[Any]
+
+    def _enter(self, name: str, handle: Any = None) -> int | None:
+        raise NotImplementedError  # SimNvml's gate: counts, hangs, lost GPUs
+
+    def _index(self, handle: Any) -> int:
+        raise NotImplementedError
+
+    def _device_call(self, name: str, handle: Any, *args: Any) -> Any:
+        raise NotImplementedError
+
+    def _busy(self, index: int) -> float:
+        raise NotImplementedError
+
+    def _mig_slot(self, name: str, handle: Any) -> tuple[int, MigSlot] | None:
+        """(GPU index, MIG slot) for a MIG handle, else None (a parent handle)."""
+        found = mig_of(handle)
+        if found is None:
+            return None
+        self._enter(name)
+        index, slot = found
+        slots = self.mig.get(index, ())
+        with self._lock:
+            if index in self._lost:
+                raise pynvml.NVMLError(pynvml.NVML_ERROR_GPU_IS_LOST)
+        if slot >= len(slots):
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_INVALID_ARGUMENT)
+        return index, slots[slot]
+
+    def _parent(self, name: str, handle: Any) -> int:
+        index = self._enter(name, handle)
+        if index is None:
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_INVALID_ARGUMENT)
+        if not self.mig_capable:
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
+        return index
+
+    def nvmlDeviceGetMigMode(self, handle: Any) -> list[int]:
+        index = self._parent("nvmlDeviceGetMigMode", handle)
+        mode = int(index in self.mig)
+        return [mode, mode]
+
+    def nvmlDeviceGetMaxMigDeviceCount(self, handle: Any) -> int:
+        self._parent("nvmlDeviceGetMaxMigDeviceCount", handle)
+        return A100_MAX_MIG_DEVICES
+
+    def nvmlDeviceGetMigDeviceHandleByIndex(self, handle: Any, slot: int) -> Any:
+        index = self._parent("nvmlDeviceGetMigDeviceHandleByIndex", handle)
+        if index not in self.mig:
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_INVALID_ARGUMENT)  # MIG is off
+        if not 0 <= slot < len(self.mig[index]):
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_FOUND)
+        return mig_handle(index, slot)
+
+    def nvmlDeviceGetGpuInstanceById(self, handle: Any, gpu_instance: int) -> Any:
+        index = self._parent("nvmlDeviceGetGpuInstanceById", handle)
+        if not any(s.gpu_instance == gpu_instance for s in self.mig.get(index, ())):
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_FOUND)
+        return GpuInstanceHandle(index, gpu_instance)
+
+    def nvmlGpuInstanceGetInfo(self, instance: Any) -> Any:
+        self._enter("nvmlGpuInstanceGetInfo")
+        if not isinstance(instance, GpuInstanceHandle):
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_INVALID_ARGUMENT)
+        slot = next(s for s in self.mig[instance.index]
+                    if s.gpu_instance == instance.gpu_instance)
+        return gpu_instance_info(self._handles[instance.index], slot)
+
+    def _mig_only(self, name: str, handle: Any) -> tuple[int, MigSlot]:
+        found = self._mig_slot(name, handle)
+        if found is None:  # a parent handle: "not a MIG device"
+            self._enter(name, handle)
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_INVALID_ARGUMENT)
+        return found
+
+    def nvmlDeviceGetGpuInstanceId(self, handle: Any) -> int:
+        return self._mig_only("nvmlDeviceGetGpuInstanceId", handle)[1].gpu_instance
+
+    def nvmlDeviceGetComputeInstanceId(self, handle: Any) -> int:
+        return self._mig_only("nvmlDeviceGetComputeInstanceId", handle)[1].compute_instance
+
+    def nvmlDeviceGetAttributes_v2(self, handle: Any) -> Any:
+        return attributes(self._mig_only("nvmlDeviceGetAttributes_v2", handle)[1])
+
+    def nvmlDeviceGetUUID(self, handle: Any) -> str:
+        found = self._mig_slot("nvmlDeviceGetUUID", handle)
+        if found is None:
+            return str(self._device_call("nvmlDeviceGetUUID", handle))
+        return mig_uuid(*found)
+
+    def nvmlDeviceGetMemoryInfo(self, handle: Any, version: int | None = None) -> Any:
+        found = self._mig_slot("nvmlDeviceGetMemoryInfo", handle)
+        if found is None:
+            return self._device_call("nvmlDeviceGetMemoryInfo", handle, version)
+        index, slot = found
+        return memory(slot, self._busy(index))
+
+    def nvmlDeviceGetUtilizationRates(self, handle: Any) -> Any:
+        """NOT_SUPPORTED on a MIG-enabled GPU (NVML has no whole-GPU utilisation then)."""
+        try:
+            mig_on = self._index(handle) in self.mig
+        except pynvml.NVMLError:
+            mig_on = False
+        if mig_on:
+            self._enter("nvmlDeviceGetUtilizationRates", handle)
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
+        return self._device_call("nvmlDeviceGetUtilizationRates", handle)

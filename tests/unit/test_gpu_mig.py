@@ -109,3 +109,42 @@ def test_demo_profile_option() -> None:
 def test_profile_names_are_nvidia_smis(slices: int | None, compute: int | None,
                                        mib: int | None, name: str) -> None:
     assert profile_name(slices, compute, mib) == name
+
+
+def test_parent_only_calls_refuse_a_mig_handle_and_lost_parent_takes_its_instances() -> None:
+    clock = ManualClock()
+    node = demo_node("cluster", 2, clock)
+    lib = node.nvml
+    lib.nvmlInit()
+    parent = lib.nvmlDeviceGetHandleByIndex(0)
+    mig = lib.nvmlDeviceGetMigDeviceHandleByIndex(parent, 0)
+    assert lib.nvmlDeviceGetUUID(mig).startswith("MIG-")
+    for call in ("nvmlDeviceGetPowerUsage", "nvmlDeviceGetTemperature"):
+        args = (mig, 0) if call.endswith("Temperature") else (mig,)
+        with pytest.raises(lib.NVMLError) as err:
+            getattr(lib, call)(*args)
+        assert err.value.value == 2  # INVALID_ARGUMENT: not a parent handle
+    with pytest.raises(lib.NVMLError) as err:
+        lib.nvmlDeviceGetMigDeviceHandleByIndex(parent, 4)
+    assert err.value.value == 6  # NOT_FOUND: an empty slot
+    with pytest.raises(lib.NVMLError) as err:
+        lib.nvmlDeviceGetGpuInstanceId(parent)
+    assert err.value.value == 2
+    lib.lose_gpu(0)
+    with pytest.raises(lib.NVMLError) as err:
+        lib.nvmlDeviceGetMemoryInfo(mig)
+    assert err.value.value == 15  # GPU_IS_LOST
+    lib.nvmlShutdown()
+
+
+def test_lost_mig_gpu_is_down_without_instance_series(
+        daemon: tuple[Daemon, ManualClock]) -> None:
+    d, clock = daemon
+    d.hw.nvml().lose_gpu(0)
+    d.tick()
+    clock.advance(d.config.interval_seconds)
+    lines = _exposition(d, clock)
+    assert next(line for line in lines if line.startswith('gpuwatchd_gpu_up{gpu="0"')).endswith(
+        " 0.0")
+    assert not [line for line in lines if line.startswith("gpuwatchd_gpu_mig_info{")
+                and 'gpu="0"' in line]
