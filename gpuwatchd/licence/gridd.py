@@ -105,7 +105,7 @@ class UnitState:
 
 
 UNIT_LABELS = ("active", "reloading", "inactive", "failed", "activating", "deactivating",
-               "masked", "not_found", "not_visible", "unknown")
+               "masked", "not_found", "unknown")  # the one-hot; not_visible: no series at all
 # systemctl in a container without systemd as PID 1 (observed on Debian 12 images):
 # "System has not been booted with systemd as init system (PID 1). Can't operate." and
 # "Failed to connect to bus: No such file or directory"
