@@ -140,6 +140,33 @@ class GpuViolations:
 
 
 @dataclass(frozen=True, slots=True)
+class MigInstance:
+    """One MIG device (a compute instance inside a GPU instance) of a MIG-enabled GPU.
+
+    Read in the slow tier from the MIG device handle (``nvmlDeviceGetMigDeviceHandleByIndex``);
+    nvidia-smi: ``nvidia-smi mig -lgi`` / ``-lci`` and ``nvidia-smi -L``. ``profile`` is the
+    nvidia-smi name (``3g.40gb``; ``1c.3g.40gb`` for a compute instance smaller than its GPU
+    instance). Memory belongs to the GPU instance: compute instances of one GPU instance
+    report the same memory. The placement needs ``nvmlDeviceGetGpuInstanceById``, which NVML
+    allows only to a privileged user: None where it was refused. Utilisation, power,
+    temperature and clocks are not per instance (NVML has them for the parent GPU only).
+    """
+
+    gpu_instance: int
+    compute_instance: int
+    uuid: str
+    profile: str = ""
+    slices: int | None = None  # GPU instance slices (of 7 on A100/H100)
+    compute_slices: int | None = None
+    multiprocessors: int | None = None
+    memory_total_bytes: int | None = None
+    memory_used_bytes: int | None = None
+    memory_free_bytes: int | None = None
+    placement_start: int | None = None
+    placement_size: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class GpuSlow:
     """The slow tier, read every ``gpus.slow_interval_seconds``."""
 
@@ -165,6 +192,9 @@ class GpuSlow:
     pcie_replays_total: int | None = None
     violations: GpuViolations = GpuViolations()
     persistence_mode: int | None = None
+    mig_mode_current: bool | None = None  # None: not a MIG-capable GPU (NOT_SUPPORTED)
+    mig_mode_pending: bool | None = None  # differs from current until the GPU is reset
+    mig_instances: tuple[MigInstance, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +248,11 @@ class GpuReading:
     def power_limit_watts(self) -> float | None:
         """The enforced power limit."""
         return self.slow.power_limit_enforced_watts if self.slow is not None else None
+
+    @property
+    def mig_instances(self) -> tuple[MigInstance, ...]:
+        """The MIG devices of the last slow read (empty: MIG off or not supported)."""
+        return self.slow.mig_instances if self.slow is not None else ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from gpuwatchd.collectors import Scheduled, gpu_metrics
+from gpuwatchd.collectors import Scheduled, gpu_metrics, gpu_mig
 from gpuwatchd.collectors import gpu_read as rd
 from gpuwatchd.collectors.gpu_xid import XidWatcher
 from gpuwatchd.errors import GpuwatchdError, Lost, NotInstalled, Transient
@@ -161,7 +161,7 @@ class GpuCollector:
         try:
             fast = rd.read_fast(self._link, gpu, plausible)  # kept only if every call answers
             if slow_due or gpu.slow is None:
-                gpu.slow = rd.read_slow(self._link, gpu)
+                gpu.slow = gpu_mig.read(self._link, gpu, rd.read_slow(self._link, gpu))
         except Lost as exc:
             gpu.up, gpu.error = False, str(exc)
             log.error("GPU %d (%s) lost: %s", gpu.index, gpu.uuid, exc, extra={"GPU": gpu.uuid})

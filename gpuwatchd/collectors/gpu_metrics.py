@@ -19,6 +19,7 @@ from gpuwatchd.model import (
     GpuReading,
     GpuSlow,
     Kind,
+    MigInstance,
     NvmlReading,
 )
 
@@ -59,6 +60,13 @@ CATALOGUE: dict[str, tuple[Kind, str]] = {
     "gpuwatchd_gpu_fan_speed_ratio": (
         "gauge", "GPU fan speed as a ratio of its maximum (may exceed 1)."),
     "gpuwatchd_gpu_persistence_mode": ("gauge", "1 if persistence mode is on."),
+    "gpuwatchd_gpu_mig_mode": (
+        "gauge", "1 if MIG mode is on, by which (current, or pending until the next GPU reset)."),
+    "gpuwatchd_gpu_mig_info": (
+        "gauge", "One MIG device (GPU instance and compute instance) of the GPU; always 1."),
+    "gpuwatchd_gpu_mig_memory_bytes": (
+        "gauge", "A MIG GPU instance's framebuffer memory, by state (its compute instances "
+                 "share it)."),
     "gpuwatchd_gpu_xid_errors_total": ("counter", "XID errors reported by the driver, by code."),
     "gpuwatchd_gpu_xid_last_timestamp_seconds": (
         "gauge", "When an XID of this code last occurred."),
@@ -153,6 +161,28 @@ def _slow(b: FamilyBuilder, lb: Labels, s: GpuSlow) -> None:
                             ("reliability", v.reliability_seconds)):
         b.add("gpuwatchd_gpu_throttle_seconds_total", seconds, **lb, reason=reason)
     b.add("gpuwatchd_gpu_persistence_mode", s.persistence_mode, **lb)
+    b.add("gpuwatchd_gpu_mig_mode", s.mig_mode_current, **lb, which="current")
+    b.add("gpuwatchd_gpu_mig_mode", s.mig_mode_pending, **lb, which="pending")
+    _mig(b, lb, s.mig_instances)
+
+
+def _mig(b: FamilyBuilder, lb: Labels, instances: tuple[MigInstance, ...]) -> None:
+    """Identity per MIG device; memory once per GPU instance. Nothing of the parent's (power,
+    temperature, clocks) is repeated here: those series stay on the parent GPU only."""
+    memory_done: set[int] = set()
+    for m in instances:
+        placement: Labels = {} if m.placement_start is None or m.placement_size is None else {
+            "placement_start": m.placement_start, "placement_size": m.placement_size}
+        b.add("gpuwatchd_gpu_mig_info", 1, **lb, gpu_instance=m.gpu_instance,
+              compute_instance=m.compute_instance, mig_uuid=m.uuid, profile=m.profile,
+              **placement)
+        if m.gpu_instance in memory_done:
+            continue
+        memory_done.add(m.gpu_instance)
+        b.add("gpuwatchd_gpu_mig_memory_bytes", m.memory_used_bytes, **lb,
+              gpu_instance=m.gpu_instance, state="used")
+        b.add("gpuwatchd_gpu_mig_memory_bytes", m.memory_free_bytes, **lb,
+              gpu_instance=m.gpu_instance, state="free")
 
 
 def _static(b: FamilyBuilder, gpu: GpuReading, nvml: NvmlReading) -> None:

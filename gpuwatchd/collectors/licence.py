@@ -107,7 +107,7 @@ class LicenceCollector:
         readings: list[object] = []
         assessed: list[Assessment] = []
         conf_problems: dict[str, griddconf.Problem] = {}
-        if node is not None and not guests:  # enabled: true without a licensed GPU: the file
+        if node is not None and not guests and _conf_visible(node):  # enabled: true, no guest
             conf_problems.update({p.message: p for p in griddconf.lint(
                 node.conf, None, set(), None, len(node.tokens.files))})
         for gpu, probe in probes:
@@ -177,7 +177,7 @@ class LicenceCollector:
         return self._smi.read(force=fresh)
 
     def _lint(self, node: NodeReport | None, probe: GpuProbe) -> tuple[griddconf.Problem, ...]:
-        if node is None:
+        if node is None or not _conf_visible(node):
             return ()
         chosen = probe.chosen(node.conf.feature_type)
         licensed = chosen.code if chosen is not None and chosen.licensed else None
@@ -242,6 +242,12 @@ def _reading(gpu: _Gpu, a: Assessment) -> LicenceReading:
         expiry_timestamp_seconds=a.expiry_timestamp_seconds,
         unlicensed_since_timestamp_seconds=a.unlicensed_since,
         last_renewal_timestamp_seconds=a.last_renewal, reason=a.reason)
+
+
+def _conf_visible(node: NodeReport) -> bool:
+    """False where gridd.conf cannot be checked: no gridd unit to see from here (a container)
+    and no gridd.conf at the configured path or under the GPU operator's driver root."""
+    return node.conf.exists or node.unit.visible
 
 
 def _instance_readings(gpu: _Gpu, probe: GpuProbe) -> list[VgpuInstanceLicenceReading]:

@@ -162,6 +162,7 @@ class ExporterConfig:
     listen: tuple[str, ...] = (DEFAULT_LISTEN,)
     telemetry_path: str = "/metrics"
     web_config_file: str | None = None
+    detail: Literal["default", "full"] = "default"  # the series budget: gpuwatchd.exporter.detail
 
 
 @dataclass(frozen=True)

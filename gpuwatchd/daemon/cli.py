@@ -22,7 +22,7 @@ from gpuwatchd.daemon.service import EXIT_FAILURE, Daemon, install_signals
 from gpuwatchd.errors import GpuwatchdError
 from gpuwatchd.exporter import webconfig
 from gpuwatchd.hardware import Hardware, real
-from gpuwatchd.sim.node import SimNode
+from gpuwatchd.sim.node import DEMO_PROFILES, demo_node
 from gpuwatchd.status.paths import default_socket
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--status-socket", metavar="PATH", help="override status_socket")
     p.add_argument("--demo-gpus", type=int, default=2, choices=range(1, 17), metavar="N",
                    help="number of simulated GPUs with --demo (1-16, default 2)")
+    p.add_argument("--demo-profile", default="default", choices=DEMO_PROFILES,
+                   help="the --demo node: default (Tesla P40s) or cluster (A100 80GB, "
+                        "GPU 0 in MIG mode with mixed profiles)")
     p.add_argument("--version", action="version", version=f"gpuwatchd {__version__}")
     return p
 
@@ -103,9 +106,9 @@ def _demo_state(cfg: Config) -> Config:
                                                                     state_directory=state))
 
 
-def _demo_hardware(gpus: int) -> Hardware:
+def _demo_hardware(gpus: int, profile: str = "default") -> Hardware:
     """The simulated node of ``--demo`` (gpuwatchd.sim: nothing opened until it runs)."""
-    return SimNode(gpu_count=gpus).hardware()
+    return demo_node(profile, gpus).hardware()
 
 
 def _check_web_config(cfg: Config) -> None:
@@ -139,7 +142,7 @@ def run(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         log.error("%s", exc)
         return EXIT_CONFIG
-    hw = _demo_hardware(args.demo_gpus) if args.demo else real()
+    hw = _demo_hardware(args.demo_gpus, args.demo_profile) if args.demo else real()
 
     def reload() -> Config:
         return _overrides(config.load(path or DEFAULT_CONFIG), args)

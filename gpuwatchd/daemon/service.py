@@ -36,6 +36,7 @@ from gpuwatchd.daemon.notify import Notifier
 from gpuwatchd.daemon.reload import ReloadOutcome, Waiters
 from gpuwatchd.errors import GpuwatchdError
 from gpuwatchd.exporter import webconfig
+from gpuwatchd.exporter.detail import Detail
 from gpuwatchd.exporter.http import MetricsServer
 from gpuwatchd.exporter.render import Renderer
 from gpuwatchd.hardware import Hardware
@@ -116,7 +117,8 @@ class Daemon:
         failure: AlreadyRunning when another daemon drives the same fans)."""
         self._relock(self.config)
         self._build(self.config)
-        self._renderer = Renderer(lambda: self.snapshot, self._clock)
+        self._renderer = Renderer(lambda: self.snapshot, self._clock,
+                                  detail=Detail(self.config.exporter.detail))
         addresses = [a for a in map(parse_listen, self.config.exporter.listen) if a]
         web_file = self.config.exporter.web_config_file
         self._metrics = MetricsServer(addresses, self._renderer.render,

@@ -25,6 +25,7 @@ from prometheus_client.process_collector import ProcessCollector
 from gpuwatchd import __version__
 from gpuwatchd.clock import Clock
 from gpuwatchd.control import metrics as control_metrics
+from gpuwatchd.exporter.detail import Detail, trim
 from gpuwatchd.model import Family, Sample, Snapshot
 
 log = logging.getLogger(__name__)
@@ -91,23 +92,30 @@ def to_metrics(fams: Iterable[Family]) -> Iterator[Metric]:
 class SnapshotCollector:
     """A prometheus_client custom collector over whatever Snapshot ``source`` returns."""
 
-    def __init__(self, source: Callable[[], Snapshot], clock: Clock) -> None:
+    def __init__(self, source: Callable[[], Snapshot], clock: Clock,
+                 detail: Detail = Detail.FULL) -> None:
         self._source = source
         self._clock = clock
+        self._detail = detail
 
     def collect(self) -> Iterator[Metric]:
-        yield from to_metrics(families(self._source(), self._clock.monotonic()))
+        yield from to_metrics(trim(families(self._source(), self._clock.monotonic()),
+                                   self._detail))
 
 
 class Renderer:
-    """Caches the exposition per (Snapshot, set of stale collectors); adds process_* live."""
+    """Caches the exposition per (Snapshot, set of stale collectors); adds process_* live.
+
+    ``detail``: the series budget (gpuwatchd.exporter.detail); the daemon passes
+    ``exporter.detail`` (default: the trimmed set), FULL here is everything rendered.
+    """
 
     def __init__(self, source: Callable[[], Snapshot], clock: Clock,
-                 process_metrics: bool = True) -> None:
+                 process_metrics: bool = True, detail: Detail = Detail.FULL) -> None:
         self._source = source
         self._clock = clock
         self._registry = CollectorRegistry(auto_describe=False)
-        self._registry.register(SnapshotCollector(self._current, clock))
+        self._registry.register(SnapshotCollector(self._current, clock, detail))
         self._process: CollectorRegistry | None = None
         if process_metrics:
             self._process = CollectorRegistry(auto_describe=False)

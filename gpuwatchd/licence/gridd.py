@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from gpuwatchd.clock import Clock
-from gpuwatchd.errors import GpuwatchdError
+from gpuwatchd.errors import GpuwatchdError, NotInstalled
 from gpuwatchd.licence.commands import Runner
 
 UNIT = "nvidia-gridd.service"
@@ -72,6 +72,9 @@ class UnitState:
     sub_state: str = ""
     active_since_monotonic: float | None = None  # CLOCK_MONOTONIC seconds; None if never
     error: str = ""
+    # False: no systemd to ask from here (a container: the GPU operator runs gridd in its
+    # driver container); gridd's unit state is then not applicable, never a failure
+    visible: bool = True
 
     @property
     def known(self) -> bool:
@@ -90,9 +93,10 @@ class UnitState:
 
     @property
     def label(self) -> str:
-        """active, inactive, failed, activating, ..., not_found, masked or unknown."""
+        """active, inactive, failed, activating, ..., not_found, masked, not_visible or
+        unknown."""
         if not self.known:
-            return "unknown"
+            return "unknown" if self.visible else "not_visible"
         if not self.installed:
             return "not_found"
         if self.load_state == "masked":
@@ -101,7 +105,11 @@ class UnitState:
 
 
 UNIT_LABELS = ("active", "reloading", "inactive", "failed", "activating", "deactivating",
-               "masked", "not_found", "unknown")
+               "masked", "not_found", "unknown")  # the one-hot; not_visible: no series at all
+# systemctl in a container without systemd as PID 1 (observed on Debian 12 images):
+# "System has not been booted with systemd as init system (PID 1). Can't operate." and
+# "Failed to connect to bus: No such file or directory"
+_NO_SYSTEMD = ("not been booted with systemd", "Failed to connect to bus")
 
 
 def parse_show(text: str) -> UnitState:
@@ -117,12 +125,16 @@ def read_unit(runner: Runner) -> UnitState:
     """The unit state now; failures (no systemd, timeout) give an unknown state with the error."""
     try:
         result = runner(SHOW_ARGV, SHOW_TIMEOUT_SECONDS)
+    except NotInstalled as exc:  # no systemctl: a container
+        return UnitState(error=str(exc), visible=False)
     except GpuwatchdError as exc:
         return UnitState(error=str(exc))
     if result.returncode != 0:
         first = (result.stderr or result.stdout).strip().splitlines()[:1]
+        visible = not any(text in (result.stderr + result.stdout) for text in _NO_SYSTEMD)
         return UnitState(error=f"systemctl show {UNIT}: "
-                               f"{first[0] if first else f'exit {result.returncode}'}")
+                               f"{first[0] if first else f'exit {result.returncode}'}",
+                         visible=visible)
     state = parse_show(result.stdout)
     if not state.known:
         return UnitState(error=f"systemctl show {UNIT}: no LoadState in the output")

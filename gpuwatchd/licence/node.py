@@ -17,6 +17,9 @@ from gpuwatchd.licence.journal import LineSource
 from gpuwatchd.licence.timesync import ClockSync, SyncState
 
 DEFAULT_TOKEN_FOLDER = "ClientConfigToken"  # noqa: S105 - beside gridd.conf unless ClientConfigTokenPath
+# The GPU operator's driver container root as the host sees it (and a pod that mounts it
+# read-only, monitoring/kubernetes/daemonset.yaml): its gridd.conf is under it
+OPERATOR_DRIVER_ROOT = "/run/nvidia/driver"
 
 
 @dataclass(frozen=True)
@@ -48,13 +51,24 @@ class NodePaths:
     root: str = ""
 
     def conf_path(self) -> str:
-        return self.root + self.gridd_conf
+        """gridd.conf; where it is missing but the GPU operator's driver root has one, that."""
+        path = self.root + self.gridd_conf
+        operator = self.root + OPERATOR_DRIVER_ROOT + self.gridd_conf
+        if not os.path.exists(path) and os.path.exists(operator):
+            return operator
+        return path
 
     def token_path(self, conf: griddconf.GriddConf) -> str:
-        """Explicit setting, else gridd.conf's ClientConfigTokenPath, else beside gridd.conf."""
-        folder = (self.token_dir or conf.get("ClientConfigTokenPath")
-                  or os.path.join(os.path.dirname(self.gridd_conf), DEFAULT_TOKEN_FOLDER))
-        return self.root + folder
+        """Explicit setting, else gridd.conf's ClientConfigTokenPath, else beside gridd.conf
+        (both inside the GPU operator's driver root when gridd.conf was read from there)."""
+        if self.token_dir:
+            return self.root + self.token_dir
+        operator = self.root + OPERATOR_DRIVER_ROOT
+        base = operator if conf.path.startswith(operator + "/") else self.root
+        folder = conf.get("ClientConfigTokenPath")
+        if folder:
+            return base + folder
+        return os.path.join(os.path.dirname(conf.path), DEFAULT_TOKEN_FOLDER)
 
 
 class NodeChecker:

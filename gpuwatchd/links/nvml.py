@@ -48,6 +48,13 @@ _REFUSED = {2, 4}  # the driver said no: bad argument, no permission
 _LOST = {1, 9, 15, 16, 18, 28}  # lifecycle: re-init (uninitialized, driver gone, GPU lost, ...)
 _NOT_INSTALLED = 12
 _TIMEOUT = 10
+_NOT_FOUND = 6
+# Answers that are the normal case, not failures, so not counted in nvml_errors_total:
+# an event wait that times out is the XID thread idling (fake libnvidia-ml: it counted one
+# "error" per second on a healthy node); NOT_FOUND for a MIG device index is an empty slot
+# (an A100 has 7 slots; 3g.40gb + 2g.20gb + 2x 1g.10gb fills 4).
+_EXPECTED = {("nvmlEventSetWait_v2", _TIMEOUT), ("nvmlEventSetWait", _TIMEOUT),
+             ("nvmlDeviceGetMigDeviceHandleByIndex", _NOT_FOUND)}
 FIRST_BACKOFF_SECONDS = 1.0  # after a failed nvmlInit; doubles up to the configured maximum
 
 
@@ -135,9 +142,7 @@ class NvmlSession:
             return fn(*args)
         except lib.NVMLError as exc:
             code = int(getattr(exc, "value", 999))
-            if not (code == _TIMEOUT and name.startswith("nvmlEventSetWait")):
-                # an event wait that times out is the XID thread idling, not a failure
-                # (fake libnvidia-ml: it counted one "error" per second on a healthy node)
+            if (name, code) not in _EXPECTED:
                 self._count(name, _CODE_NAMES.get(code, f"code_{code}"))
             raise map_error(name, code, str(exc)) from None
 

@@ -21,22 +21,38 @@ reach the daemon as :attr:`gpuwatchd.hardware.Hardware.ipmi_peers` (by BMC name)
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 from gpuwatchd.clock import Clock, SystemClock
 from gpuwatchd.hardware import Hardware, IpmiConnector
-from gpuwatchd.sim import profiles
+from gpuwatchd.sim import nvml_mig, profiles
 from gpuwatchd.sim.bmc import DEMO_BMC, demo_bmc
 from gpuwatchd.sim.bmc_oem import OemBmc, make_oem_bmc
 from gpuwatchd.sim.licence import SimLicence
 from gpuwatchd.sim.nvml import SimNvml
+from gpuwatchd.sim.nvml_device import MEMORY_TOTAL_BYTES
+from gpuwatchd.sim.nvml_mig import MigSlot
 from gpuwatchd.sim.plant import P40, R730_FAN, FanSpec, GpuSpec, GpuView, ThermalPlant
 from gpuwatchd.sim.profiles import Profile
 
 DELL_THIRD_PARTY_FLOOR_DUTY = 0.8  # iDRAC8: unmatched x16 card with aux power -> 80 %
 DEMO_CONFIG = Path(__file__).with_name("demo.yaml")
+
+
+DEMO_PROFILES = ("default", "cluster")
+
+
+def demo_node(profile: str = "default", gpu_count: int = 2, clock: Clock | None = None) -> SimNode:
+    """The node of ``gpuwatchd --demo``: ``default`` is Tesla P40s; ``cluster`` is A100 80GB
+    GPUs with GPU 0 in MIG mode (3g.40gb + 2g.20gb + 1g.10gb x2, gpuwatchd.sim.nvml_mig)."""
+    if profile == "default":
+        return SimNode(clock, gpu_count=gpu_count)
+    if profile == "cluster":
+        return SimNode(clock, gpu_count=gpu_count, gpu_spec=nvml_mig.A100_80GB,
+                       mig={0: nvml_mig.DEMO_LAYOUT})
+    raise ValueError(f"unknown demo profile {profile!r} (known: {', '.join(DEMO_PROFILES)})")
 
 
 class SimNode:
@@ -47,7 +63,8 @@ class SimNode:
                  profile: str | Profile | Sequence[Profile] = "demo", fan_count: int = 8,
                  speed: float = 1.0, *, inlet_celsius: float = 24.0, gpu_spec: GpuSpec = P40,
                  fan_spec: FanSpec = R730_FAN, vgpu_guest: bool = True,
-                 bmc: str | None = "idrac", bmc_vendor: str = "dell") -> None:
+                 bmc: str | None = "idrac", bmc_vendor: str = "dell",
+                 mig: Mapping[int, Sequence[MigSlot]] | None = None) -> None:
         if speed <= 0:
             raise ValueError("speed must be positive")
         self.clock: Clock = clock if clock is not None else SystemClock()
@@ -58,7 +75,11 @@ class SimNode:
             gpu_count, fan_count, gpu_spec=gpu_spec, fan_spec=fan_spec,
             inlet_celsius=inlet_celsius, profiles=profiles.for_gpus(profile, gpu_count),
             duty=DELL_THIRD_PARTY_FLOOR_DUTY)
-        self.nvml = SimNvml(self.gpu_view, gpu_count, gpu_spec, wall=self.clock.time)
+        mig_capable = gpu_spec == nvml_mig.A100_80GB
+        self.nvml = SimNvml(
+            self.gpu_view, gpu_count, gpu_spec, wall=self.clock.time, mig_capable=mig_capable,
+            memory_total_bytes=nvml_mig.A100_MEMORY_TOTAL_BYTES if mig_capable
+            else MEMORY_TOTAL_BYTES, mig=mig)
         self.licence = SimLicence(self) if vgpu_guest else None  # licence expires and renews
         if self.licence is not None:
             self.nvml.extra_calls.update(self.licence.calls())

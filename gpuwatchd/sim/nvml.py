@@ -26,12 +26,13 @@ import functools
 import hashlib
 import threading
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pynvml
 
-from gpuwatchd.sim.nvml_device import DEVICE_CALLS
+from gpuwatchd.sim.nvml_device import DEVICE_CALLS, MEMORY_TOTAL_BYTES, utilization
+from gpuwatchd.sim.nvml_mig import MigCalls, MigSlot
 from gpuwatchd.sim.plant import P40, GpuSpec, GpuView
 
 NVMLError = pynvml.NVMLError
@@ -60,15 +61,22 @@ class EventSet:
         return bool(self.types.get(index, 0) & kind)
 
 
-class SimNvml:
+class SimNvml(MigCalls):
     """The simulated library; ``read_gpu(i)`` returns GPU i's state advanced to now."""
 
     NVMLError = pynvml.NVMLError
     nvmlLib: object = "simulated"  # not None: NvmlSession.acquire never loads a real library
 
     def __init__(self, read_gpu: Callable[[int], GpuView], gpu_count: int,
-                 spec: GpuSpec = P40, wall: Callable[[], float] | None = None) -> None:
+                 spec: GpuSpec = P40, wall: Callable[[], float] | None = None, *,
+                 memory_total_bytes: int = MEMORY_TOTAL_BYTES, mig_capable: bool = False,
+                 mig: Mapping[int, Sequence[MigSlot]] | None = None) -> None:
         self._read_gpu, self.gpu_count, self.spec = read_gpu, gpu_count, spec
+        self.memory_total_bytes = memory_total_bytes
+        # MIG (gpuwatchd.sim.nvml_mig): capable GPUs answer nvmlDeviceGetMigMode; the GPUs in
+        # ``mig`` have MIG on, with these MIG devices (slot order)
+        self.mig_capable = mig_capable
+        self.mig: dict[int, tuple[MigSlot, ...]] = {i: tuple(s) for i, s in (mig or {}).items()}
         self.wall = wall or (lambda: 0.0)
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
@@ -283,6 +291,10 @@ class SimNvml:
             if event_set in self._sets:
                 self._sets.remove(event_set)
             self._cond.notify_all()
+
+    def _busy(self, index: int) -> float:
+        """GPU ``index``'s utilisation 0-1 now (its MIG devices' memory follows it)."""
+        return utilization(self, self._read_gpu(index))
 
     def __getattr__(self, name: str) -> Any:
         """Device calls from the table; pynvml's constants; other functions NOT_SUPPORTED."""

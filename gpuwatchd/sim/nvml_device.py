@@ -35,6 +35,7 @@ class SimLibrary(Protocol):
 
     spec: GpuSpec
     wall: Callable[[], float]
+    memory_total_bytes: int
 
     def uuid(self, index: int) -> str:
         """The GPU's UUID."""
@@ -54,6 +55,11 @@ def _pick(table: dict[int, Any], key: int, missing: int = pynvml.NVML_ERROR_NOT_
     if key not in table:
         raise _error(missing)
     return table[key]
+
+
+def utilization(s: SimLibrary, g: GpuView) -> float:
+    """0-1, as the utilisation call reports it (the MIG devices' memory follows it)."""
+    return _utilization(s, g)
 
 
 def _utilization(s: SimLibrary, g: GpuView) -> float:
@@ -101,12 +107,12 @@ def _field_values(s: SimLibrary, g: GpuView, field_ids: list[Any]) -> Any:
 
 
 def _memory(s: SimLibrary, g: GpuView, version: int | None = None) -> Any:
+    total = s.memory_total_bytes
     used = int((256 + 18_000 * _utilization(s, g)) * 2**20)
     if version:
-        return pynvml.c_nvmlMemory_v2_t(version=version, total=MEMORY_TOTAL_BYTES, reserved=0,
-                                        free=MEMORY_TOTAL_BYTES - used, used=used)
-    return pynvml.c_nvmlMemory_t(total=MEMORY_TOTAL_BYTES, free=MEMORY_TOTAL_BYTES - used,
-                                 used=used)
+        return pynvml.c_nvmlMemory_v2_t(version=version, total=total, reserved=0,
+                                        free=total - used, used=used)
+    return pynvml.c_nvmlMemory_t(total=total, free=total - used, used=used)
 
 
 def _violation(s: SimLibrary, g: GpuView, policy: int) -> Any:

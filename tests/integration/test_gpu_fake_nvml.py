@@ -40,6 +40,7 @@ from tests.fakes.fakenvml import (
     VIOLATION,
     FakeNvmlBuildError,
     FakeNvmlState,
+    add_mig,
     build_fake_nvml,
     collect_in_subprocess,
 )
@@ -490,3 +491,70 @@ def test_default_lookup_through_ld_library_path_in_a_new_process(
         key = (("gpu", str(index)), ("sensor", "gpu"), ("uuid", gpu["uuid"]))
         assert got[("gpuwatchd_gpu_temperature_celsius", key)] == gpu["temperature.0"]
     assert "NVML initialised: driver 550.54.15, 2 GPU(s)" in stderr
+
+
+# ---- MIG (issue 15) ----------------------------------------------------------------------
+
+def _series(collected: Collected, name: str) -> list[dict[str, str]]:
+    return [dict(lb) for (n, lb), _ in samples(collected).items() if n == name]
+
+
+def test_mig_devices_are_enumerated_with_their_memory_and_no_parent_duplicates(
+        make: Make, state: FakeNvmlState) -> None:
+    uuids = add_mig(state.gpus[1])  # unprivileged: no placement
+    state.gpus[1].pop("util.gpu")  # NVML: no whole-GPU utilisation while MIG is on
+    state.write()
+    collected = make().collect()
+    reading = gpu_reading(collected, 1)
+    assert [(m.gpu_instance, m.compute_instance, m.profile) for m in reading.mig_instances] == [
+        (1, 0, "3g.40gb"), (5, 0, "2g.20gb"), (13, 0, "1g.10gb"), (14, 0, "1g.10gb")]
+    assert [m.uuid for m in reading.mig_instances] == uuids
+    assert all(m.placement_start is None for m in reading.mig_instances)
+    assert value(collected, "gpuwatchd_gpu_mig_mode", gpu=1, which="current") == 1
+    assert value(collected, "gpuwatchd_gpu_mig_mode", gpu=0, which="current") is None  # P40
+    assert value(collected, "gpuwatchd_gpu_mig_memory_bytes", gpu=1, gpu_instance=5,
+                 state="used") == 150 * 2**20
+    assert value(collected, "gpuwatchd_gpu_mig_memory_bytes", gpu=1, gpu_instance=13,
+                 state="free") == 9_728 * 2**20 - 230 * 2**20
+    infos = _series(collected, "gpuwatchd_gpu_mig_info")
+    assert {i["mig_uuid"] for i in infos} == set(uuids)
+    assert all("placement_start" not in i for i in infos)
+    # parent-only readings: one series per GPU, none with an instance label
+    for name in ("gpuwatchd_gpu_power_watts", "gpuwatchd_gpu_temperature_margin_celsius"):
+        assert [lb["gpu"] for lb in _series(collected, name)] == ["0", "1"]
+    assert not [lb for lb in _series(collected, "gpuwatchd_gpu_clock_hertz")
+                if "gpu_instance" in lb]
+    assert value(collected, "gpuwatchd_gpu_utilization_ratio", gpu=1, engine="gpu") is None
+    # empty slot 1 (NOT_FOUND) is expected, not an error; NO_PERMISSION asked once
+    errors = {(e.call, e.error): e.count for r in collected.readings
+              if isinstance(r, NvmlReading) for e in r.errors}
+    assert ("nvmlDeviceGetMigDeviceHandleByIndex", "not_found") not in errors
+    assert errors[("nvmlDeviceGetGpuInstanceById", "no_permission")] == 1
+
+
+def test_mig_placement_where_privileged_and_pending_mode(make: Make,
+                                                         state: FakeNvmlState) -> None:
+    add_mig(state.gpus[0], privileged=True, pending=0, empty_slots=())
+    state.write()
+    collected = make().collect()
+    reading = gpu_reading(collected, 0)
+    assert [(m.placement_start, m.placement_size) for m in reading.mig_instances] == [
+        (0, 4), (4, 2), (6, 1), (7, 1)]
+    assert value(collected, "gpuwatchd_gpu_mig_mode", gpu=0, which="pending") == 0
+    assert value(collected, "gpuwatchd_gpu_mig_info", gpu=0, gpu_instance=1,
+                 placement_start=0, placement_size=4, profile="3g.40gb") == 1
+
+
+def test_mig_repartitioned_at_runtime_is_seen_at_the_next_slow_read(
+        make: Make, state: FakeNvmlState) -> None:
+    add_mig(state.gpus[1])
+    state.write()
+    clock = ManualClock()
+    collector = make(clock)
+    assert len(gpu_reading(collector.collect(), 1).mig_instances) == 4
+    for key in [k for k in state.gpus[1] if k.startswith("mig.3.")]:
+        del state.gpus[1][key]  # mig-manager destroyed the 1g.10gb in slot 3
+    state.write()
+    clock.advance(GpuConfig().slow_interval_seconds)
+    assert [m.gpu_instance for m in gpu_reading(collector.collect(), 1).mig_instances] == [
+        1, 5, 14]

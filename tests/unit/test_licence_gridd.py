@@ -8,7 +8,7 @@ import time
 import pytest
 
 from gpuwatchd.clock import ManualClock
-from gpuwatchd.errors import DeadlineExceeded
+from gpuwatchd.errors import DeadlineExceeded, NotInstalled
 from gpuwatchd.licence.commands import CommandResult
 from gpuwatchd.licence.gridd import EVENT_KINDS, EventCounter, classify, parse_show, read_unit
 from gpuwatchd.licence.journal import JournalFollower, QueueLineSource
@@ -39,6 +39,19 @@ def test_active_since_is_read_in_seconds() -> None:
 
 @pytest.mark.parametrize("answer", [
     CommandResult((), 1, "", "System has not been booted with systemd as init system (PID 1)."),
+    CommandResult((), 1, "", "Failed to connect to bus: No such file or directory"),
+    NotInstalled("systemctl: not installed"),
+])
+def test_no_systemd_here_is_not_visible_not_unknown(answer: object) -> None:
+    """A container (the GPU operator's layout): gridd's unit cannot be seen from here."""
+    runner = FakeRunner()
+    runner.set("systemctl", "show", answer)  # type: ignore[arg-type]
+    state = read_unit(runner)
+    assert (state.label, state.visible, state.up, state.known) == ("not_visible", False,
+                                                                   None, False)
+
+
+@pytest.mark.parametrize("answer", [
     DeadlineExceeded("systemctl: no answer within 5 s"),
     CommandResult((), 0, "garbage\n"),
 ])

@@ -228,7 +228,7 @@ def test_kubernetes_example_config_is_valid() -> None:
     """The DaemonSet's ConfigMap holds a config gpuwatchd accepts; ports agree."""
     docs = list(yaml.safe_load_all((MON / "kubernetes" / "daemonset.yaml").read_text()))
     kinds = {d["kind"]: d for d in docs}
-    assert set(kinds) == {"Namespace", "ConfigMap", "DaemonSet"}
+    assert set(kinds) == {"Namespace", "ServiceAccount", "ConfigMap", "DaemonSet"}
     cfg = config.loads(kinds["ConfigMap"]["data"]["gpuwatchd.yaml"], "daemonset.yaml")
     port = config.parse_listen(cfg.exporter.listen[0])
     container = kinds["DaemonSet"]["spec"]["template"]["spec"]["containers"][0]

@@ -150,7 +150,7 @@ def test_healthy_document_has_the_schema_keys_and_both_gpus() -> None:
     assert set(doc["gpus"][0]) == {
         "index", "uuid", "name", "up", "temperature_celsius", "margin_celsius",
         "slowdown_celsius", "shutdown_celsius", "power_watts", "power_limit_watts",
-        "fan_ratios", "error", "collector", "age_seconds", "stale"}
+        "fan_ratios", "mig", "error", "collector", "age_seconds", "stale"}
     assert doc["gpus"][0]["fan_ratios"] == [0.35]
     assert doc["gpus"][0]["age_seconds"] == 0.5
     assert doc["daemon"]["last_tick_age_seconds"] == 0.4

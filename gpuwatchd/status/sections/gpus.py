@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from gpuwatchd.model import GpuReading, Snapshot
+from gpuwatchd.model import GpuReading, MigInstance, Snapshot
 from gpuwatchd.status.sections import Json, Section, age
 from gpuwatchd.status.text import Cell, Style, age_text, celsius, table
 
@@ -17,6 +17,10 @@ T = TypeVar("T")
 
 
 def build(snapshot: Snapshot, now_mono: float) -> Section:
+    """The GPU rows; null (not printed) without a GPU collector (``gpus.enabled: false``, the
+    licence-only profile beside dcgm-exporter), so "none found" means the collector found none."""
+    if not any(res.name == "gpu" for res in snapshot.results):
+        return Section(None)
     rows, reasons = [], []
     for source, last, stale, gpu in _located(snapshot, GpuReading, now_mono):
         rows.append({
@@ -28,12 +32,20 @@ def build(snapshot: Snapshot, now_mono: float) -> Section:
             "power_watts": gpu.power_watts,
             "power_limit_watts": gpu.power_limit_watts,
             "fan_ratios": gpu.fan_ratios,
+            "mig": [_mig(m) for m in gpu.mig_instances],
             "error": gpu.error,
             "collector": source, "age_seconds": last, "stale": stale,
         })
         if not gpu.up:
             reasons.append(f"GPU {gpu.index} ({gpu.uuid}) down: {gpu.error or 'unknown error'}")
     return Section(rows, tuple(reasons))
+
+
+def _mig(m: MigInstance) -> Json:
+    return {"gpu_instance": m.gpu_instance, "compute_instance": m.compute_instance,
+            "uuid": m.uuid, "profile": m.profile, "multiprocessors": m.multiprocessors,
+            "memory_used_bytes": m.memory_used_bytes, "memory_total_bytes": m.memory_total_bytes,
+            "placement_start": m.placement_start, "placement_size": m.placement_size}
 
 
 def _located(snapshot: Snapshot, kind: type[T],
@@ -56,7 +68,32 @@ def render(gpus: list[Json], style: Style) -> list[str]:
              (age_text(g["age_seconds"]), "warn" if g["stale"] else ""), _gpu_note(g)]
             for g in gpus]
     head = ["GPU", "NAME", "TEMP", "MARGIN", "SLOWDOWN", "POWER/LIMIT", "FAN", "AGE", "NOTE"]
-    return table(head, rows, "rlrrrrrrl", style)
+    return table(head, rows, "rlrrrrrrl", style) + _render_mig(gpus, style)
+
+
+def _render_mig(gpus: list[Json], style: Style) -> list[str]:
+    """One line per MIG device, under the GPU table (power and temperature are the parent's,
+    in the table above: not repeated per instance)."""
+    rows = [[(f"{g['index']}", ""), (str(m["gpu_instance"]), ""),
+             (str(m["compute_instance"]), ""), (m["profile"] or "-", ""),
+             (_placement(m), ""), (_gib(m), ""), (m["uuid"], "")]
+            for g in gpus for m in g.get("mig") or []]
+    if not rows:
+        return []
+    head = ["MIG GPU", "GI", "CI", "PROFILE", "PLACEMENT", "MEMORY USED/TOTAL", "UUID"]
+    return ["", *table(head, rows, "rrrllrl", style)]
+
+
+def _placement(m: Json) -> str:
+    start, size = m["placement_start"], m["placement_size"]
+    return "-" if start is None or size is None else f"{start}:{size}"
+
+
+def _gib(m: Json) -> str:
+    used, total = m["memory_used_bytes"], m["memory_total_bytes"]
+    if used is None or total is None:
+        return "-"
+    return f"{float(used) / 2**30:.1f} / {float(total) / 2**30:.1f} GiB"
 
 
 def _temp_cell(gpu: Json) -> Cell:

@@ -149,6 +149,38 @@ def default_gpu(index: int) -> dict[str, Value]:
     return gpu
 
 
+MIG_A100_80GB = (  # (gpu instance, profile id, slices, SMs, MiB, placement start, size)
+    (1, 9, 3, 42, 40_192, 0, 4), (5, 14, 2, 28, 19_968, 4, 2),
+    (13, 19, 1, 14, 9_728, 6, 1), (14, 19, 1, 14, 9_728, 7, 1),
+)
+
+
+def add_mig(gpu: dict[str, Value], *, privileged: bool = False, pending: int = 1,
+            empty_slots: tuple[int, ...] = (1,)) -> list[str]:
+    """Put ``gpu`` in MIG mode with 3g.40gb + 2g.20gb + 1g.10gb x2 (an A100 80GB).
+
+    The MIG devices go into slots 0, 2, 3, 4 (slot 1 left empty by default: indices can be
+    sparse); returns their UUIDs in that order. ``privileged``: the GPU-instance calls answer
+    (root), else NO_PERMISSION (the DaemonSet's uid 65534).
+    """
+    gpu.update({"mig.current": 1, "mig.pending": pending, "mig.max": 7})
+    if privileged:
+        gpu["mig.privileged"] = 1
+    slots = [s for s in range(8) if s not in empty_slots][:len(MIG_A100_80GB)]
+    uuids = []
+    for slot, (gi, profile, slices, sms, mib, start, size) in zip(slots, MIG_A100_80GB,
+                                                                 strict=True):
+        uuid = f"MIG-0000{gi:04d}-0000-4000-8000-0000000000{slot:02d}"
+        used = (100 + 10 * gi) * 2**20
+        gpu.update({f"mig.{slot}.{key}": val for key, val in {
+            "gi": gi, "ci": 0, "uuid": uuid, "mem.total": mib * 2**20,
+            "mem.used": used, "mem.free": mib * 2**20 - used, "slices": slices,
+            "ci_slices": slices, "sms": sms, "mem_mb": mib, "profile_id": profile,
+            "placement.start": start, "placement.size": size}.items()})
+        uuids.append(uuid)
+    return uuids
+
+
 class FakeNvmlState:
     """The state file of the fake library: globals, GPUs, per-call overrides, queued events."""
 

@@ -438,7 +438,6 @@ nvmlReturn_t nvmlDeviceGetHandleByIndex_v2(unsigned int index, nvmlDevice_t *out
 
 /* ---- identity and static values ---------------------------------------------------------- */
 
-DEV_STR(nvmlDeviceGetUUID, "uuid")
 DEV_STR(nvmlDeviceGetName, "name")
 DEV_STR(nvmlDeviceGetSerial, "serial")
 DEV_STR(nvmlDeviceGetVbiosVersion, "vbios")
@@ -582,19 +581,8 @@ nvmlReturn_t nvmlDeviceGetDecoderUtilization(nvmlDevice_t dev, unsigned int *u, 
     return codec(__func__, dev, "util.decoder", u, p);
 }
 
-nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t dev, nvmlMemory_t *out)
-{
-    static const char *const keys[] = {"mem.total", "mem.free", "mem.used"};
-    unsigned long long v[3];
-    int gpu;
-    nvmlReturn_t rc = begin_dev(__func__, dev, &gpu);
-    if (rc == OK && (rc = many_locked(gpu, keys, 3, v)) == OK) {
-        out->total = v[0];
-        out->free = v[1];
-        out->used = v[2];
-    }
-    return end(rc);
-}
+/* nvmlDeviceGetMemoryInfo (v1) and nvmlDeviceGetUUID also answer MIG handles: see the MIG
+ * section at the end. */
 
 #ifndef FAKE_NVML_OLD_DRIVER
 nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t dev, nvmlMemory_v2_t *out)
@@ -848,6 +836,235 @@ nvmlReturn_t nvmlDeviceGetGridLicensableFeatures_v4(nvmlDevice_t dev,
         out->licensableFeaturesCount = (unsigned int)(count > 3 ? 3 : count);
         for (unsigned int i = 0; i < out->licensableFeaturesCount; i++)
             grid_feature_locked(gpu, (int)i, &out->gridLicensableFeatures[i]);
+    }
+    return end(rc);
+}
+
+/* ---- MIG (added for issue 15) ---------------------------------------------------------------
+ *
+ *   gpu.0.mig.current 1                  nvmlDeviceGetMigMode; absent: NOT_SUPPORTED (no MIG)
+ *   gpu.0.mig.pending 1
+ *   gpu.0.mig.max 7                      nvmlDeviceGetMaxMigDeviceCount
+ *   gpu.0.mig.2.gi 5                     MIG device slot 2 exists (GPU instance 5); a slot
+ *   gpu.0.mig.2.ci 0                     without ".gi" answers NOT_FOUND (6)
+ *   gpu.0.mig.2.uuid MIG-...             nvmlDeviceGetUUID on the MIG handle
+ *   gpu.0.mig.2.mem.total / .free / .used    nvmlDeviceGetMemoryInfo on the MIG handle
+ *   gpu.0.mig.2.slices 2 / .ci_slices 2 / .sms 28 / .mem_mb 19968   nvmlDeviceGetAttributes_v2
+ *   gpu.0.mig.2.placement.start 4 / .size 2  nvmlGpuInstanceGetInfo (profile id: .profile_id)
+ *   gpu.0.mig.privileged 1               nvmlDeviceGetGpuInstanceById answers; absent:
+ *                                        NO_PERMISSION (4), as NVML for an unprivileged user
+ *
+ * Layouts: pynvml's c_nvmlDeviceAttributes and c_nvmlGpuInstanceInfo_t.
+ */
+#define MAX_MIG 8
+#define NOT_FOUND 6
+#define NO_PERMISSION 4
+
+typedef struct {
+    unsigned int multiprocessorCount, sharedCopyEngineCount, sharedDecoderCount,
+        sharedEncoderCount, sharedJpegCount, sharedOfaCount, gpuInstanceSliceCount,
+        computeInstanceSliceCount;
+    unsigned long long memorySizeMB;
+} nvmlDeviceAttributes_t;
+typedef struct { unsigned int start, size; } nvmlGpuInstancePlacement_t;
+struct fake_gpu_instance { int gpu, slot; };
+typedef struct fake_gpu_instance *nvmlGpuInstance_t;
+typedef struct {
+    nvmlDevice_t device;
+    unsigned int id, profileId;
+    nvmlGpuInstancePlacement_t placement;
+} nvmlGpuInstanceInfo_t;
+
+static struct fake_device mig_devices[MAX_GPUS][MAX_MIG];
+static struct fake_gpu_instance gpu_instances[MAX_GPUS][MAX_MIG];
+
+/* A MIG handle's GPU and slot; 0 if `dev` is not one. */
+static int mig_of(nvmlDevice_t dev, int *gpu, int *slot)
+{
+    uintptr_t p = (uintptr_t)dev, first = (uintptr_t)&mig_devices[0][0];
+    if (p < first || p >= (uintptr_t)&mig_devices[MAX_GPUS][0] || (p - first) % sizeof devices[0])
+        return 0;
+    int n = (int)((p - first) / sizeof devices[0]);
+    *gpu = n / MAX_MIG;
+    *slot = n % MAX_MIG;
+    return 1;
+}
+
+static const char *mig_lookup_locked(int gpu, int slot, const char *key)
+{
+    char full[96];
+    snprintf(full, sizeof full, "mig.%d.%s", slot, key);
+    return gpu_lookup_locked(gpu, full);
+}
+
+static nvmlReturn_t mig_ull_locked(int gpu, int slot, const char *key, unsigned long long *out)
+{
+    const char *v = mig_lookup_locked(gpu, slot, key);
+    if (v == NULL)
+        return NOT_SUPPORTED;
+    *out = strtoull(v, NULL, 0);
+    return OK;
+}
+
+/* Prologue for a call that takes a MIG handle (slot >= 0) or, if `parent_ok`, a GPU. */
+static nvmlReturn_t begin_any(const char *call, nvmlDevice_t dev, int parent_ok, int *gpu,
+                              int *slot)
+{
+    *slot = -1;
+    if (mig_of(dev, gpu, slot)) {
+        nvmlReturn_t rc = begin(call, *gpu, 1);
+        if (rc == OK && mig_lookup_locked(*gpu, *slot, "gi") == NULL)
+            rc = INVALID_ARGUMENT; /* destroyed since its handle was taken */
+        return rc;
+    }
+    nvmlReturn_t rc = begin_dev(call, dev, gpu);
+    if (rc == OK && !parent_ok)
+        rc = INVALID_ARGUMENT; /* a parent handle where a MIG device is required */
+    return rc;
+}
+
+nvmlReturn_t nvmlDeviceGetUUID(nvmlDevice_t dev, char *buf, unsigned int len)
+{
+    int gpu, slot;
+    nvmlReturn_t rc = begin_any(__func__, dev, 1, &gpu, &slot);
+    if (rc == OK)
+        rc = str_locked(slot >= 0 ? mig_lookup_locked(gpu, slot, "uuid")
+                                  : gpu_lookup_locked(gpu, "uuid"), buf, len);
+    return end(rc);
+}
+
+nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t dev, nvmlMemory_t *out)
+{
+    static const char *const keys[] = {"mem.total", "mem.free", "mem.used"};
+    unsigned long long v[3];
+    int gpu, slot;
+    nvmlReturn_t rc = begin_any(__func__, dev, 1, &gpu, &slot);
+    for (int i = 0; rc == OK && i < 3; i++)
+        rc = slot >= 0 ? mig_ull_locked(gpu, slot, keys[i], &v[i]) : ull_locked(gpu, keys[i], &v[i]);
+    if (rc == OK) {
+        out->total = v[0];
+        out->free = v[1];
+        out->used = v[2];
+    }
+    return end(rc);
+}
+
+nvmlReturn_t nvmlDeviceGetMigMode(nvmlDevice_t dev, unsigned int *current, unsigned int *pending)
+{
+    int gpu;
+    nvmlReturn_t rc = begin_dev(__func__, dev, &gpu);
+    if (rc == OK && (rc = uint_locked(gpu, "mig.current", current)) == OK)
+        rc = uint_locked(gpu, "mig.pending", pending);
+    return end(rc);
+}
+
+DEV_UINT(nvmlDeviceGetMaxMigDeviceCount, "mig.max")
+
+nvmlReturn_t nvmlDeviceGetMigDeviceHandleByIndex(nvmlDevice_t dev, unsigned int index,
+                                                 nvmlDevice_t *out)
+{
+    int gpu;
+    nvmlReturn_t rc = begin_dev(__func__, dev, &gpu);
+    if (rc == OK && gpu_lookup_locked(gpu, "mig.current") == NULL)
+        rc = NOT_SUPPORTED;
+    if (rc == OK && (index >= MAX_MIG || mig_lookup_locked(gpu, (int)index, "gi") == NULL))
+        rc = NOT_FOUND;
+    if (rc == OK)
+        *out = &mig_devices[gpu][index];
+    return end(rc);
+}
+
+static nvmlReturn_t mig_uint(const char *call, nvmlDevice_t dev, const char *key,
+                             unsigned int *out)
+{
+    int gpu, slot;
+    unsigned long long v = 0;
+    nvmlReturn_t rc = begin_any(call, dev, 0, &gpu, &slot);
+    if (rc == OK && (rc = mig_ull_locked(gpu, slot, key, &v)) == OK)
+        *out = (unsigned int)v;
+    return end(rc);
+}
+
+nvmlReturn_t nvmlDeviceGetGpuInstanceId(nvmlDevice_t dev, unsigned int *out)
+{
+    return mig_uint(__func__, dev, "gi", out);
+}
+
+nvmlReturn_t nvmlDeviceGetComputeInstanceId(nvmlDevice_t dev, unsigned int *out)
+{
+    return mig_uint(__func__, dev, "ci", out);
+}
+
+nvmlReturn_t nvmlDeviceIsMigDeviceHandle(nvmlDevice_t dev, unsigned int *out)
+{
+    int gpu, slot;
+    nvmlReturn_t rc = begin_any(__func__, dev, 1, &gpu, &slot);
+    if (rc == OK)
+        *out = slot >= 0;
+    return end(rc);
+}
+
+nvmlReturn_t nvmlDeviceGetAttributes_v2(nvmlDevice_t dev, nvmlDeviceAttributes_t *out)
+{
+    static const char *const keys[] = {"sms", "slices", "ci_slices", "mem_mb"};
+    unsigned long long v[4];
+    int gpu, slot;
+    nvmlReturn_t rc = begin_any(__func__, dev, 0, &gpu, &slot);
+    for (int i = 0; rc == OK && i < 4; i++)
+        rc = mig_ull_locked(gpu, slot, keys[i], &v[i]);
+    if (rc == OK) {
+        memset(out, 0, sizeof *out);
+        out->multiprocessorCount = (unsigned int)v[0];
+        out->gpuInstanceSliceCount = (unsigned int)v[1];
+        out->computeInstanceSliceCount = (unsigned int)v[2];
+        out->memorySizeMB = v[3];
+    }
+    return end(rc);
+}
+
+nvmlReturn_t nvmlDeviceGetGpuInstanceById(nvmlDevice_t dev, unsigned int id,
+                                          nvmlGpuInstance_t *out)
+{
+    int gpu;
+    nvmlReturn_t rc = begin_dev(__func__, dev, &gpu);
+    if (rc == OK && gpu_lookup_locked(gpu, "mig.current") == NULL)
+        rc = NOT_SUPPORTED;
+    if (rc == OK && gpu_lookup_locked(gpu, "mig.privileged") == NULL)
+        rc = NO_PERMISSION;
+    if (rc == OK) {
+        rc = NOT_FOUND;
+        for (int slot = 0; slot < MAX_MIG; slot++) {
+            unsigned long long gi = 0;
+            if (mig_ull_locked(gpu, slot, "gi", &gi) == OK && gi == id) {
+                gpu_instances[gpu][slot].gpu = gpu;
+                gpu_instances[gpu][slot].slot = slot;
+                *out = &gpu_instances[gpu][slot];
+                rc = OK;
+                break;
+            }
+        }
+    }
+    return end(rc);
+}
+
+nvmlReturn_t nvmlGpuInstanceGetInfo(nvmlGpuInstance_t gi, nvmlGpuInstanceInfo_t *out)
+{
+    uintptr_t p = (uintptr_t)gi, first = (uintptr_t)&gpu_instances[0][0];
+    if (p < first || p >= (uintptr_t)&gpu_instances[MAX_GPUS][0]
+        || (p - first) % sizeof gpu_instances[0][0])
+        return INVALID_ARGUMENT;
+    static const char *const keys[] = {"gi", "profile_id", "placement.start", "placement.size"};
+    unsigned long long v[4];
+    nvmlReturn_t rc = begin(__func__, gi->gpu, 1);
+    for (int i = 0; rc == OK && i < 4; i++)
+        rc = mig_ull_locked(gi->gpu, gi->slot, keys[i], &v[i]);
+    if (rc == OK) {
+        memset(out, 0, sizeof *out);
+        out->device = &devices[gi->gpu];
+        out->id = (unsigned int)v[0];
+        out->profileId = (unsigned int)v[1];
+        out->placement.start = (unsigned int)v[2];
+        out->placement.size = (unsigned int)v[3];
     }
     return end(rc);
 }
