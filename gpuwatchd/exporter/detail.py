@@ -58,7 +58,9 @@ DEFAULT_SET: dict[str, Rule | Keep] = {
     "gpuwatchd_gpu_temperature_threshold_celsius": Keep("threshold", frozenset({"slowdown"})),
     "gpuwatchd_gpu_pstate": DROP,  # the clocks and utilisation say it
     "gpuwatchd_gpu_persistence_mode": DROP,  # a setting: gpuwatchctl status and the logs
-    "gpuwatchd_gpu_pcie_link_generation": DROP,  # replays count link trouble at defaults
+    "gpuwatchd_gpu_pcie_link_generation": DROP,  # link trouble: XIDs and GPU health
+    # per-GPU counter for diagnosing a link (no alert or dashboard reads it): opt in with full
+    "gpuwatchd_gpu_pcie_replays_total": DROP,
     "gpuwatchd_gpu_pcie_link_width": DROP,  # static unless downtrained: opt in with full
     "gpuwatchd_gpu_implausible_readings_total": DROP,  # also logged at each rejection
     "gpuwatchd_gpu_mig_mode": Keep("which", frozenset({"current"})),
@@ -69,8 +71,12 @@ DEFAULT_SET: dict[str, Rule | Keep] = {
     "gpuwatchd_bmc_sensor_state": Keep("state", frozenset({"warning", "critical",
                                                            "no_reading"}), active_only=True),
     "gpuwatchd_psu_state": ACTIVE_ONLY,
-    "gpuwatchd_fan_speed_threshold_rpm": Keep("threshold", frozenset({"lower_critical"})),
-    "gpuwatchd_temperature_threshold_celsius": DROP,
+    # GpuwatchdFanFailed (lower_critical) and GpuwatchdFanBelowThreshold (lower_non_critical)
+    "gpuwatchd_fan_speed_threshold_rpm": Keep("threshold", frozenset(
+        {"lower_critical", "lower_non_critical"})),
+    # the upper ones: GpuwatchdTemperatureOverThreshold/Critical compare against them
+    "gpuwatchd_temperature_threshold_celsius": Keep("threshold", frozenset(
+        {"upper_critical", "upper_non_critical"})),
     # licence (gpuwatchd.licence.metrics)
     "gpuwatchd_vgpu_licence_state": ACTIVE_ONLY,
     "gpuwatchd_vgpu_licence_expiry_status": DROP,  # the state and the expiry timestamp say it
