@@ -375,3 +375,14 @@ def test_a_write_past_its_deadline_counts_as_deadline_and_stops_the_watchdog() -
         driver.free.set()
         ctl.release()
     assert driver.calls[-2:] == ["release", "close"]
+
+
+def test_an_implausible_temperature_is_failsafe_within_two_intervals(rig: Rig) -> None:
+    rig.tick(20)
+    assert rig.zone().mode == "control"
+    rig.node.nvml.override_temperature(0, 255)  # whole degrees, as NVML gives them
+    ticks = rig.until("failsafe", 5)
+    assert ticks <= 2  # the documented stale rule (1.5 intervals), not 3 held strikes
+    assert failsafe_entries(rig)["stale_input"] == 1
+    assert "gpu:0" in rig.zone().reason and not rig.bmc.manual
+    rig.node.nvml.override_temperature(0, None)
