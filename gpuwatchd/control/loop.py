@@ -29,7 +29,7 @@ from typing import TypeVar
 from gpuwatchd.clock import Clock
 from gpuwatchd.config import BmcConfig, Config, FanControlConfig
 from gpuwatchd.config.fan_drivers import Channel, settings_of
-from gpuwatchd.control import calibrate
+from gpuwatchd.control import calibrate, handback
 from gpuwatchd.control.actuator import Actuator, Call, DriverCalls
 from gpuwatchd.control.calibrate import Calibration
 from gpuwatchd.control.factory import Built, bmc_of, make_driver
@@ -76,6 +76,8 @@ class FanController:
     def __init__(self, config: Config, make: Callable[[], Built], clock: Clock,
                  calibration: Calibration | None = None) -> None:
         self._fc: FanControlConfig = config.fan_control
+        self._config = config  # what the hand-back record is made of (gpuwatchd.control.handback)
+        self._record: str | None = None  # its path once written for the connected driver
         self._wiring = Wiring.of(config)
         self.target: str = self._fc.bmc or self._fc.driver
         floor = calibration.floor_duty if calibration is not None else 0.0
@@ -119,6 +121,7 @@ class FanController:
                 driver.release_on_exit(RELEASE_DEADLINE_SECONDS)
                 self._owner = self._owner.after(Event.HANDED_BACK)
                 log.info("fans handed back to %s's automatic control", self.target)
+                self._forget_record()
         finally:
             if driver is not None:
                 driver.close()
@@ -135,7 +138,8 @@ class FanController:
                 == [(z.cfg.name, z.cfg.inputs, z.cfg.fans) for z in self.zones])
         if not same:
             return False
-        self._fc = fc
+        self._fc, self._config = fc, config
+        self._record = None  # written again, from the new config, before the next take
         self._health.failures_to_failsafe = fc.write_failures_to_failsafe
         for zone, cfg in zip(self.zones, fc.zones, strict=True):
             zone.reconfigure(cfg)
@@ -203,7 +207,11 @@ class FanController:
                 out.wrote(duties, now)
 
     def _take_control(self, driver: DriverCalls) -> bool:
-        """Manual mode; a refusal (``0xd4``, ``0xc1``, no permission) is final: monitor."""
+        """Manual mode; a refusal (``0xd4``, ``0xc1``, no permission) is final: monitor.
+        Never without the hand-back record on disk first (gpuwatchctl failsafe needs it
+        after a crash, whatever the config file says by then)."""
+        if not self._recorded(driver):
+            return False
         try:
             driver.take_control()
         except (Refused, Unsupported) as exc:
@@ -218,6 +226,29 @@ class FanController:
         self._owner = self._owner.after(Event.TOOK_CONTROL)
         self._out.forget()
         return True
+
+    def _recorded(self, driver: DriverCalls) -> bool:
+        if self._record is not None:
+            return True
+        try:
+            self._record = handback.write_record(self._config, driver.name, self.target)
+        except OSError as exc:
+            self._supervisor.block(
+                f"cannot write the hand-back record in {self._fc.state_directory} "
+                f"({exc.strerror or exc}): without it gpuwatchctl failsafe could not hand the "
+                "fans back after a crash, so manual control is not taken")
+            return False
+        log.debug("hand-back record %s written", self._record)
+        return True
+
+    def _forget_record(self) -> None:
+        path, self._record = self._record, None
+        if path is None:
+            return
+        try:
+            handback.remove_durably(path)
+        except OSError as exc:
+            log.warning("cannot remove the hand-back record %s (%s)", path, exc.strerror)
 
     def _reverted(self, how: str) -> None:
         self._out.reverts += 1

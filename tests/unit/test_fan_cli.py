@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from importlib import resources
 from pathlib import Path
 
@@ -48,14 +49,46 @@ def test_failsafe_hands_back_a_bmc_left_in_manual_mode(tmp_path: Path,
     assert not (tmp_path / "state" / "dell-pcie-disabled-idrac").exists()
 
 
-def test_failsafe_leaves_a_third_party_response_gpuwatchd_did_not_disable(
+def test_failsafe_restores_the_third_party_response_even_without_the_marker(
+        tmp_path: Path) -> None:
+    """A lost marker (deleted, as a --demo on the system state directory did) must not leave
+    the iDRAC automatic with the GPU's cooling response off: where the config disables it,
+    failsafe turns it back on and reads it back."""
+    node = SimNode(clock=ManualClock())
+    bmc = node.bmcs["idrac"]
+    bmc.send_raw(0, 0x30, bytes.fromhex("ce00160500000005000100" "00"))  # no marker
+    args = argparse.Namespace(config=str(config_file(tmp_path)), attempts=1)
+    assert fan_cli.failsafe(args, hardware=node.hardware) == 0
+    assert bmc.pcie_enabled and not bmc.manual
+    assert bmc.oem_requests()[-3:] == [bytes.fromhex("ce00160500000005000000" "00"),
+                                       bytes.fromhex("ce011605000000"), b"\x30\x01\x01"]
+
+
+def test_failsafe_leaves_the_response_where_the_config_never_touches_it(
         tmp_path: Path) -> None:
     node = SimNode(clock=ManualClock())
     bmc = node.bmcs["idrac"]
     bmc.send_raw(0, 0x30, bytes.fromhex("ce00160500000005000100" "00"))  # the user's choice
-    args = argparse.Namespace(config=str(config_file(tmp_path)), attempts=1)
+    path = config_file(tmp_path)
+    path.write_text(path.read_text().replace("third_party_pcie_response: disable",
+                                             "third_party_pcie_response: unchanged"))
+    args = argparse.Namespace(config=str(path), attempts=1)
     assert fan_cli.failsafe(args, hardware=node.hardware) == 0
     assert not bmc.pcie_enabled and not bmc.manual
+
+
+def test_failsafe_exits_1_when_the_response_does_not_read_back_enabled(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    node = SimNode(clock=ManualClock())
+    bmc = node.bmcs["idrac"]
+    bmc.send_raw(0, 0x30, b"\x30\x01\x00")
+    bmc.send_raw(0, 0x30, bytes.fromhex("ce00160500000005000100" "00"))
+    real_pcie = bmc._pcie
+    bmc._pcie = lambda data: b"\x00" if len(data) == 11 else real_pcie(data)  # type: ignore[method-assign]
+    args = argparse.Namespace(config=str(config_file(tmp_path)), attempts=1)
+    assert fan_cli.failsafe(args, hardware=node.hardware) == 1
+    assert "still reads disabled" in capsys.readouterr().err
+    assert bmc.manual and node.duty(0) == 1.0  # never automatic with the response off
 
 
 def test_failsafe_fails_with_exit_1_when_the_bmc_never_answers(
@@ -134,13 +167,13 @@ def test_corrupt_calibration_is_ignored(tmp_path: Path) -> None:
 
 # ---- status ---------------------------------------------------------------------------------
 
-def test_status_shows_each_zone_mode_input_setpoint_and_duty() -> None:
+def test_status_shows_each_zone_mode_input_setpoint_and_duty(tmp_path: Path) -> None:
     from gpuwatchd.daemon.cli import _demo_config
     from gpuwatchd.daemon.service import Daemon
 
     clock = ManualClock()
     node = SimNode(clock=clock, profile="full")
-    daemon = Daemon(_demo_config(), node.hardware())
+    daemon = Daemon(_demo_config(str(tmp_path)), node.hardware())
     daemon._build(daemon.config)
     try:
         for _ in range(3):
@@ -198,3 +231,17 @@ def test_the_demo_config_loads_with_the_documented_defaults() -> None:
     zone = cfg.fan_control.zones[0]
     assert (zone.kp, zone.slew_up_per_second, zone.slew_down_per_second) == (0.03, 0.1, 0.01)
     assert cfg.fan_control.dell.fan_count == 8
+
+
+def test_the_demo_never_uses_the_system_state_directory() -> None:
+    from dataclasses import replace
+
+    from gpuwatchd.daemon import cli
+
+    cfg = cli._demo_config()
+    assert cfg.fan_control.state_directory == cli.demo_state_directory(10045)
+    assert not cfg.fan_control.state_directory.startswith("/var/lib/gpuwatchd")
+    assert cfg.fan_control.state_directory.endswith(f"gpuwatchd-demo-{os.getuid()}-10045")
+    other = cli._private_state(replace(cfg, exporter=replace(
+        cfg.exporter, listen=("127.0.0.1:10046",))))
+    assert other.fan_control.state_directory == cli.demo_state_directory(10046)

@@ -121,8 +121,9 @@ def test_release_on_exit_hands_back_auto_and_the_third_party_response(rig: Rig) 
     rig.close()
     assert not rig.bmc.manual and rig.bmc.pcie_enabled
     assert rig.node.duty(0) == pytest.approx(DELL_THIRD_PARTY_FLOOR)
-    assert rig.bmc.oem_requests()[-2:] == [b"\x30\x01\x01",
-                                           bytes.fromhex("ce00160500000005000000" "00")]
+    # the response back on first: never automatic with the GPU's cooling response off
+    assert rig.bmc.oem_requests()[-2:] == [bytes.fromhex("ce00160500000005000000" "00"),
+                                           b"\x30\x01\x01"]
 
 
 def failsafe_entries(rig: Rig) -> dict[str, int]:
@@ -307,8 +308,8 @@ def test_ownership_follows_take_control_failsafe_and_release(rig: Rig) -> None:
     rig.node.nvml.lose_gpu(1)
     before = len(rig.bmc.oem_requests())
     rig.tick()  # failsafe: automatic, and the third-party response back on
-    assert rig.bmc.oem_requests()[before:] == [b"\x30\x01\x01",
-                                               bytes.fromhex("ce00160500000005000000" "00")]
+    assert rig.bmc.oem_requests()[before:] == [bytes.fromhex("ce00160500000005000000" "00"),
+                                               b"\x30\x01\x01"]
     assert rig.driver().ownership is Ownership.AUTO and not rig.bmc.manual
     assert rig.control.ownership.release_at_exit  # once manual: released on exit too
     before = len(rig.bmc.oem_requests())
