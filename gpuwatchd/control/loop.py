@@ -190,8 +190,9 @@ class FanController:
     def _control(self, driver: DriverCalls, snapshot: Snapshot, now: float) -> None:
         duties = combine(self.zones, self._steps, driver.channels())
         out = self._out
-        reassert = now - out.last_write_mono >= self._fc.reassert_seconds
-        if self._owner.manual and now >= out.next_check_mono:
+        reassert = now - out.last_assert_mono >= self._fc.reassert_seconds
+        if self._owner.manual and (now >= out.next_check_mono or reassert):
+            # also just before a re-assert: a revert it corrects is still seen and counted
             out.next_check_mono = now + self._fc.mode_check_seconds
             ok, held = self._call(driver.in_control, Call.MODE_CHECK)
             if ok and held is False:
@@ -199,14 +200,14 @@ class FanController:
         if self._owner.manual and self._watch.observe(now, _mean(duties),
                                                       fan_rpm(snapshot, self.target)):
             self._reverted("the fans do not turn at the speed the duty gives")
-        if (not self._owner.manual or reassert) and not self._take_control(driver):
+        if (not self._owner.manual or reassert) and not self._take_control(driver, now):
             return
         if out.changed(duties) or reassert:
             ok, _ = self._call(lambda: driver.write(duties), Call.DUTY_WRITE)
             if ok:
                 out.wrote(duties, now)
 
-    def _take_control(self, driver: DriverCalls) -> bool:
+    def _take_control(self, driver: DriverCalls, now: float) -> bool:
         """Manual mode; a refusal (``0xd4``, ``0xc1``, no permission) is final: monitor.
         Never without the hand-back record on disk first (gpuwatchctl failsafe needs it
         after a crash, whatever the config file says by then)."""
@@ -225,6 +226,7 @@ class FanController:
         self._health.clear()
         self._owner = self._owner.after(Event.TOOK_CONTROL)
         self._out.forget()
+        self._out.last_assert_mono = now
         return True
 
     def _recorded(self, driver: DriverCalls) -> bool:

@@ -369,9 +369,9 @@ def test_a_write_past_its_deadline_counts_as_deadline_and_stops_the_watchdog() -
         assert driver.calls == ["take_control", "write"]
         assert control.write_errors == (("deadline", 1),) and control.writes == 0
         assert not ctl.regulating()  # manual mode held, the write still hung
-        control = ctl.step(gpu_snapshot(101.0)).driver  # mode check, manual mode: not sent
+        control = ctl.step(gpu_snapshot(101.0)).driver  # mode check, duty write: not sent
         assert control.write_errors == (("deadline", 3),) and driver.calls.count("write") == 1
-        assert "bmc_unreachable: 3 manual mode calls failed in a row" in control.message
+        assert "bmc_unreachable: 3 duty write calls failed in a row" in control.message
     finally:
         driver.free.set()
         ctl.release()
@@ -387,3 +387,47 @@ def test_an_implausible_temperature_is_failsafe_within_two_intervals(rig: Rig) -
     assert failsafe_entries(rig)["stale_input"] == 1
     assert "gpu:0" in rig.zone().reason and not rig.bmc.manual
     rig.node.nvml.override_temperature(0, None)
+
+
+def test_a_dell_revert_while_the_load_and_duty_move_is_caught_within_two_intervals(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """An external ``ipmitool raw 0x30 0x30 0x01 0x01`` under a moving load: the old watch
+    learned only at a steady duty and saw nothing for minutes (issue 10)."""
+    rig = Rig(profile=profiles.Sine(250.0, 50.0, 90.0))
+    try:
+        rig.tick(120)
+        for n in range(1, 4):
+            duties = [rig.tick().duty for _ in range(40)]  # no false alarm while it moves
+            assert max(duties) - min(duties) > 0.03  # type: ignore[type-var, operator]
+            assert rig.driver().reverts == n - 1
+            while (rig.zone().duty or 0.0) < 0.3:  # the iDRAC's own 15 % looks different
+                rig.tick()
+            caplog.clear()
+            rig.bmc.send_raw(0, 0x30, b"\x30\x01\x01")  # someone else: automatic
+            reverted_at = rig.clock.monotonic()
+            assert not rig.bmc.manual
+            for _ in range(5):
+                seen_at = rig.clock.monotonic()
+                rig.tick()
+                if rig.driver().reverts == n:
+                    break
+            assert rig.driver().reverts == n
+            assert seen_at - reverted_at <= 2 * 1.0, f"revert {n}: {seen_at - reverted_at} s"
+            assert rig.bmc.manual  # re-asserted on the tick it was seen
+            assert any("went back to automatic" in r.message and r.levelname == "WARNING"
+                       for r in caplog.records)
+        text = Renderer(lambda: rig.daemon.snapshot, rig.clock, process_metrics=False).render()
+        assert b'gpuwatchd_fan_control_reverts_total{driver="dell",target="idrac"} 3.0' in text
+    finally:
+        rig.close()
+
+
+def test_manual_mode_is_reasserted_on_a_fixed_cadence_while_duties_are_written() -> None:
+    rig = Rig(profile=profiles.Sine(200.0, 60.0, 90.0))
+    try:
+        rig.tick(60)
+        before = rig.bmc.oem_requests().count(b"\x30\x01\x00")
+        rig.tick(90)  # a duty write nearly every tick
+        assert rig.bmc.oem_requests().count(b"\x30\x01\x00") - before == 3  # reassert_seconds 30
+    finally:
+        rig.close()
