@@ -127,7 +127,7 @@ def config_subset(config: Config, driver: str) -> dict[str, Any]:
     if fc.bmc is not None:
         fan_control["bmc"] = fc.bmc
         out["bmcs"] = [_non_default(b, BMC_FIELDS) for b in config.bmcs if b.name == fc.bmc]
-    gpus = _non_default(config.gpus, ("library_path",))
+    gpus = _non_default(config.gpus, ("enabled", "library_path"))
     if gpus:
         out["gpus"] = gpus
     return out
