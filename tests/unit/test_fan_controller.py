@@ -403,7 +403,7 @@ def test_a_dell_revert_while_the_load_and_duty_move_is_caught_within_two_interva
             while (rig.zone().duty or 0.0) < 0.3:  # the iDRAC's own 15 % looks different
                 rig.tick()
             caplog.clear()
-            rig.bmc.send_raw(0, 0x30, b"\x30\x01\x01")  # someone else: automatic
+            rig.bmc.revert_externally()  # ipmitool raw 0x30 0x30 0x01 0x01 from elsewhere
             reverted_at = rig.clock.monotonic()
             assert not rig.bmc.manual
             for _ in range(5):
