@@ -230,7 +230,8 @@ class FanController:
         return True
 
     def _recorded(self, driver: DriverCalls) -> bool:
-        if self._record is not None:
+        """The record on disk: written before every take (not before a mere re-assert)."""
+        if self._record is not None and self._owner.manual:
             return True
         try:
             self._record = handback.write_record(self._config, driver.name, self.target)

@@ -7,6 +7,7 @@ import tempfile
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -358,8 +359,9 @@ def gpu_snapshot(now: float) -> Snapshot:
     return Snapshot(seq=1, taken_wall=now, taken_mono=now, results=(res,))
 
 
-def test_a_write_past_its_deadline_counts_as_deadline_and_stops_the_watchdog() -> None:
-    config = _demo_config()
+def test_a_write_past_its_deadline_counts_as_deadline_and_stops_the_watchdog(
+        tmp_path: Path) -> None:
+    config = _demo_config(str(tmp_path))  # the hand-back record goes here
     config = replace(config, fan_control=replace(config.fan_control,
                                                  write_deadline_seconds=0.1))
     driver = HangingDriver()
@@ -376,6 +378,7 @@ def test_a_write_past_its_deadline_counts_as_deadline_and_stops_the_watchdog() -
         driver.free.set()
         ctl.release()
     assert driver.calls[-2:] == ["release", "close"]
+    assert not list(tmp_path.iterdir())  # handed back: the record is gone
 
 
 def test_an_implausible_temperature_is_failsafe_within_two_intervals(rig: Rig) -> None:
@@ -431,3 +434,26 @@ def test_manual_mode_is_reasserted_on_a_fixed_cadence_while_duties_are_written()
         assert rig.bmc.oem_requests().count(b"\x30\x01\x00") - before == 3  # reassert_seconds 30
     finally:
         rig.close()
+
+
+def test_the_hand_back_record_is_on_disk_whenever_manual_control_is_taken(rig: Rig) -> None:
+    record = Path(rig._state.name) / "handback-idrac.json"
+    assert not record.exists()
+    rig.tick()
+    assert rig.bmc.manual and record.exists()
+    record.unlink()  # lost behind the daemon's back
+    rig.node.nvml.lose_gpu(1)
+    rig.tick()  # failsafe: handed back
+    assert not rig.bmc.manual
+    rig.close()
+    assert not record.exists()
+
+
+def test_a_record_lost_while_running_is_written_again_at_the_next_take(rig: Rig) -> None:
+    record = Path(rig._state.name) / "handback-idrac.json"
+    rig.tick(5)
+    record.unlink()
+    rig.bmc.revert_externally()
+    rig.tick(40)
+    assert rig.driver().reverts == 1  # seen, and control taken again: with a record first
+    assert rig.bmc.manual and record.exists()
