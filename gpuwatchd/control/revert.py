@@ -20,6 +20,15 @@ load the old watch, which only learned at a steady duty, saw nothing for 150-212
   tolerance, are a revert. The controller then logs it, counts it
   (``gpuwatchd_fan_control_reverts_total``) and re-asserts manual mode on the same tick.
 
+The expectation can be wrong too: a map learned while the BMC had already reverted (the
+fans at the BMC's own speed whatever the duty), a calibration from other fans. Two guards:
+a learned map whose speeds do not rise with the duty (:data:`MIN_RELATIVE_SLOPE`) is no
+map (it is dropped and learned again); and the re-assert after a revert is the experiment:
+if the first verdict after it (once the fans had ``settle_seconds`` to follow) is outside
+the band again, the expectation was wrong, not the BMC: the learned map (or the
+calibration, with a warning to calibrate again) is dropped and learned afresh, and no
+further revert is counted.
+
 Users' reports this guards against: smfc#99 (mode flipped after 20-40 min, nothing logged),
 chenxiaolong/ipmi-fan-control#43 (full blast every few minutes).
 """
@@ -27,15 +36,22 @@ chenxiaolong/ipmi-fan-control#43 (full blast every few minutes).
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 from collections import deque
 from collections.abc import Sequence
+
+log = logging.getLogger(__name__)
 
 FAN_LAG_SECONDS = 3.0  # assumed time constant of a fan following its duty
 WINDOW_SECONDS = 3.0  # lagged duties the measured speed may lie between
 LEARN_MIN_SPAN = 0.03  # learned duties this far apart make a line (else: the nearest point)
 NEAR_POINT = 0.02  # with one learned point, judge only this close to it
 LEARN_WEIGHT = 0.2  # a new observation's weight in its learned point
+# Fan speed rises with duty: 1,600 -> 17,600 rpm over 0-100 % on an R730 (2x the mid speed
+# per unit of duty). A learned line rising less than 0.3x its mean speed per unit of duty
+# was learned from fans the duty did not drive (a BMC already back in automatic mode).
+MIN_RELATIVE_SLOPE = 0.3
 
 
 class RpmWatch:
@@ -51,6 +67,7 @@ class RpmWatch:
         self._lagged: float | None = None
         self._since: float | None = None
         self._strikes = 0
+        self._recheck = False  # the next verdict tests the expectation, after a revert
 
     def reset(self) -> None:
         """Forget the recent duties (after re-asserting, or when control stops)."""
@@ -70,7 +87,7 @@ class RpmWatch:
         if high - low < LEARN_MIN_SPAN:
             nearest = min(points, key=lambda p: abs(p[0] - duty))
             return nearest[1] if abs(nearest[0] - duty) <= NEAR_POINT else None
-        if not low - NEAR_POINT <= duty <= high + NEAR_POINT:
+        if not low - NEAR_POINT <= duty <= high + NEAR_POINT or not _rising(points):
             return None
         return _line(points, duty)
 
@@ -101,13 +118,31 @@ class RpmWatch:
             return False
         low, high = sorted((expect_low, expect_high))
         tol = self._tolerance
+        recheck, self._recheck = self._recheck, False
         if low * (1 - tol) <= rpm <= high * (1 + tol):
             self._strikes = 0
             self._learn(lagged, rpm)
             return False
+        if recheck:  # re-asserted, the fans followed, and still not as expected: the model
+            self._relearn(lagged, rpm)
+            return False
         self._strikes += 1
         far = rpm < low * (1 - 2 * tol) or rpm > high * (1 + 2 * tol)
-        return far or self._strikes >= 2
+        if far or self._strikes >= 2:
+            self._recheck = True
+            return True
+        return False
+
+    def _relearn(self, lagged: float, rpm: float) -> None:
+        if self._curve:
+            log.warning("the fan speeds do not match the calibration even with manual control "
+                        "re-asserted: ignoring it (run gpuwatchctl calibrate again)")
+            self._curve = []
+        else:
+            log.info("the fan speeds do not match the learned duty -> rpm map even with manual "
+                     "control re-asserted: learning it again")
+        self._learned.clear()
+        self._learn(lagged, rpm)
 
     def _lag(self, now: float, duty: float) -> float:
         """The commanded duty through the fans' first-order lag."""
@@ -124,6 +159,15 @@ class RpmWatch:
         pct = round(lagged * 100)
         old = self._learned.get(pct)
         self._learned[pct] = rpm if old is None else old + (rpm - old) * LEARN_WEIGHT
+        points = sorted((p / 100.0, r) for p, r in self._learned.items())
+        if points[-1][0] - points[0][0] >= LEARN_MIN_SPAN and not _rising(points):
+            self._learned = {pct: rpm}  # not fans the duty drives: start again from here
+
+
+def _rising(points: Sequence[tuple[float, float]]) -> bool:
+    """Whether the learned speeds rise with the duty as fans do (MIN_RELATIVE_SLOPE)."""
+    mean = sum(r for _, r in points) / len(points)
+    return _line(points, 1.0) - _line(points, 0.0) >= MIN_RELATIVE_SLOPE * mean
 
 
 def _line(points: Sequence[tuple[float, float]], duty: float) -> float:

@@ -54,3 +54,25 @@ def test_no_verdict_beyond_what_was_learned() -> None:
     for t in range(60):
         watch.observe(float(t), 0.3, fan.step(0.3))
     assert watch.expected_rpm(0.3) is not None and watch.expected_rpm(0.8) is None
+
+
+def test_a_wrong_expectation_is_one_revert_then_relearned_not_a_revert_every_tick(
+        caplog: pytest.LogCaptureFixture) -> None:
+    wrong = [(d / 10, 800 + 800 * d) for d in range(11)]  # a calibration of other fans
+    watch, fan = RpmWatch(wrong), Fan(3.0, seed=3)
+    reverts = 0
+    for t in range(600):
+        if watch.observe(float(t), moving_duty(t), fan.step(moving_duty(t))):
+            reverts += 1
+            watch.reset()  # as the controller does when it re-asserts
+    assert reverts == 1
+    assert "run gpuwatchctl calibrate again" in caplog.text
+    assert watch.expected_rpm(0.4) == pytest.approx(1600 + 16000 * 0.4, rel=0.05)
+
+
+def test_fans_that_do_not_follow_the_duty_teach_no_map() -> None:
+    watch, fan = RpmWatch(), Fan(3.0, seed=4)
+    for t in range(200):  # the BMC went automatic before anything was learned: 15 % always
+        watch.observe(float(t), moving_duty(t), fan.step(0.15))
+    known = [d for d in range(10, 70) if watch.expected_rpm(d / 100) is not None]
+    assert len(known) <= 5  # at most the last point, nothing across the duty range
