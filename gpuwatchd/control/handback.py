@@ -178,3 +178,33 @@ def records_in(state_directory: str) -> list[str]:
         return []
     return sorted(os.path.join(state_directory, n) for n in names
                   if n.startswith(RECORD_PREFIX) and n.endswith(".json"))
+
+
+class Keeper:
+    """The controller's record: written before it takes manual control, removed once it
+    handed the fans back on exit."""
+
+    def __init__(self) -> None:
+        self.path: str | None = None
+
+    def write(self, config: Config, driver: str, target: str) -> str:
+        """Write the record; "" when done, else why manual control must not be taken."""
+        try:
+            self.path = write_record(config, driver, target)
+        except OSError as exc:
+            self.path = None
+            return (f"cannot write the hand-back record in {config.fan_control.state_directory} "
+                    f"({exc.strerror or exc}): without it gpuwatchctl failsafe could not hand "
+                    "the fans back after a crash, so manual control is not taken")
+        log.debug("hand-back record %s written", self.path)
+        return ""
+
+    def remove(self) -> None:
+        """The fans were handed back for good: the record goes."""
+        path, self.path = self.path, None
+        if path is None:
+            return
+        try:
+            remove_durably(path)
+        except OSError as exc:
+            log.warning("cannot remove the hand-back record %s (%s)", path, exc.strerror)

@@ -12,11 +12,13 @@ Each tick (:meth:`FanController.step`, on the daemon's loop thread, after the co
 4. a BMC found back in automatic mode (read back, or from fan speeds) is logged, counted and
    re-asserted; a BMC whose fan sensors do not report (a cold reset) gets no writes.
 
-Who has the fans is one state (gpuwatchd.control.ownership). Every driver call runs on the
-actuator thread under ``write_deadline_seconds`` (gpuwatchd.control.actuator). A missing
-reply is retried on the next tick; ``write_failures_to_failsafe`` failures in a row are a
-driver fault (``bmc_unreachable`` for missing replies, ``writes_failing`` for refusals:
-gpuwatchd.control.health).
+Manual control is never taken before the hand-back record is on disk
+(gpuwatchd.control.handback: what gpuwatchctl failsafe needs after a crash, whatever the
+config file says by then). Who has the fans is one state (gpuwatchd.control.ownership).
+Every driver call runs on the actuator thread under ``write_deadline_seconds``
+(gpuwatchd.control.actuator). A missing reply is retried on the next tick;
+``write_failures_to_failsafe`` failures in a row are a driver fault (``bmc_unreachable``
+for missing replies, ``writes_failing`` for refusals: gpuwatchd.control.health).
 """
 
 from __future__ import annotations
@@ -77,7 +79,7 @@ class FanController:
                  calibration: Calibration | None = None) -> None:
         self._fc: FanControlConfig = config.fan_control
         self._config = config  # what the hand-back record is made of (gpuwatchd.control.handback)
-        self._record: str | None = None  # its path once written for the connected driver
+        self._record = handback.Keeper()  # the hand-back record, once written
         self._wiring = Wiring.of(config)
         self.target: str = self._fc.bmc or self._fc.driver
         floor = calibration.floor_duty if calibration is not None else 0.0
@@ -121,7 +123,7 @@ class FanController:
                 driver.release_on_exit(RELEASE_DEADLINE_SECONDS)
                 self._owner = self._owner.after(Event.HANDED_BACK)
                 log.info("fans handed back to %s's automatic control", self.target)
-                self._forget_record()
+                self._record.remove()
         finally:
             if driver is not None:
                 driver.close()
@@ -139,7 +141,7 @@ class FanController:
         if not same:
             return False
         self._fc, self._config = fc, config
-        self._record = None  # written again, from the new config, before the next take
+        self._record.path = None  # written again, from the new config, before the next take
         self._health.failures_to_failsafe = fc.write_failures_to_failsafe
         for zone, cfg in zip(self.zones, fc.zones, strict=True):
             zone.reconfigure(cfg)
@@ -231,27 +233,12 @@ class FanController:
 
     def _recorded(self, driver: DriverCalls) -> bool:
         """The record on disk: written before every take (not before a mere re-assert)."""
-        if self._record is not None and self._owner.manual:
+        if self._owner.manual and self._record.path is not None:
             return True
-        try:
-            self._record = handback.write_record(self._config, driver.name, self.target)
-        except OSError as exc:
-            self._supervisor.block(
-                f"cannot write the hand-back record in {self._fc.state_directory} "
-                f"({exc.strerror or exc}): without it gpuwatchctl failsafe could not hand the "
-                "fans back after a crash, so manual control is not taken")
-            return False
-        log.debug("hand-back record %s written", self._record)
-        return True
-
-    def _forget_record(self) -> None:
-        path, self._record = self._record, None
-        if path is None:
-            return
-        try:
-            handback.remove_durably(path)
-        except OSError as exc:
-            log.warning("cannot remove the hand-back record %s (%s)", path, exc.strerror)
+        problem = self._record.write(self._config, driver.name, self.target)
+        if problem:
+            self._supervisor.block(problem)
+        return not problem
 
     def _reverted(self, how: str) -> None:
         self._out.reverts += 1
