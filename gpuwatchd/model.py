@@ -125,6 +125,10 @@ class GpuFast:
     clock_events: int | None = None  # active nvmlClocksEventReason* bits
     pstate: int | None = None
     fan_speed_ratios: tuple[float | None, ...] = ()
+    # How old the temperature is at this read: 0 for a fresh reading, else the age of the
+    # last plausible one held in place of an implausible reading (gpuwatchd.collectors.
+    # gpu_read); fan control adds it to the input's age, so its stale rule applies on time.
+    temperature_held_seconds: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +225,10 @@ class GpuReading:
     @property
     def temperature_celsius(self) -> float | None:
         return self.fast.temperature_celsius if self.fast is not None else None
+
+    @property
+    def temperature_held_seconds(self) -> float:
+        return self.fast.temperature_held_seconds if self.fast is not None else 0.0
 
     @property
     def margin_celsius(self) -> float | None:

@@ -159,7 +159,8 @@ class GpuCollector:
     def _read(self, gpu: rd.GpuState, slow_due: bool) -> None:
         plausible = (self._cfg.plausible_min_celsius, self._cfg.plausible_max_celsius)
         try:
-            fast = rd.read_fast(self._link, gpu, plausible)  # kept only if every call answers
+            fast = rd.read_fast(self._link, gpu, plausible,  # kept only if every call answers
+                                self._clock.monotonic())
             if slow_due or gpu.slow is None:
                 gpu.slow = gpu_mig.read(self._link, gpu, rd.read_slow(self._link, gpu))
         except Lost as exc:

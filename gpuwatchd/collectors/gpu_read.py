@@ -50,6 +50,7 @@ class GpuState:
     fast: GpuFast | None = None  # this tick's
     slow: GpuSlow | None = None  # the last slow read's
     last_temperature: float | None = None
+    last_temperature_mono: float = 0.0  # when last_temperature was read
     strikes: int = 0
     implausible: int = 0
 
@@ -94,7 +95,8 @@ def read_static(link: NvmlLink, gpu: GpuState) -> tuple[GpuIdentity, GpuStatic]:
     return identity, static
 
 
-def read_fast(link: NvmlLink, gpu: GpuState, plausible: tuple[float, float]) -> GpuFast:
+def read_fast(link: NvmlLink, gpu: GpuState, plausible: tuple[float, float],
+              now: float = 0.0) -> GpuFast:
     """Every tick: temperatures, margin, power, energy, clocks, clock events, pstate, fans.
 
     nvidia-smi: ``--query-gpu=temperature.gpu,temperature.gpu.tlimit,power.draw,clocks.sm,
@@ -103,7 +105,8 @@ def read_fast(link: NvmlLink, gpu: GpuState, plausible: tuple[float, float]) -> 
     h = gpu.handle
     temp = _plausible_temperature(
         gpu, ask(link, gpu, "temperature", "nvmlDeviceGetTemperature", h, NVML_TEMPERATURE_GPU),
-        plausible)
+        plausible, now)
+    held = now - gpu.last_temperature_mono if gpu.strikes and temp is not None else 0.0
     memory_temp = _memory_temperature(link, gpu)
     margin = ask(link, gpu, "margin", "nvmlDeviceGetMarginTemperature", h)
     power_mw = ask(link, gpu, "power", "nvmlDeviceGetPowerUsage", h)
@@ -119,7 +122,8 @@ def read_fast(link: NvmlLink, gpu: GpuState, plausible: tuple[float, float]) -> 
     return GpuFast(
         temperature_celsius=temp, memory_temperature_celsius=memory_temp, margin_celsius=margin,
         power_watts=_per_thousand(power_mw), energy_joules_total=_per_thousand(energy_mj),
-        clocks=_clocks(mhz), clock_events=reasons, pstate=pstate, fan_speed_ratios=tuple(fans))
+        clocks=_clocks(mhz), clock_events=reasons, pstate=pstate, fan_speed_ratios=tuple(fans),
+        temperature_held_seconds=held)
 
 
 def read_slow(link: NvmlLink, gpu: GpuState) -> GpuSlow:
@@ -220,16 +224,20 @@ def _memory_temperature(link: NvmlLink, gpu: GpuState) -> float | None:
 
 
 def _plausible_temperature(gpu: GpuState, value: float | None,
-                           plausible: tuple[float, float]) -> float | None:
+                           plausible: tuple[float, float], now: float) -> float | None:
     """Reject readings outside the plausible range (dcgm-exporter#312 saw 82505 C).
 
     A rejected value is counted; the last good value is held for up to 3 strikes, then absent.
+    The held value keeps its own age (GpuFast.temperature_held_seconds): fan control sees it
+    as data that old, so a zone goes to failsafe after its ``stale_after_seconds`` (within 2
+    intervals by default), not after the 3 strikes.
     """
     if value is None:
         return None
     low, high = plausible
     if low <= value <= high:
         gpu.last_temperature, gpu.strikes = float(value), 0
+        gpu.last_temperature_mono = now
         return float(value)
     gpu.implausible += 1
     gpu.strikes += 1

@@ -51,13 +51,14 @@ def detect(link: IpmiLink) -> specs.DriverSpec:
                       f"fan_control.driver ({', '.join(specs.DRIVERS)}) or none")
 
 
-def make_driver(config: Config, hw: Hardware) -> Built:
-    """The configured driver, ready for take_control(); may open a BMC session."""
+def make_driver(config: Config, hw: Hardware, recovering: bool = False) -> Built:
+    """The configured driver, ready for take_control(); may open a BMC session.
+    ``recovering``: for gpuwatchctl failsafe (gpuwatchd.control.drivers.context)."""
     name = config.fan_control.driver
     if name == specs.NONE:
         raise ConfigError("fan_control.driver is none: there is no fan driver to build")
     if name != specs.AUTO:
-        return _build(specs.spec_for(name), config, hw)
+        return _build(specs.spec_for(name), config, hw, recovering=recovering)
     bmc = bmc_of(config)
     if bmc is None:
         raise ConfigError(f"fan_control.driver {name} needs fan_control.bmc")
@@ -65,14 +66,14 @@ def make_driver(config: Config, hw: Hardware) -> Built:
     try:
         spec = detect(link)
         log.info("%s: fan driver %s (detected)", link.name, spec.name)
-        return _build(spec, config, hw, link)
+        return _build(spec, config, hw, link, recovering)
     except BaseException:
         link.close()
         raise
 
 
 def _build(spec: specs.DriverSpec, config: Config, hw: Hardware,
-           link: IpmiLink | None = None) -> Built:
+           link: IpmiLink | None = None, recovering: bool = False) -> Built:
     ctx = DriverContext(spec, config, hw, lambda bmc: ipmi_link(bmc, hw),
-                        lambda bmc: _redfish_link(bmc, hw), link)
+                        lambda bmc: _redfish_link(bmc, hw), link, recovering)
     return FACTORIES[spec.name](ctx)

@@ -12,11 +12,13 @@ Each tick (:meth:`FanController.step`, on the daemon's loop thread, after the co
 4. a BMC found back in automatic mode (read back, or from fan speeds) is logged, counted and
    re-asserted; a BMC whose fan sensors do not report (a cold reset) gets no writes.
 
-Who has the fans is one state (gpuwatchd.control.ownership). Every driver call runs on the
-actuator thread under ``write_deadline_seconds`` (gpuwatchd.control.actuator). A missing
-reply is retried on the next tick; ``write_failures_to_failsafe`` failures in a row are a
-driver fault (``bmc_unreachable`` for missing replies, ``writes_failing`` for refusals:
-gpuwatchd.control.health).
+Manual control is never taken before the hand-back record is on disk
+(gpuwatchd.control.handback: what gpuwatchctl failsafe needs after a crash, whatever the
+config file says by then). Who has the fans is one state (gpuwatchd.control.ownership).
+Every driver call runs on the actuator thread under ``write_deadline_seconds``
+(gpuwatchd.control.actuator). A missing reply is retried on the next tick;
+``write_failures_to_failsafe`` failures in a row are a driver fault (``bmc_unreachable``
+for missing replies, ``writes_failing`` for refusals: gpuwatchd.control.health).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from typing import TypeVar
 from gpuwatchd.clock import Clock
 from gpuwatchd.config import BmcConfig, Config, FanControlConfig
 from gpuwatchd.config.fan_drivers import Channel, settings_of
-from gpuwatchd.control import calibrate
+from gpuwatchd.control import calibrate, handback
 from gpuwatchd.control.actuator import Actuator, Call, DriverCalls
 from gpuwatchd.control.calibrate import Calibration
 from gpuwatchd.control.factory import Built, bmc_of, make_driver
@@ -76,6 +78,8 @@ class FanController:
     def __init__(self, config: Config, make: Callable[[], Built], clock: Clock,
                  calibration: Calibration | None = None) -> None:
         self._fc: FanControlConfig = config.fan_control
+        self._config = config  # what the hand-back record is made of (gpuwatchd.control.handback)
+        self._record = handback.Keeper()  # the hand-back record, once written
         self._wiring = Wiring.of(config)
         self.target: str = self._fc.bmc or self._fc.driver
         floor = calibration.floor_duty if calibration is not None else 0.0
@@ -119,6 +123,7 @@ class FanController:
                 driver.release_on_exit(RELEASE_DEADLINE_SECONDS)
                 self._owner = self._owner.after(Event.HANDED_BACK)
                 log.info("fans handed back to %s's automatic control", self.target)
+                self._record.remove()
         finally:
             if driver is not None:
                 driver.close()
@@ -135,7 +140,8 @@ class FanController:
                 == [(z.cfg.name, z.cfg.inputs, z.cfg.fans) for z in self.zones])
         if not same:
             return False
-        self._fc = fc
+        self._fc, self._config = fc, config
+        self._record.path = None  # written again, from the new config, before the next take
         self._health.failures_to_failsafe = fc.write_failures_to_failsafe
         for zone, cfg in zip(self.zones, fc.zones, strict=True):
             zone.reconfigure(cfg)
@@ -186,8 +192,9 @@ class FanController:
     def _control(self, driver: DriverCalls, snapshot: Snapshot, now: float) -> None:
         duties = combine(self.zones, self._steps, driver.channels())
         out = self._out
-        reassert = now - out.last_write_mono >= self._fc.reassert_seconds
-        if self._owner.manual and now >= out.next_check_mono:
+        reassert = now - out.last_assert_mono >= self._fc.reassert_seconds
+        if self._owner.manual and (now >= out.next_check_mono or reassert):
+            # also just before a re-assert: a revert it corrects is still seen and counted
             out.next_check_mono = now + self._fc.mode_check_seconds
             ok, held = self._call(driver.in_control, Call.MODE_CHECK)
             if ok and held is False:
@@ -195,15 +202,19 @@ class FanController:
         if self._owner.manual and self._watch.observe(now, _mean(duties),
                                                       fan_rpm(snapshot, self.target)):
             self._reverted("the fans do not turn at the speed the duty gives")
-        if (not self._owner.manual or reassert) and not self._take_control(driver):
+        if (not self._owner.manual or reassert) and not self._take_control(driver, now):
             return
         if out.changed(duties) or reassert:
             ok, _ = self._call(lambda: driver.write(duties), Call.DUTY_WRITE)
             if ok:
                 out.wrote(duties, now)
 
-    def _take_control(self, driver: DriverCalls) -> bool:
-        """Manual mode; a refusal (``0xd4``, ``0xc1``, no permission) is final: monitor."""
+    def _take_control(self, driver: DriverCalls, now: float) -> bool:
+        """Manual mode; a refusal (``0xd4``, ``0xc1``, no permission) is final: monitor.
+        Never without the hand-back record on disk first (gpuwatchctl failsafe needs it
+        after a crash, whatever the config file says by then)."""
+        if not self._recorded(driver):
+            return False
         try:
             driver.take_control()
         except (Refused, Unsupported) as exc:
@@ -217,7 +228,17 @@ class FanController:
         self._health.clear()
         self._owner = self._owner.after(Event.TOOK_CONTROL)
         self._out.forget()
+        self._out.last_assert_mono = now
         return True
+
+    def _recorded(self, driver: DriverCalls) -> bool:
+        """The record on disk: written before every take (not before a mere re-assert)."""
+        if self._owner.manual and self._record.path is not None:
+            return True
+        problem = self._record.write(self._config, driver.name, self.target)
+        if problem:
+            self._supervisor.block(problem)
+        return not problem
 
     def _reverted(self, how: str) -> None:
         self._out.reverts += 1

@@ -29,6 +29,9 @@ class Output:
     asked: dict[Channel, float] = field(default_factory=dict)  # as the zones asked (change test)
     written: dict[Channel, float] = field(default_factory=dict)  # as the BMC got them
     last_write_mono: float = float("-inf")
+    # when manual mode was last sent: re-sent every reassert_seconds from here, whether or
+    # not duties were written since (a write every tick must not postpone it forever)
+    last_assert_mono: float = float("-inf")
     next_check_mono: float = float("-inf")
     writes: int = 0
     reverts: int = 0

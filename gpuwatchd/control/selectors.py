@@ -73,6 +73,7 @@ def _gpu_value(quantity: GpuQuantity, gpu: GpuReading, age: float,
         return InputValue(source, None, age, lost=True, error=gpu.error or "GPU lost")
     if quantity is GpuQuantity.TEMPERATURE:
         value = gpu.temperature_celsius
+        age += gpu.temperature_held_seconds  # a held value is as old as its reading
     else:
         ref = reference if reference is not None else gpu.slowdown_celsius
         value = None if ref is None or gpu.margin_celsius is None else ref - gpu.margin_celsius

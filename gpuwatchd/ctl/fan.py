@@ -1,12 +1,24 @@
 """``gpuwatchctl failsafe`` and ``gpuwatchctl calibrate``: fan control without the daemon.
 
-``failsafe`` hands every fan back to the BMC directly, reading only the config: systemd runs
-it as ``ExecStopPost=`` so the fans are restored after SIGKILL, a crash or a watchdog kill
-(when the daemon stopped cleanly it has already done the same). It tries ``--attempts``
-times, a second apart, and exits 0 once the BMC confirmed, 1 if it never did. A Dell's
-third-party PCIe response is turned back on (unless ``third_party_pcie_on_exit: leave``) when
-the daemon left its marker file in ``state_directory``: it disabled the response and never
-restored it.
+``failsafe`` hands every fan back to the BMC directly: systemd runs it as ``ExecStopPost=``
+so the fans are restored after SIGKILL, a crash or a watchdog kill (when the daemon stopped
+cleanly it has already done the same). It never depends on the config file being valid:
+
+1. every hand-back record the daemon left in the state directory (written before it took
+   manual control, removed when it handed back: gpuwatchd.control.handback) is handed back
+   first, from the record alone; the state directory is ``--state-directory``, else the
+   config's ``fan_control.state_directory`` (read leniently: an invalid file still names
+   it), else /var/lib/gpuwatchd;
+2. then the config's own fan controller, if the config is valid and its BMC was not in a
+   record (an invalid config with no record: exit 6, nothing known to hand back).
+
+Each hand-back tries ``--attempts`` times, a second apart; exit 0 once every BMC confirmed,
+1 if one never did. A Dell's third-party PCIe response is turned back on, and read back to
+confirm, wherever the config or record disables it (``third_party_pcie_response: disable``)
+and ``third_party_pcie_on_exit`` is not ``leave``: with the marker the daemon left, and also
+without it (a marker may be lost). Failures go to stderr with the journal's priority prefix
+(``<3>`` error, ``<4>`` warning) when stderr is the journal, so ``journalctl -p warning``
+shows a failed hand-back.
 
 ``calibrate`` needs the daemon stopped (both would write the fans): see
 gpuwatchd.control.calibrate. Exit codes as gpuwatchctl's: 0 done, 1 failed, 2 usage,
@@ -16,16 +28,20 @@ gpuwatchd.control.calibrate. Exit codes as gpuwatchctl's: 0 done, 1 failed, 2 us
 from __future__ import annotations
 
 import argparse
+import logging
+import os
+import sys
 import time
 from collections.abc import Callable, Sequence
 
 from gpuwatchd.collectors.chassis_ipmi import ChassisIpmiCollector
 from gpuwatchd.config import Config, ConfigError, load
 from gpuwatchd.config import fan_drivers as specs
-from gpuwatchd.control import calibrate
+from gpuwatchd.config.files import MAX_CONFIG_BYTES, read_regular
+from gpuwatchd.config.yamlparse import parse
+from gpuwatchd.control import calibrate, handback
 from gpuwatchd.control.factory import bmc_of, ipmi_link, make_driver
-from gpuwatchd.ctl.common import EXIT_CONFIG
-from gpuwatchd.ctl.common import err as _err
+from gpuwatchd.ctl.common import EXIT_CONFIG, PROG
 from gpuwatchd.errors import GpuwatchdError
 from gpuwatchd.hardware import Hardware, real
 from gpuwatchd.model import FanReading
@@ -33,7 +49,33 @@ from gpuwatchd.status.client import QueryError, query
 from gpuwatchd.status.paths import default_socket
 
 DEFAULT_CONFIG = "/etc/gpuwatchd/gpuwatchd.yaml"
+DEFAULT_STATE_DIRECTORY = "/var/lib/gpuwatchd"
 Hw = Callable[[], Hardware]
+SD_ERR, SD_WARNING = 3, 4  # sd-daemon(3) priority prefixes
+
+
+def _on_journal() -> bool:
+    """stderr is the journal (systemd sets JOURNAL_STREAM to its device:inode)."""
+    try:
+        device, inode = (int(p) for p in os.environ.get("JOURNAL_STREAM", "").split(":"))
+        st = os.fstat(sys.stderr.fileno())
+    except (ValueError, OSError):
+        return False
+    return (st.st_dev, st.st_ino) == (device, inode)
+
+
+def _err(message: str, priority: int = SD_ERR) -> None:
+    """``gpuwatchctl: message`` on stderr, at journal ``priority`` under systemd."""
+    prefix = f"<{priority}>" if _on_journal() else ""
+    print(f"{prefix}{PROG}: {message}", file=sys.stderr)
+
+
+class _JournalPriority(logging.Handler):
+    """The drivers' own warnings and errors (a Dell response that cannot be restored) on
+    stderr with their journal priority, as _err writes."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        _err(record.getMessage(), SD_ERR if record.levelno >= logging.ERROR else SD_WARNING)
 
 
 def _config(path: str) -> Config | None:
@@ -44,28 +86,89 @@ def _config(path: str) -> Config | None:
         return None
 
 
-def failsafe_arguments(p: argparse.ArgumentParser) -> None:
+def _lenient_state_directory(path: str) -> str | None:
+    """``fan_control.state_directory`` from a config file that may not validate."""
+    try:
+        data = parse(read_regular(path, MAX_CONFIG_BYTES).decode("utf-8"), path)
+    except (ConfigError, UnicodeDecodeError):
+        return None
+    fc = data.get("fan_control") if isinstance(data, dict) else None
+    value = fc.get("state_directory") if isinstance(fc, dict) else None
+    return value if isinstance(value, str) and value else None
+
+
+def _common_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE", default=DEFAULT_CONFIG,
                    help=f"the daemon's config file (default {DEFAULT_CONFIG})")
     p.add_argument("--attempts", type=int, default=3, choices=range(1, 31), metavar="N",
                    help="tries, a second apart, before giving up (default 3)")
 
 
+def failsafe_arguments(p: argparse.ArgumentParser) -> None:
+    _common_arguments(p)
+    p.add_argument("--state-directory", metavar="DIR", default=None,
+                   help="where the daemon's hand-back records are (default: the config's "
+                        f"fan_control.state_directory, else {DEFAULT_STATE_DIRECTORY})")
+
+
 def failsafe(args: argparse.Namespace, hardware: Hw = real) -> int:
-    """``gpuwatchctl failsafe``: the BMC's automatic fan control, now."""
-    config = _config(args.config)
+    """``gpuwatchctl failsafe``: the BMC's automatic fan control, now (records first)."""
+    handler = _JournalPriority(logging.WARNING)
+    logging.getLogger().addHandler(handler)
+    try:
+        return _failsafe(args, hardware)
+    finally:
+        logging.getLogger().removeHandler(handler)
+
+
+def _failsafe(args: argparse.Namespace, hardware: Hw) -> int:
+    try:
+        config: Config | None = load(args.config)
+        problem = ""
+    except ConfigError as exc:
+        config, problem = None, str(exc)
+    state = getattr(args, "state_directory", None) or (
+        config.fan_control.state_directory if config is not None else
+        _lenient_state_directory(args.config)) or DEFAULT_STATE_DIRECTORY
+    rc, done = 0, set()
+    for path in handback.records_in(state):
+        try:
+            record = handback.read_record(path)
+        except ConfigError as exc:
+            _err(f"unusable hand-back record: {exc}")
+            rc = 1
+            continue
+        if _hand_back(record.config, args.attempts, hardware, f"from {path}"):
+            done.add(record.target)
+            _remove(path)
+        else:
+            rc = 1
     if config is None:
+        if done or rc:
+            if problem:
+                _err(f"the config does not validate (the records were used): {problem}",
+                     SD_WARNING)
+            return rc
+        _err(f"{problem} (and no hand-back record in {state}: nothing known to hand back)")
         return EXIT_CONFIG
     fc = config.fan_control
     if fc.driver == specs.NONE or not fc.zones:
-        print("fan control is off in the config: nothing to hand back")
-        return 0
+        if not done:
+            print("fan control is off in the config: nothing to hand back")
+        return rc
+    if (fc.bmc or fc.driver) in done:
+        return rc
+    return rc if _hand_back(config, args.attempts, hardware, "from the config") else 1
+
+
+def _hand_back(config: Config, attempts: int, hardware: Hw, source: str) -> bool:
+    """Release the fan driver ``config`` builds, retried; True once the BMC confirmed."""
     last = ""
-    for attempt in range(args.attempts):
+    for attempt in range(attempts):
         if attempt:
             time.sleep(1.0)
         try:
-            built = make_driver(config, hardware())
+            built = make_driver(config, hardware(), recovering=True)
         except GpuwatchdError as exc:
             last = str(exc)
             continue
@@ -77,14 +180,23 @@ def failsafe(args: argparse.Namespace, hardware: Hw = real) -> int:
         finally:
             built.close()
         print(f"fans handed back to {built.driver.target} ({built.driver.name}): automatic "
-              "control")
-        return 0
-    _err(f"could not hand the fans back after {args.attempts} attempt(s): {last}")
-    return 1
+              f"control ({source})")
+        return True
+    target = config.fan_control.bmc or config.fan_control.driver
+    _err(f"could not hand the fans back after {attempts} attempt(s) to {target} ({source}): "
+         f"{last}")
+    return False
+
+
+def _remove(path: str) -> None:
+    try:
+        handback.remove_durably(path)
+    except OSError as exc:
+        _err(f"cannot remove the hand-back record {path} ({exc.strerror})", SD_WARNING)
 
 
 def calibrate_arguments(p: argparse.ArgumentParser) -> None:
-    failsafe_arguments(p)
+    _common_arguments(p)
     p.add_argument("--settle", type=float, default=15.0, metavar="SECONDS",
                    help="wait this long at each duty before reading the fans (default 15)")
     p.add_argument("--margin", type=float, default=0.2,

@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import os
 import sys
+import tempfile
 from importlib import resources
 from pathlib import Path
 
@@ -23,7 +24,6 @@ from gpuwatchd.errors import GpuwatchdError
 from gpuwatchd.exporter import webconfig
 from gpuwatchd.hardware import Hardware, real
 from gpuwatchd.sim.node import DEMO_PROFILES, demo_node
-from gpuwatchd.status.paths import default_socket
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +77,28 @@ def _telemetry_path(path: str) -> str:
     return path
 
 
-def _demo_config() -> Config:
+def demo_state_directory(port: int | None) -> str:
+    """The demo's own state directory, never the system's /var/lib/gpuwatchd: a --demo run
+    must not see or delete a real daemon's Dell PCIe marker or hand-back record (issue 10).
+    Under $XDG_RUNTIME_DIR (else the temporary directory), keyed by uid and listen port, so
+    two demos on one machine do not share it either."""
+    base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
+    return os.path.join(base, f"gpuwatchd-demo-{os.getuid()}-{port or 0}")
+
+
+def _demo_config(state_directory: str | None = None) -> Config:
+    """The demo's config, with a private state directory (``state_directory``, else
+    :func:`demo_state_directory` of its listen port)."""
     text = resources.files("gpuwatchd.sim").joinpath("demo.yaml").read_text(encoding="utf-8")
-    return config.loads(text, "<demo.yaml>")
+    return _private_state(config.loads(text, "<demo.yaml>"), state_directory)
+
+
+def _private_state(cfg: Config, state_directory: str | None = None) -> Config:
+    if state_directory is None:
+        first = config.parse_listen(cfg.exporter.listen[0]) if cfg.exporter.listen else None
+        state_directory = demo_state_directory(first[1] if first else None)
+    return dataclasses.replace(cfg, fan_control=dataclasses.replace(
+        cfg.fan_control, state_directory=state_directory))
 
 
 def _overrides(cfg: Config, args: argparse.Namespace) -> Config:
@@ -95,15 +114,6 @@ def _overrides(cfg: Config, args: argparse.Namespace) -> Config:
     if args.status_socket:
         cfg = dataclasses.replace(cfg, status_socket=args.status_socket)
     return cfg
-
-
-def _demo_state(cfg: Config) -> Config:
-    """The demo's own state directory, beside its status socket: a demo never shares (or
-    locks, or deletes markers in) the system daemon's /var/lib/gpuwatchd (issue 10)."""
-    state = os.path.join(os.path.dirname(os.path.abspath(cfg.status_socket or default_socket())),
-                         "demo-state")
-    return dataclasses.replace(cfg, fan_control=dataclasses.replace(cfg.fan_control,
-                                                                    state_directory=state))
 
 
 def _demo_hardware(gpus: int, profile: str = "default") -> Hardware:
@@ -137,7 +147,8 @@ def run(argv: list[str] | None = None) -> int:
     try:
         cfg = config.load(path) if path else _demo_config()
         cfg = _overrides(cfg, args)
-        cfg = cfg if path else _demo_state(cfg)
+        if not path:  # the demo's state directory follows --web.listen-address
+            cfg = _private_state(cfg)
         _check_web_config(cfg)
     except ConfigError as exc:
         log.error("%s", exc)

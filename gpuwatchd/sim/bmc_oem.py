@@ -127,6 +127,12 @@ class SimDellBmc(OemBmc):
         """Fall back to automatic on its own (as users report after firmware events)."""
         self.auto()
 
+    def revert_externally(self) -> None:
+        """Another tool sends ``ipmitool raw 0x30 0x30 0x01 0x01`` (automatic mode) behind
+        gpuwatchd's back: through the command path, so it is in :attr:`oem_log` like any
+        request (issue 10: unnoticed for minutes while the duty moved)."""
+        self.send_raw(0, 0x30, b"\x30\x01\x01")
+
     def _reset_state(self) -> None:
         self.manual = False
         self.node.set_duty(DELL_STARTUP_DUTY)

@@ -183,7 +183,9 @@ def test_closed_loop_settles_lowers_at_idle_raises_under_load_and_hands_back_on_
         proc = bed.start()
         try:
             wait_until(lambda: bed.mode() == "manual", 10, "manual fan control on the BMC")
-            assert "ce 00 16 05 00 00 00 05 00 01 00 00" in bed.oem()  # 3rd-party response off
+            # 3rd-party response off (just after manual mode: once its marker is on disk)
+            wait_until(lambda: "ce 00 16 05 00 00 00 05 00 01 00 00" in bed.oem(), 5,
+                       "the third-party PCIe response disabled")
 
             def settled() -> bool:
                 return abs(loop.celsius - SETPOINT) < 3.0 and bed.zone()["mode"] == "control"
@@ -215,8 +217,8 @@ def test_closed_loop_settles_lowers_at_idle_raises_under_load_and_hands_back_on_
             assert proc.wait(10) == 0
         finally:
             stop(proc)
-    assert bed.mode() == "auto"
-    assert bed.oem()[-2:] == ["30 01 01", "ce 00 16 05 00 00 00 05 00 00 00 00"]
+    assert bed.mode() == "auto"  # the response back on first, then automatic
+    assert bed.oem()[-2:] == ["ce 00 16 05 00 00 00 05 00 00 00 00", "30 01 01"]
     assert bed.duty() == 0.8  # the iDRAC's own floor for the GPU it cannot see
 
 
@@ -236,7 +238,11 @@ def test_gpuwatchctl_failsafe_after_sigkill_hands_the_fans_back(bed: Bed) -> Non
     assert done.returncode == 0, done.stderr
     assert "fans handed back to sim" in done.stdout
     assert bed.mode() == "auto" and bed.duty() == 0.8
-    assert bed.oem()[-2:] == ["30 01 01", "ce 00 16 05 00 00 00 05 00 00 00 00"]
+    # the response back on, read back to confirm, then automatic
+    assert bed.oem()[-3:] == ["ce 00 16 05 00 00 00 05 00 00 00 00", "ce 01 16 05 00 00 00",
+                              "30 01 01"]
+    assert "from " in done.stdout and "handback-sim.json" in done.stdout  # the record first
+    assert not list((bed.config.parent / "state").glob("handback-*"))
     assert bed.sim.password not in done.stdout + done.stderr
 
 
@@ -255,3 +261,24 @@ def test_0xd4_from_the_bmc_keeps_the_daemon_monitoring_and_says_why(bed: Bed) ->
         assert bed.mode() == "auto"
     finally:
         stop(proc)
+
+
+def test_failsafe_after_sigkill_with_an_invalid_config_on_disk_uses_the_record(
+        bed: Bed) -> None:
+    proc = bed.start()
+    try:
+        wait_until(lambda: bed.mode() == "manual" and bed.duty() < 0.8, 10,
+                   "manual control at a lower duty")
+        proc.kill()
+        proc.wait(5)
+    finally:
+        stop(proc)
+    valid = bed.config.read_text()
+    bed.config.write_text(valid.replace("interval_seconds: 0.25", "interval_seconds: .nan"))
+    done = subprocess.run([sys.executable, "-m", "gpuwatchd.ctl.main", "failsafe", "--config",
+                           str(bed.config)], env=bed.env, capture_output=True, text=True,
+                          timeout=30, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "fans handed back to sim" in done.stdout and "the records were used" in done.stderr
+    assert bed.mode() == "auto" and bed.duty() == 0.8
+    assert bed.sim.password not in done.stdout + done.stderr

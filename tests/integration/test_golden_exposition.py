@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,8 @@ _VOLATILE = [
 def demo_exposition() -> str:
     """Three ticks of the demo node on a manual clock, rendered without process_* metrics."""
     clock = ManualClock()
-    daemon = Daemon(_demo_config(), SimNode(clock=clock).hardware())
+    state = tempfile.TemporaryDirectory(prefix="gpuwatchd-state-")  # never /var/lib/gpuwatchd
+    daemon = Daemon(_demo_config(state.name), SimNode(clock=clock).hardware())
     daemon._build(daemon.config)
     try:
         for _ in range(3):
@@ -38,6 +40,7 @@ def demo_exposition() -> str:
         text = Renderer(lambda: daemon.snapshot, clock, process_metrics=False).render().decode()
     finally:
         daemon._close_hardware()
+        state.cleanup()
     for pattern, repl in _VOLATILE:
         text = pattern.sub(repl, text)
     return text

@@ -12,7 +12,7 @@ import pytest
 
 from gpuwatchd.clock import ManualClock
 from gpuwatchd.config import Config, loads
-from gpuwatchd.daemon.cli import _demo_config, _demo_state
+from gpuwatchd.daemon.cli import _demo_config
 from gpuwatchd.daemon.lock import AlreadyRunning, BmcLock, lock_key, lock_path
 from gpuwatchd.daemon.service import Daemon
 from gpuwatchd.sim.node import SimNode
@@ -43,9 +43,9 @@ def test_the_lock_is_keyed_by_the_bmc_and_absent_without_fan_control(tmp_path: P
 
 
 def test_the_demo_never_uses_the_system_state_directory(tmp_path: Path) -> None:
-    demo = dataclasses.replace(_demo_config(), status_socket=str(tmp_path / "s.sock"))
-    assert demo.fan_control.state_directory == "/var/lib/gpuwatchd"  # what the file says
-    assert _demo_state(demo).fan_control.state_directory == str(tmp_path / "demo-state")
+    demo = _demo_config()
+    assert demo.fan_control.state_directory != "/var/lib/gpuwatchd"
+    assert _demo_config(str(tmp_path)).fan_control.state_directory == str(tmp_path)
 
 
 def test_a_second_holder_is_refused_naming_the_file_and_the_pid(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from pathlib import Path
 
 import pytest
 
@@ -39,9 +40,9 @@ class BrokenControl:
 
 
 def test_a_bug_in_the_loop_hands_the_fans_back_and_exits_1(
-        caplog: pytest.LogCaptureFixture) -> None:
+        caplog: pytest.LogCaptureFixture, tmp_path: Path) -> None:
     clock = ManualClock()
-    daemon = Daemon(_demo_config(), SimNode(clock=clock).hardware())
+    daemon = Daemon(_demo_config(str(tmp_path)), SimNode(clock=clock).hardware())
     daemon._build(daemon.config)
     daemon._control.release()  # type: ignore[union-attr]  # the demo's real controller
     broken = BrokenControl()

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -48,14 +50,46 @@ def test_failsafe_hands_back_a_bmc_left_in_manual_mode(tmp_path: Path,
     assert not (tmp_path / "state" / "dell-pcie-disabled-idrac").exists()
 
 
-def test_failsafe_leaves_a_third_party_response_gpuwatchd_did_not_disable(
+def test_failsafe_restores_the_third_party_response_even_without_the_marker(
+        tmp_path: Path) -> None:
+    """A lost marker (deleted, as a --demo on the system state directory did) must not leave
+    the iDRAC automatic with the GPU's cooling response off: where the config disables it,
+    failsafe turns it back on and reads it back."""
+    node = SimNode(clock=ManualClock())
+    bmc = node.bmcs["idrac"]
+    bmc.send_raw(0, 0x30, bytes.fromhex("ce00160500000005000100" "00"))  # no marker
+    args = argparse.Namespace(config=str(config_file(tmp_path)), attempts=1)
+    assert fan_cli.failsafe(args, hardware=node.hardware) == 0
+    assert bmc.pcie_enabled and not bmc.manual
+    assert bmc.oem_requests()[-3:] == [bytes.fromhex("ce00160500000005000000" "00"),
+                                       bytes.fromhex("ce011605000000"), b"\x30\x01\x01"]
+
+
+def test_failsafe_leaves_the_response_where_the_config_never_touches_it(
         tmp_path: Path) -> None:
     node = SimNode(clock=ManualClock())
     bmc = node.bmcs["idrac"]
     bmc.send_raw(0, 0x30, bytes.fromhex("ce00160500000005000100" "00"))  # the user's choice
-    args = argparse.Namespace(config=str(config_file(tmp_path)), attempts=1)
+    path = config_file(tmp_path)
+    path.write_text(path.read_text().replace("third_party_pcie_response: disable",
+                                             "third_party_pcie_response: unchanged"))
+    args = argparse.Namespace(config=str(path), attempts=1)
     assert fan_cli.failsafe(args, hardware=node.hardware) == 0
     assert not bmc.pcie_enabled and not bmc.manual
+
+
+def test_failsafe_exits_1_when_the_response_does_not_read_back_enabled(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    node = SimNode(clock=ManualClock())
+    bmc = node.bmcs["idrac"]
+    bmc.send_raw(0, 0x30, b"\x30\x01\x00")
+    bmc.send_raw(0, 0x30, bytes.fromhex("ce00160500000005000100" "00"))
+    real_pcie = bmc._pcie
+    bmc._pcie = lambda data: b"\x00" if len(data) == 11 else real_pcie(data)  # type: ignore[method-assign]
+    args = argparse.Namespace(config=str(config_file(tmp_path)), attempts=1)
+    assert fan_cli.failsafe(args, hardware=node.hardware) == 1
+    assert "still reads disabled" in capsys.readouterr().err
+    assert bmc.manual and node.duty(0) == 1.0  # never automatic with the response off
 
 
 def test_failsafe_fails_with_exit_1_when_the_bmc_never_answers(
@@ -134,13 +168,13 @@ def test_corrupt_calibration_is_ignored(tmp_path: Path) -> None:
 
 # ---- status ---------------------------------------------------------------------------------
 
-def test_status_shows_each_zone_mode_input_setpoint_and_duty() -> None:
+def test_status_shows_each_zone_mode_input_setpoint_and_duty(tmp_path: Path) -> None:
     from gpuwatchd.daemon.cli import _demo_config
     from gpuwatchd.daemon.service import Daemon
 
     clock = ManualClock()
     node = SimNode(clock=clock, profile="full")
-    daemon = Daemon(_demo_config(), node.hardware())
+    daemon = Daemon(_demo_config(str(tmp_path)), node.hardware())
     daemon._build(daemon.config)
     try:
         for _ in range(3):
@@ -198,3 +232,164 @@ def test_the_demo_config_loads_with_the_documented_defaults() -> None:
     zone = cfg.fan_control.zones[0]
     assert (zone.kp, zone.slew_up_per_second, zone.slew_down_per_second) == (0.03, 0.1, 0.01)
     assert cfg.fan_control.dell.fan_count == 8
+
+
+def test_the_demo_never_uses_the_system_state_directory() -> None:
+    from dataclasses import replace
+
+    from gpuwatchd.daemon import cli
+
+    cfg = cli._demo_config()
+    assert cfg.fan_control.state_directory == cli.demo_state_directory(10045)
+    assert not cfg.fan_control.state_directory.startswith("/var/lib/gpuwatchd")
+    assert cfg.fan_control.state_directory.endswith(f"gpuwatchd-demo-{os.getuid()}-10045")
+    other = cli._private_state(replace(cfg, exporter=replace(
+        cfg.exporter, listen=("127.0.0.1:10046",))))
+    assert other.fan_control.state_directory == cli.demo_state_directory(10046)
+
+
+# ---- the hand-back record (issue 10, item 8) ------------------------------------------------
+
+def _crash_holding_manual_control(tmp_path: Path, node: SimNode, clock: ManualClock) -> None:
+    """A daemon on config_file(tmp_path) that takes manual control, then dies (no release)."""
+    from gpuwatchd.config import load
+    from gpuwatchd.daemon.service import Daemon
+
+    daemon = Daemon(load(config_file(tmp_path)), node.hardware())
+    daemon._build(daemon.config)
+    for _ in range(3):
+        daemon.tick()
+        clock.advance(1.0)
+    assert node.bmcs["idrac"].manual and not node.bmcs["idrac"].pcie_enabled
+    control: Any = daemon._control
+    control._supervisor.actuator.close()  # the process is gone: nothing released
+
+
+def test_failsafe_hands_back_from_the_record_when_the_config_is_invalid(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    clock = ManualClock()
+    node = SimNode(clock=clock, profile="full")
+    bmc = node.bmcs["idrac"]
+    _crash_holding_manual_control(tmp_path, node, clock)
+    record = tmp_path / "state" / "handback-idrac.json"
+    assert record.exists()
+    path = config_file(tmp_path)
+    path.write_text("fan_control:\n  drivr: dell\n  state_directory: " f"{tmp_path}/state\n")
+    args = argparse.Namespace(config=str(path), attempts=1)
+    assert fan_cli.failsafe(args, hardware=node.hardware) == 0
+    assert not bmc.manual and bmc.pcie_enabled
+    out, err = capsys.readouterr()
+    assert f"fans handed back to idrac (dell): automatic control (from {record})" in out
+    assert "the config does not validate (the records were used)" in err
+    assert not record.exists() and not (tmp_path / "state" / "dell-pcie-disabled-idrac").exists()
+    assert fan_cli.failsafe(args, hardware=node.hardware) == 6  # no record left, bad config
+
+
+def test_failsafe_finds_the_record_in_the_default_or_given_state_directory(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    clock = ManualClock()
+    node = SimNode(clock=clock, profile="full")
+    _crash_holding_manual_control(tmp_path, node, clock)
+    unparseable = tmp_path / "broken.yaml"
+    unparseable.write_text("fan_control: [\n")  # not even YAML: no state_directory in it
+    args = argparse.Namespace(config=str(unparseable), attempts=1,
+                              state_directory=str(tmp_path / "state"))
+    assert fan_cli.failsafe(args, hardware=node.hardware) == 0
+    assert not node.bmcs["idrac"].manual
+
+
+def test_failsafe_from_a_record_exits_1_and_keeps_it_when_the_bmc_never_answers(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    clock = ManualClock()
+    node = SimNode(clock=clock, profile="full")
+    _crash_holding_manual_control(tmp_path, node, clock)
+    node.bmcs["idrac"].faults.silent = True
+    (tmp_path / "gpuwatchd.yaml").write_text("interval_seconds: .nan\n")
+    args = argparse.Namespace(config=str(tmp_path / "gpuwatchd.yaml"), attempts=1,
+                              state_directory=str(tmp_path / "state"))
+    assert fan_cli.failsafe(args, hardware=node.hardware) == 1
+    assert "could not hand the fans back after 1 attempt(s) to idrac" in capsys.readouterr().err
+    assert (tmp_path / "state" / "handback-idrac.json").exists()
+
+
+def test_the_record_names_the_credential_source_never_the_secret(tmp_path: Path) -> None:
+    from gpuwatchd.control import handback
+
+    secret = tmp_path / "bmc.pass"
+    secret.write_text("hunter2-very-secret\n")
+    cfg = loads(f"""\
+bmcs:
+  - {{name: idrac, host: 192.0.2.10, port: 6230, username: root, password_file: {secret}}}
+fan_control:
+  driver: auto
+  bmc: idrac
+  state_directory: {tmp_path}/state
+  dell: {{third_party_pcie_response: disable, third_party_pcie_on_exit: enable}}
+  zones: [{{name: gpu, setpoint_celsius: 70}}]
+""", "t.yaml")
+    path = handback.write_record(cfg, "dell", "idrac")  # auto, detected as dell
+    text = Path(path).read_text()
+    assert "hunter2" not in text and str(secret) in text
+    assert [p.name for p in (tmp_path / "state").iterdir()] == ["handback-idrac.json"]
+    record = handback.read_record(path)
+    assert record.config.bmcs == cfg.bmcs and record.driver == "dell"
+    fc = record.config.fan_control
+    assert (fc.driver, fc.bmc, fc.dell, fc.state_directory) == (
+        "dell", "idrac", cfg.fan_control.dell, cfg.fan_control.state_directory)
+    Path(path).write_text("{not json")
+    with pytest.raises(ConfigError, match="not a hand-back record"):
+        handback.read_record(path)
+
+
+def test_no_manual_control_without_the_record(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from gpuwatchd.daemon import cli
+    from gpuwatchd.daemon.service import Daemon
+
+    (tmp_path / "state").write_text("a file where the state directory should be")
+    clock = ManualClock()
+    node = SimNode(clock=clock, profile="full")
+    cfg = cli._demo_config(str(tmp_path / "state"))
+    daemon = Daemon(replace(cfg, status_socket=str(tmp_path / "s.sock")), node.hardware())
+    daemon._build(daemon.config)
+    try:
+        for _ in range(3):
+            daemon.tick()
+            clock.advance(1.0)
+        assert not node.bmcs["idrac"].manual and node.bmcs["idrac"].pcie_enabled
+        zone = daemon.status()["fan_control"]["zones"][0]  # type: ignore[index]
+        assert zone["mode"] == "monitor" and "hand-back record" in zone["reason"]
+    finally:
+        daemon._close_hardware()
+
+
+def test_a_failed_hand_back_reaches_the_journal_at_error_priority(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.procs import free_port
+
+    password = tmp_path / "pw"
+    password.write_text("x\n")
+    path = tmp_path / "gpuwatchd.yaml"  # a BMC on a port where nobody answers
+    path.write_text(f"""\
+bmcs:
+  - {{name: sim, host: 127.0.0.1, port: {free_port()}, username: u, password_file: {password},
+     timeout_seconds: 0.2}}
+fan_control:
+  driver: dell
+  bmc: sim
+  state_directory: {tmp_path}/state
+  zones: [{{name: gpu}}]
+""")
+    journal = tmp_path / "journal"
+    with open(journal, "w") as stream:
+        st = os.fstat(stream.fileno())
+        done = subprocess.run(
+            [sys.executable, "-m", "gpuwatchd.ctl.main", "failsafe", "--config", str(path),
+             "--attempts", "1"], stderr=stream, stdout=subprocess.DEVNULL, timeout=60,
+            env={**os.environ, "JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"}, check=False)
+    assert done.returncode == 1
+    lines = journal.read_text().splitlines()
+    assert any(line.startswith("<3>gpuwatchctl: could not hand the fans back") for line in lines)

@@ -7,6 +7,7 @@ import tempfile
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -121,8 +122,9 @@ def test_release_on_exit_hands_back_auto_and_the_third_party_response(rig: Rig) 
     rig.close()
     assert not rig.bmc.manual and rig.bmc.pcie_enabled
     assert rig.node.duty(0) == pytest.approx(DELL_THIRD_PARTY_FLOOR)
-    assert rig.bmc.oem_requests()[-2:] == [b"\x30\x01\x01",
-                                           bytes.fromhex("ce00160500000005000000" "00")]
+    # the response back on first: never automatic with the GPU's cooling response off
+    assert rig.bmc.oem_requests()[-2:] == [bytes.fromhex("ce00160500000005000000" "00"),
+                                           b"\x30\x01\x01"]
 
 
 def failsafe_entries(rig: Rig) -> dict[str, int]:
@@ -307,8 +309,8 @@ def test_ownership_follows_take_control_failsafe_and_release(rig: Rig) -> None:
     rig.node.nvml.lose_gpu(1)
     before = len(rig.bmc.oem_requests())
     rig.tick()  # failsafe: automatic, and the third-party response back on
-    assert rig.bmc.oem_requests()[before:] == [b"\x30\x01\x01",
-                                               bytes.fromhex("ce00160500000005000000" "00")]
+    assert rig.bmc.oem_requests()[before:] == [bytes.fromhex("ce00160500000005000000" "00"),
+                                               b"\x30\x01\x01"]
     assert rig.driver().ownership is Ownership.AUTO and not rig.bmc.manual
     assert rig.control.ownership.release_at_exit  # once manual: released on exit too
     before = len(rig.bmc.oem_requests())
@@ -357,8 +359,9 @@ def gpu_snapshot(now: float) -> Snapshot:
     return Snapshot(seq=1, taken_wall=now, taken_mono=now, results=(res,))
 
 
-def test_a_write_past_its_deadline_counts_as_deadline_and_stops_the_watchdog() -> None:
-    config = _demo_config()
+def test_a_write_past_its_deadline_counts_as_deadline_and_stops_the_watchdog(
+        tmp_path: Path) -> None:
+    config = _demo_config(str(tmp_path))  # the hand-back record goes here
     config = replace(config, fan_control=replace(config.fan_control,
                                                  write_deadline_seconds=0.1))
     driver = HangingDriver()
@@ -368,10 +371,89 @@ def test_a_write_past_its_deadline_counts_as_deadline_and_stops_the_watchdog() -
         assert driver.calls == ["take_control", "write"]
         assert control.write_errors == (("deadline", 1),) and control.writes == 0
         assert not ctl.regulating()  # manual mode held, the write still hung
-        control = ctl.step(gpu_snapshot(101.0)).driver  # mode check, manual mode: not sent
+        control = ctl.step(gpu_snapshot(101.0)).driver  # mode check, duty write: not sent
         assert control.write_errors == (("deadline", 3),) and driver.calls.count("write") == 1
-        assert "bmc_unreachable: 3 manual mode calls failed in a row" in control.message
+        assert "bmc_unreachable: 3 duty write calls failed in a row" in control.message
     finally:
         driver.free.set()
         ctl.release()
     assert driver.calls[-2:] == ["release", "close"]
+    assert not list(tmp_path.iterdir())  # handed back: the record is gone
+
+
+def test_an_implausible_temperature_is_failsafe_within_two_intervals(rig: Rig) -> None:
+    rig.tick(20)
+    assert rig.zone().mode == "control"
+    rig.node.nvml.override_temperature(0, 255)  # whole degrees, as NVML gives them
+    ticks = rig.until("failsafe", 5)
+    assert ticks <= 2  # the documented stale rule (1.5 intervals), not 3 held strikes
+    assert failsafe_entries(rig)["stale_input"] == 1
+    assert "gpu:0" in rig.zone().reason and not rig.bmc.manual
+    rig.node.nvml.override_temperature(0, None)
+
+
+def test_a_dell_revert_while_the_load_and_duty_move_is_caught_within_two_intervals(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """An external ``ipmitool raw 0x30 0x30 0x01 0x01`` under a moving load: the old watch
+    learned only at a steady duty and saw nothing for minutes (issue 10)."""
+    rig = Rig(profile=profiles.Sine(250.0, 50.0, 90.0))
+    try:
+        rig.tick(120)
+        for n in range(1, 4):
+            duties = [rig.tick().duty for _ in range(40)]  # no false alarm while it moves
+            assert max(duties) - min(duties) > 0.03  # type: ignore[type-var, operator]
+            assert rig.driver().reverts == n - 1
+            while (rig.zone().duty or 0.0) < 0.3:  # the iDRAC's own 15 % looks different
+                rig.tick()
+            caplog.clear()
+            rig.bmc.revert_externally()  # ipmitool raw 0x30 0x30 0x01 0x01 from elsewhere
+            reverted_at = rig.clock.monotonic()
+            assert not rig.bmc.manual
+            for _ in range(5):
+                seen_at = rig.clock.monotonic()
+                rig.tick()
+                if rig.driver().reverts == n:
+                    break
+            assert rig.driver().reverts == n
+            assert seen_at - reverted_at <= 2 * 1.0, f"revert {n}: {seen_at - reverted_at} s"
+            assert rig.bmc.manual  # re-asserted on the tick it was seen
+            assert any("went back to automatic" in r.message and r.levelname == "WARNING"
+                       for r in caplog.records)
+        text = Renderer(lambda: rig.daemon.snapshot, rig.clock, process_metrics=False).render()
+        assert b'gpuwatchd_fan_control_reverts_total{driver="dell",target="idrac"} 3.0' in text
+    finally:
+        rig.close()
+
+
+def test_manual_mode_is_reasserted_on_a_fixed_cadence_while_duties_are_written() -> None:
+    rig = Rig(profile=profiles.Sine(200.0, 60.0, 90.0))
+    try:
+        rig.tick(60)
+        before = rig.bmc.oem_requests().count(b"\x30\x01\x00")
+        rig.tick(90)  # a duty write nearly every tick
+        assert rig.bmc.oem_requests().count(b"\x30\x01\x00") - before == 3  # reassert_seconds 30
+    finally:
+        rig.close()
+
+
+def test_the_hand_back_record_is_on_disk_whenever_manual_control_is_taken(rig: Rig) -> None:
+    record = Path(rig._state.name) / "handback-idrac.json"
+    assert not record.exists()
+    rig.tick()
+    assert rig.bmc.manual and record.exists()
+    record.unlink()  # lost behind the daemon's back
+    rig.node.nvml.lose_gpu(1)
+    rig.tick()  # failsafe: handed back
+    assert not rig.bmc.manual
+    rig.close()
+    assert not record.exists()
+
+
+def test_a_record_lost_while_running_is_written_again_at_the_next_take(rig: Rig) -> None:
+    record = Path(rig._state.name) / "handback-idrac.json"
+    rig.tick(5)
+    record.unlink()
+    rig.bmc.revert_externally()
+    rig.tick(40)
+    assert rig.driver().reverts == 1  # seen, and control taken again: with a record first
+    assert rig.bmc.manual and record.exists()

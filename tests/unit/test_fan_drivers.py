@@ -124,18 +124,21 @@ def test_dell_no_reply_is_transient() -> None:
         DellDriver(link(fake), DellConfig(fan_count=1), "idrac").write({fan(1): 0.5})
 
 
-def test_dell_third_party_response_disabled_while_regulating_and_restored() -> None:
+def test_dell_third_party_response_disabled_while_regulating_and_restored(
+        tmp_path: Path) -> None:
     fake = FakeIpmi({MANUAL: OK, AUTO: OK, PCIE_QUERY: PCIE_ENABLED, PCIE_DISABLE: OK,
                      PCIE_ENABLE: OK})
-    dell = DellDriver(link(fake), DellConfig(third_party_pcie_response="disable"), "idrac")
+    dell = DellDriver(link(fake), DellConfig(third_party_pcie_response="disable"), "idrac",
+                      marker=str(tmp_path / "marker"))
     dell.take_control()
     assert dell.pcie_found is True and dell.pcie_disabled_by_us
     dell.failsafe()  # the iDRAC must see the GPUs again: response back on
     assert not dell.pcie_disabled_by_us
     dell.take_control()  # control again: off again
     dell.release()
-    assert oem(fake) == [MANUAL[1], PCIE_QUERY[1], PCIE_DISABLE[1], AUTO[1], PCIE_ENABLE[1],
-                         MANUAL[1], PCIE_QUERY[1], PCIE_DISABLE[1], AUTO[1], PCIE_ENABLE[1]]
+    # the response is back on before automatic mode: never automatic with it off
+    assert oem(fake) == [MANUAL[1], PCIE_QUERY[1], PCIE_DISABLE[1], PCIE_ENABLE[1], AUTO[1],
+                         MANUAL[1], PCIE_QUERY[1], PCIE_DISABLE[1], PCIE_ENABLE[1], AUTO[1]]
 
 
 def test_dell_third_party_already_disabled_is_left_as_found() -> None:
@@ -147,14 +150,16 @@ def test_dell_third_party_already_disabled_is_left_as_found() -> None:
 
 
 @pytest.mark.parametrize(("on_exit", "tail"), [("leave", []), ("enable", [PCIE_ENABLE[1]])])
-def test_dell_third_party_on_exit_setting(on_exit: Any, tail: list[bytes]) -> None:
+def test_dell_third_party_on_exit_setting(on_exit: Any, tail: list[bytes],
+                                          tmp_path: Path) -> None:
     fake = FakeIpmi({MANUAL: OK, AUTO: OK, PCIE_QUERY: PCIE_ENABLED, PCIE_DISABLE: OK,
                      PCIE_ENABLE: OK})
     dell = DellDriver(link(fake), DellConfig(third_party_pcie_response="disable",
-                                             third_party_pcie_on_exit=on_exit), "idrac")
+                                             third_party_pcie_on_exit=on_exit), "idrac",
+                      marker=str(tmp_path / "marker"))
     dell.take_control()
     dell.release()
-    assert oem(fake)[3:] == [AUTO[1], *tail]
+    assert oem(fake)[3:] == [*tail, AUTO[1]]
 
 
 def test_dell_12g_without_the_third_party_command_still_regulates() -> None:
@@ -165,10 +170,11 @@ def test_dell_12g_without_the_third_party_command_still_regulates() -> None:
     dell.release()
 
 
-def test_dell_release_tries_every_step_and_reports_the_first_failure() -> None:
+def test_dell_release_tries_every_step_and_reports_the_first_failure(tmp_path: Path) -> None:
     fake = FakeIpmi({MANUAL: OK, AUTO: IpmiTimeoutError(), PCIE_QUERY: PCIE_ENABLED,
                      PCIE_DISABLE: OK, PCIE_ENABLE: OK})
-    dell = DellDriver(link(fake), DellConfig(third_party_pcie_response="disable"), "idrac")
+    dell = DellDriver(link(fake), DellConfig(third_party_pcie_response="disable"), "idrac",
+                      marker=str(tmp_path / "marker"))
     dell.take_control()
     with pytest.raises(Transient):
         dell.release()
@@ -390,7 +396,7 @@ def test_dell_marker_tells_a_fresh_process_to_turn_the_response_back_on(tmp_path
     fake = FakeIpmi(answers)
     fresh = DellDriver(link(fake), cfg, "idrac", marker=marker)  # gpuwatchctl failsafe
     fresh.release()
-    assert oem(fake) == [AUTO[1], PCIE_ENABLE[1]] and not Path(marker).exists()
+    assert oem(fake) == [PCIE_ENABLE[1], AUTO[1]] and not Path(marker).exists()
     fake = FakeIpmi(answers)
     DellDriver(link(fake), cfg, "idrac", marker=marker).release()  # nothing to restore now
     assert oem(fake) == [AUTO[1]]
@@ -407,3 +413,52 @@ def test_each_completion_code_to_manual_mode(answer: Any, error: type) -> None:
         DellDriver(link(fake), DellConfig(), "idrac").take_control()
     if error is not Transient:
         assert "manual fan control" in str(info.value)
+
+
+def test_dell_never_disables_the_response_without_a_durable_marker(tmp_path: Path) -> None:
+    answers = {MANUAL: OK, AUTO: OK, PCIE_QUERY: PCIE_ENABLED, PCIE_DISABLE: OK,
+               PCIE_ENABLE: OK}
+    cfg = DellConfig(third_party_pcie_response="disable")
+    fake = FakeIpmi(answers)
+    DellDriver(link(fake), cfg, "idrac").take_control()  # no state directory at all
+    assert PCIE_DISABLE[1] not in oem(fake)
+    readonly = tmp_path / "ro"
+    readonly.mkdir()
+    (readonly / "state").write_text("a file where the directory should be")
+    fake = FakeIpmi(answers)
+    dell = DellDriver(link(fake), cfg, "idrac", marker=str(readonly / "state" / "marker"))
+    dell.take_control()  # the marker cannot be written: the response stays on
+    assert oem(fake) == [MANUAL[1], PCIE_QUERY[1]] and not dell.pcie_disabled_by_us
+    marker = tmp_path / "state" / "marker"
+    fake = FakeIpmi(answers)
+    DellDriver(link(fake), cfg, "idrac", marker=str(marker)).take_control()
+    assert oem(fake)[-1] == PCIE_DISABLE[1] and marker.exists()
+    assert [p.name for p in marker.parent.iterdir()] == ["marker"]  # no temporary left
+
+
+def test_dell_failsafe_never_leaves_automatic_with_the_response_off(tmp_path: Path) -> None:
+    fake = FakeIpmi({MANUAL: OK, AUTO: OK, PCIE_QUERY: PCIE_ENABLED, PCIE_DISABLE: OK,
+                     PCIE_ENABLE: b"\xc9", all_fans(100): OK})
+    dell = DellDriver(link(fake), DellConfig(third_party_pcie_response="disable", fan_count=1),
+                      "idrac", marker=str(tmp_path / "marker"))
+    dell.take_control()
+    with pytest.raises(Refused):
+        dell.failsafe()  # the response cannot be turned back on: full speed, not automatic
+    assert oem(fake)[3:] == [PCIE_ENABLE[1], all_fans(100)[1]] and dell.pcie_disabled_by_us
+
+
+def test_dell_recovery_restores_the_response_without_a_marker_and_confirms_it() -> None:
+    cfg = DellConfig(third_party_pcie_response="disable")
+    fake = FakeIpmi({AUTO: OK, PCIE_ENABLE: OK, PCIE_QUERY: PCIE_ENABLED})
+    DellDriver(link(fake), cfg, "idrac", recovering=True).release()
+    assert oem(fake) == [PCIE_ENABLE[1], PCIE_QUERY[1], AUTO[1]]
+    fake = FakeIpmi({AUTO: OK, PCIE_ENABLE: OK, PCIE_QUERY: PCIE_DISABLED})  # did not take
+    with pytest.raises(Refused, match="still reads disabled"):
+        DellDriver(link(fake), cfg, "idrac", recovering=True).release()
+    fake = FakeIpmi({AUTO: OK})  # 12G: no such setting, nothing to restore
+    DellDriver(link(fake), cfg, "idrac", recovering=True).release()
+    fake = FakeIpmi({AUTO: OK})
+    DellDriver(link(fake), DellConfig(third_party_pcie_on_exit="leave",
+                                      third_party_pcie_response="disable"), "idrac",
+               recovering=True).release()
+    assert oem(fake) == [AUTO[1]]

@@ -170,6 +170,25 @@ def test_an_implausible_temperature_is_rejected_held_then_absent(make: Make, nod
     assert value(col, "gpuwatchd_gpu_implausible_readings_total", gpu=0) == 4
 
 
+def test_a_held_temperature_carries_the_age_of_its_reading(make: Make, node: SimNode,
+                                                           clock: ManualClock) -> None:
+    from gpuwatchd.model import GpuReading
+
+    def gpu0(col: Collected) -> GpuReading:
+        return next(r for r in col.readings if isinstance(r, GpuReading) and r.index == 0)
+
+    collector = make()
+    good = gpu0(collector.collect())
+    assert good.temperature_held_seconds == 0.0
+    assert good.temperature_celsius == int(good.temperature_celsius or 0)  # whole degrees
+    node.nvml.override_temperature(0, 255)  # whole degrees, as NVML gives them
+    held = [gpu0(tick(collector, clock, 0.5)) for _ in range(3)]
+    assert [g.temperature_celsius for g in held] == [good.temperature_celsius] * 3
+    assert [g.temperature_held_seconds for g in held] == [0.5, 1.0, 1.5]
+    node.nvml.override_temperature(0, None)
+    assert gpu0(tick(collector, clock)).temperature_held_seconds == 0.0
+
+
 def wait_for_xid(collector: GpuCollector, count: int, **labels: str | int) -> Collected:
     deadline = time.monotonic() + 3.0
     while True:

@@ -282,12 +282,12 @@ def test_every_section_module_is_one_registry_row_named_after_it() -> None:
         assert callable(module.build) and callable(module.render)
 
 
-def test_the_demo_document_and_table_follow_the_registry() -> None:
+def test_the_demo_document_and_table_follow_the_registry(tmp_path: Path) -> None:
     """The real sections, end to end: each present section's lines appear in the table, in
     the registry's order, after the daemon and health lines."""
     clock = ManualClock()
     node = SimNode(clock=clock, profile="full")
-    daemon = Daemon(_demo_config(), node.hardware())
+    daemon = Daemon(_demo_config(str(tmp_path)), node.hardware())
     daemon._build(daemon.config)
     try:
         for _ in range(3):

@@ -56,6 +56,9 @@ class DriverContext:
     connect_ipmi: Callable[[BmcConfig], IpmiLink]
     connect_redfish: Callable[[BmcConfig], RedfishWriteLink]
     link: IpmiLink | None = None
+    # gpuwatchctl failsafe (a fresh process after a crash), not the daemon: undo what the
+    # daemon may have changed even where its own record of it is gone.
+    recovering: bool = False
 
     def bmc(self) -> BmcConfig:
         """The fan-control BMC (the config check makes sure a BMC driver has one)."""

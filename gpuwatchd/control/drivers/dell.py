@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping
 
 from gpuwatchd.config import Config, DellConfig
 from gpuwatchd.config.fan_drivers import Channel, ChannelKind
+from gpuwatchd.control import handback
 from gpuwatchd.control.drivers import RawIpmi, percent
 from gpuwatchd.control.drivers.context import Built, DriverContext
 from gpuwatchd.errors import GpuwatchdError, Refused, Unsupported
@@ -54,7 +55,7 @@ class DellDriver:
     name = "dell"
 
     def __init__(self, ipmi: RawIpmi, cfg: DellConfig, target: str,
-                 marker: str | None = None) -> None:
+                 marker: str | None = None, recovering: bool = False) -> None:
         self._ipmi = ipmi
         self._cfg = cfg
         self.target = target
@@ -62,8 +63,14 @@ class DellDriver:
         self.pcie_found: bool | None = None  # third-party response enabled when we came
         # A file that exists while gpuwatchd holds the third-party response disabled, so
         # `gpuwatchctl failsafe` (a fresh process, after a crash) knows to turn it back on.
+        # It is written and synced before the response is disabled, never after.
         self._marker = marker
-        self.pcie_disabled_by_us = bool(marker and os.path.exists(marker))
+        # gpuwatchctl failsafe: a marker may have been lost (deleted, another state
+        # directory), so where the config disables the response it is restored anyway, and
+        # the iDRAC's answer to the query afterwards is the confirmation.
+        self._recovering = recovering
+        self.pcie_disabled_by_us = bool(marker and os.path.exists(marker)) or (
+            recovering and cfg.third_party_pcie_response == "disable")
 
     def channels(self) -> tuple[Channel, ...]:
         return tuple(Channel(ChannelKind.FAN, index=n) for n in range(1, self._cfg.fan_count + 1))
@@ -85,11 +92,17 @@ class DellDriver:
         enabled = self.pcie_response_enabled()
         if self.pcie_found is None:
             self.pcie_found = enabled
-        if enabled:
+        if not enabled:
+            return
+        if not self._mark(True):  # no durable marker, no disabling: a crash would hide it
+            return
+        try:
             self._set_pcie_response(False)
-            self._mark(True)
-            log.info("%s: third-party PCIe card cooling response disabled while gpuwatchd "
-                     "regulates", self.target)
+        except GpuwatchdError:
+            self._mark(False)  # still enabled: nothing to restore
+            raise
+        log.info("%s: third-party PCIe card cooling response disabled while gpuwatchd "
+                 "regulates", self.target)
 
     def pcie_response_enabled(self) -> bool | None:
         """Query the third-party PCIe response; None where the iDRAC does not have it."""
@@ -127,41 +140,77 @@ class DellDriver:
         return None  # no raw command reads the mode back: see gpuwatchd.control.revert
 
     def failsafe(self) -> None:
-        """Automatic control, and the third-party response back on if we turned it off:
+        """The third-party response back on if we turned it off (whatever
+        ``third_party_pcie_on_exit`` says: a failsafe is not an exit), then automatic control:
         the iDRAC must see the GPUs again to cool them (an 80 % floor for an unknown card)."""
-        self._all(self._auto, self._pcie_on if self.pcie_disabled_by_us else None)
+        self._hand_back(self.pcie_disabled_by_us)
 
     def release(self) -> None:
-        """``ipmitool raw 0x30 0x30 0x01 0x01``, and the third-party response as configured."""
+        """``ipmitool raw 0x30 0x30 0x01 0x01``, and the third-party response as configured
+        (``leave``: the user's choice, kept as it is)."""
         on_exit = self._cfg.third_party_pcie_on_exit
-        pcie = None
-        if (on_exit == "enable" and self.pcie_found is not None) or (
-                on_exit == "restore" and self.pcie_disabled_by_us):
-            pcie = self._pcie_on
-        self._all(self._auto, pcie)
+        self._hand_back((on_exit == "enable" and self.pcie_found is not None) or (
+            on_exit == "restore" and self.pcie_disabled_by_us))
+
+    def _hand_back(self, restore_pcie: bool) -> None:
+        """The response first, then automatic: the iDRAC is never in automatic mode with the
+        GPU's cooling response still off because of gpuwatchd. Where the response cannot be
+        turned back on, every fan goes to 100 % in manual mode instead (the iDRAC answers,
+        but will not cool for the card); only if that fails too, automatic after all (its
+        own curve still follows the inlet and exhaust). The first failure is raised, so the
+        controller retries every tick."""
+        if restore_pcie:
+            try:
+                self._pcie_on()
+            except GpuwatchdError as exc:
+                try:
+                    self._ipmi.raw(NETFN_OEM, CMD_FAN, bytes([0x02, ALL_FANS, 100]))
+                    instead = "every fan at 100 % in manual mode instead of automatic"
+                except GpuwatchdError:
+                    self._all(self._auto)
+                    instead = "nor could the fans be set to 100 %: automatic control asked"
+                log.error("%s: the third-party PCIe cooling response could not be turned back "
+                          "on (%s); %s", self.target, exc, instead)
+                raise exc from None
+        self._auto()
 
     def _auto(self) -> None:
         self._ipmi.raw(NETFN_OEM, CMD_FAN, AUTO)
 
     def _pcie_on(self) -> None:
-        self._set_pcie_response(True)
+        try:
+            self._set_pcie_response(True)
+        except Unsupported:  # 12G/14G+ (0xc1): there is no such setting to restore
+            self._mark(False)
+            return
+        if self._recovering and self.pcie_response_enabled() is False:
+            raise Refused(f"{self.target}: the third-party PCIe cooling response still reads "
+                          "disabled after enabling it")
         self._mark(False)
 
-    def _mark(self, disabled: bool) -> None:
-        self.pcie_disabled_by_us = disabled
-        if self._marker is None:
-            return
+    def _mark(self, disabled: bool) -> bool:
+        """Record (durably: gpuwatchd.control.handback.write_durably) or clear the marker;
+        False when it could not be written (then the response is not disabled)."""
+        if disabled and self._marker is None:
+            log.warning("%s: no state directory for the third-party PCIe response marker: "
+                        "the response is left enabled", self.target)
+            return False
         try:
-            if disabled:
-                os.makedirs(os.path.dirname(self._marker) or ".", exist_ok=True)
-                with open(self._marker, "w", encoding="ascii") as f:
-                    f.write("third-party PCIe cooling response disabled by gpuwatchd\n")
-            elif os.path.exists(self._marker):
-                os.unlink(self._marker)
+            if self._marker is not None and disabled:
+                handback.write_durably(self._marker, "third-party PCIe cooling response "
+                                                     "disabled by gpuwatchd\n")
+            elif self._marker is not None:
+                handback.remove_durably(self._marker)
         except OSError as exc:
-            log.warning("%s: cannot record the third-party PCIe response state in %s (%s): "
-                        "after a crash, gpuwatchctl failsafe will not turn it back on",
+            if disabled:
+                log.warning("%s: cannot record the third-party PCIe response state in %s (%s): "
+                            "the response is left enabled (after a crash nothing would know "
+                            "to turn it back on)", self.target, self._marker, exc.strerror)
+                return False
+            log.warning("%s: cannot remove the third-party PCIe response marker %s (%s)",
                         self.target, self._marker, exc.strerror)
+        self.pcie_disabled_by_us = disabled
+        return True
 
     def _all(self, *steps: Callable[[], None] | None) -> None:
         """Run every step even if one fails; raise the first failure at the end."""
@@ -186,8 +235,7 @@ def pcie_marker(config: Config, target: str) -> str | None:
     fc = config.fan_control
     if fc.dell.third_party_pcie_response != "disable":
         return None
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in target)
-    return os.path.join(fc.state_directory, f"dell-pcie-disabled-{safe}")
+    return os.path.join(fc.state_directory, f"dell-pcie-disabled-{handback.safe_name(target)}")
 
 
 def build(ctx: DriverContext) -> Built:
@@ -195,5 +243,5 @@ def build(ctx: DriverContext) -> Built:
     target = ctx.bmc().name
     link = ctx.ipmi()
     driver = DellDriver(link, ctx.config.fan_control.dell, target,
-                        marker=pcie_marker(ctx.config, target))
+                        marker=pcie_marker(ctx.config, target), recovering=ctx.recovering)
     return Built(driver, [link.close])
