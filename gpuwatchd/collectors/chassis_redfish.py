@@ -1,11 +1,14 @@
 """Chassis collector over Redfish: fans, temperatures, PSUs and power of every chassis of a BMC.
 
 Discovery (after login, and again after the BMC was unreachable): the Chassis collection;
-per chassis the modern resources when present (``ThermalSubsystem``, ``PowerSubsystem``,
-``EnvironmentMetrics``), else the legacy ``Thermal`` and ``Power``; the fan and PSU member
-lists; the ``Sensors`` behind ``ThermalMetrics`` (names and thresholds); the manager's
-firmware. Per tick only the readings are fetched (legacy: 2 GETs per chassis; modern: one per
-fan unless the service supports ``$expand``, plus ThermalMetrics, each PSU and its Metrics).
+per chassis every resource it publishes, modern (``ThermalSubsystem``, ``PowerSubsystem``,
+``EnvironmentMetrics``, ``Sensors``) and legacy (``Thermal``, ``Power``) alike; the fan and PSU
+member lists; the ``Sensors`` behind ``ThermalMetrics`` (names and thresholds) and those no
+other resource reads (``DataSourceUri``: CPU, DIMM, ambient, battery temperatures, voltages,
+currents, the board's power); the manager's firmware. Per tick only the readings are fetched
+(legacy: 2 GETs per chassis; modern: one per fan and per kept sensor unless the service
+supports ``$expand``, plus ThermalMetrics, each PSU and its Metrics). A sensor published twice
+(the legacy Thermal beside Sensors, NOTE(iDRAC9 6.x, OpenBMC): same ``Name``) is exported once.
 
 A resource answering 404 is absent (not asked again until the next discovery); one answering
 500 or malformed JSON is missing from this tick only (``gpuwatchd_bmc_errors_total``); a BMC
@@ -23,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from gpuwatchd.collectors import Scheduled, chassis_metrics
 from gpuwatchd.collectors import redfish_read as rr
+from gpuwatchd.collectors import redfish_sensors as rs
 from gpuwatchd.collectors.chassis_common import cadence, link_counters, unique_names
 from gpuwatchd.errors import GpuwatchdError, Transient, Unsupported
 from gpuwatchd.links.redfish import RedfishLink
@@ -30,9 +34,8 @@ from gpuwatchd.model import (
     BmcIdentity,
     BmcReading,
     ChassisPower,
-    ChassisTemperature,
+    ChassisSensor,
     Collected,
-    FanReading,
     FanRedundancy,
     PsuReading,
 )
@@ -49,7 +52,7 @@ _VENDORS = {"dell": "Dell", "supermicro": "Supermicro", "hpe": "HPE", "hp": "HPE
 
 @dataclass
 class _Plan:
-    """What to read from one chassis every tick."""
+    """What to read from one chassis every tick: every resource it publishes."""
 
     id: str
     thermal: str | None = None  # legacy
@@ -59,24 +62,48 @@ class _Plan:
     fan_members: list[str] = field(default_factory=list)
     metrics: str | None = None  # ThermalMetrics
     sensor_info: dict[str, rr.Doc] = field(default_factory=dict)
-    temperature_sensors: list[str] = field(default_factory=list)  # without ThermalMetrics
+    sensors: str | None = None  # the Sensors collection
+    sensor_members: list[str] = field(default_factory=list)  # those nothing else reads
     psus: list[str] = field(default_factory=list)
     environment: str | None = None
+
+    def empty(self) -> bool:
+        return not (self.thermal or self.power or self.subsystem or self.sensor_members
+                    or self.psus or self.environment)
 
 
 @dataclass
 class _Tick:
-    """One tick's readings, under the names the BMC gave them, with the chassis of each."""
+    """One tick's readings, under the names the BMC gave them, with the chassis of each.
 
-    sensors: list[tuple[str, ChassisTemperature | FanReading]] = field(default_factory=list)
-    psus: list[PsuReading] = field(default_factory=list)
+    A chassis that publishes a sensor twice (the legacy Thermal beside Sensors, a PSU in both
+    Power and PowerSubsystem) gives it once: the first source read keeps the name.
+    """
+
+    sensors: list[tuple[str, ChassisSensor]] = field(default_factory=list)
+    psus: list[tuple[str, PsuReading]] = field(default_factory=list)  # (stable id, reading)
     power: list[ChassisPower] = field(default_factory=list)
-    redundancy: list[FanRedundancy] = field(default_factory=list)
+    redundancy: list[tuple[str, FanRedundancy]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    _seen: dict[tuple[str, type, str], str] = field(default_factory=dict)
 
-    def add_sensors(self, chassis: str,
-                    sensors: Sequence[ChassisTemperature | FanReading]) -> None:
-        self.sensors += [(chassis, s) for s in sensors]
+    def _new(self, chassis: str, source: str, kind: type, name: str) -> bool:
+        """True unless another source of the same chassis gave this name already."""
+        first = self._seen.setdefault((chassis, kind, name), source)
+        return first == source
+
+    def add_sensors(self, chassis: str, source: str, sensors: Sequence[ChassisSensor]) -> None:
+        self.sensors += [(chassis, s) for s in sensors
+                         if self._new(chassis, source, type(s), s.name)]
+
+    def add_psus(self, chassis: str, source: str,
+                 psus: Sequence[tuple[str, PsuReading]]) -> None:
+        self.psus += [(sid, p) for sid, p in psus
+                      if self._new(chassis, source, PsuReading, p.name)]
+
+    def add_power(self, chassis: str, watts: float | None) -> None:
+        if watts is not None and all(p.chassis != chassis for p in self.power):
+            self.power.append(ChassisPower(chassis, watts))
 
 
 class ChassisRedfishCollector:
@@ -124,10 +151,8 @@ class ChassisRedfishCollector:
             self._discover()
         tick = _Tick()
         for plan in self._plans or []:
-            if plan.thermal or plan.power:
-                self._legacy(plan, tick)
-            else:
-                self._modern(plan, tick)
+            self._modern(plan, tick)
+            self._legacy(plan, tick)
         return tick
 
     def _fetch(self, path: str | None, tick: _Tick | None = None,
@@ -159,73 +184,78 @@ class ChassisRedfishCollector:
                            for p in plans), extra={"BMC": self.bmc})
 
     def _plan(self, path: str) -> _Plan | None:
-        found = self._fetch(path)
-        if found is None:
+        """Every resource the chassis publishes (a chassis with none, e.g. a drive
+        enclosure, has no plan; one with only Sensors, e.g. a cooling unit, has one)."""
+        doc = self._fetch(path)
+        if doc is None:
             return None
-        doc = found
         plan = _Plan(id=str(doc.get("Id") or path.rstrip("/").rsplit("/", 1)[-1]))
-        subsystem = rr.odata_id(doc, "ThermalSubsystem")
-        power_subsystem = rr.odata_id(doc, "PowerSubsystem")
-        if subsystem is None and power_subsystem is None:
-            plan.thermal, plan.power = rr.odata_id(doc, "Thermal"), rr.odata_id(doc, "Power")
-            return plan if plan.thermal or plan.power else None
+        plan.thermal, plan.power = rr.odata_id(doc, "Thermal"), rr.odata_id(doc, "Power")
         plan.environment = rr.odata_id(doc, "EnvironmentMetrics")
-        ts = self._fetch(subsystem) or {}
-        plan.subsystem = subsystem
+        plan.subsystem = rr.odata_id(doc, "ThermalSubsystem")
+        ts = self._fetch(plan.subsystem) or {}
         plan.fans = rr.odata_id(ts, "Fans")
         plan.fan_members = rr.members(self._fetch(plan.fans) or {})
         plan.metrics = rr.odata_id(ts, "ThermalMetrics")
-        metrics = self._fetch(plan.metrics) or {}
-        for item in metrics.get("TemperatureReadingsCelsius", []):
-            uri = item.get("DataSourceUri") if isinstance(item, dict) else None
-            if isinstance(uri, str) and (info := self._fetch(uri)) is not None:
+        metrics = self._fetch(plan.metrics)
+        for uri in rs.data_sources([metrics]):
+            if (info := self._fetch(uri)) is not None:
                 plan.sensor_info[uri] = info
-        if plan.metrics is None:  # temperatures only as Sensors: keep their paths
-            collection = rr.odata_id(doc, "Sensors")
-            paths = rr.members(self._fetch(collection) or {})
-            plan.temperature_sensors = [
-                str(d["@odata.id"]) for d in self._members(collection, paths, None)
-                if d.get("ReadingType") == "Temperature" and "@odata.id" in d]
-        ps = self._fetch(power_subsystem) or {}
+        ps = self._fetch(rr.odata_id(doc, "PowerSubsystem")) or {}
         plan.psus = rr.members(self._fetch(rr.odata_id(ps, "PowerSupplies")) or {})
-        return plan
+        psu_docs = [self._fetch(p) for p in plan.psus]
+        covered = rs.data_sources(
+            [metrics, self._fetch(plan.environment),
+             *self._members(plan.fans, plan.fan_members, None),
+             *(self._fetch(rr.odata_id(d, "Metrics")) for d in psu_docs if d is not None)])
+        has_fans = bool(plan.fan_members) or bool(plan.thermal)
+        plan.sensors = rr.odata_id(doc, "Sensors")
+        plan.sensor_members = [
+            str(d["@odata.id"]) for d in self._members(
+                plan.sensors, rr.members(self._fetch(plan.sensors) or {}), None)
+            if isinstance(d.get("@odata.id"), str) and d["@odata.id"] not in covered
+            and rs.wanted(d, fans=not has_fans)]
+        return None if plan.empty() else plan
 
     def _legacy(self, plan: _Plan, tick: _Tick) -> None:
         thermal = self._fetch(plan.thermal, tick)
         if thermal is not None:
             sensors, groups = rr.legacy_thermal(thermal, self.bmc)
-            tick.add_sensors(plan.id, sensors)
-            tick.redundancy += groups
+            tick.add_sensors(plan.id, "Thermal", sensors)
+            if plan.subsystem is None:  # else ThermalSubsystem.FanRedundancy says it
+                tick.redundancy += [(f"{plan.id} {gid}", g) for gid, g in groups]
         power = self._fetch(plan.power, tick)
         if power is not None:
-            psus, watts = rr.legacy_power(power, self.bmc)
-            tick.psus += psus
-            if watts is not None:
-                tick.power.append(ChassisPower(plan.id, watts))
+            psus, volts, watts = rr.legacy_power(power, self.bmc)
+            tick.add_psus(plan.id, "Power", psus)
+            tick.add_sensors(plan.id, "Power", volts)
+            tick.add_power(plan.id, watts)
 
     def _modern(self, plan: _Plan, tick: _Tick) -> None:
         ts = self._fetch(plan.subsystem, tick)
         if ts is not None:
-            tick.redundancy += rr.redundancy(ts.get("FanRedundancy", []), self.bmc)
+            tick.redundancy += [(f"{plan.id} {gid}", g)
+                                for gid, g in rr.redundancy(ts.get("FanRedundancy", []), self.bmc)]
         for doc in self._members(plan.fans, plan.fan_members, tick):
             if (fan := rr.modern_fan(doc, self.bmc)) is not None:
-                tick.add_sensors(plan.id, [fan])
+                tick.add_sensors(plan.id, "Fans", [fan])
         metrics = self._fetch(plan.metrics, tick)
         if metrics is not None:
-            tick.add_sensors(plan.id, rr.modern_temperatures(metrics, plan.sensor_info,
-                                                             self.bmc))
-        for path in plan.temperature_sensors:
-            found = self._fetch(path, tick)
-            if found is not None and (sensor := rr.modern_sensor(found, self.bmc)) is not None:
-                tick.add_sensors(plan.id, [sensor])
-        for path in plan.psus:
+            tick.add_sensors(plan.id, "ThermalMetrics", rr.modern_temperatures(
+                metrics, plan.sensor_info, self.bmc))
+        keep = set(plan.sensor_members)
+        for doc in self._members(plan.sensors, plan.sensor_members, tick):
+            if doc.get("@odata.id") in keep and (r := rs.sensor(doc, self.bmc)) is not None:
+                tick.add_sensors(plan.id, "Sensors", [r])
+        for i, path in enumerate(plan.psus):
             psu = self._fetch(path, tick)
             if psu is not None:
                 metrics_doc = self._fetch(rr.odata_id(psu, "Metrics"), tick)
-                tick.psus.append(rr.modern_psu(psu, metrics_doc, self.bmc))
+                tick.add_psus(plan.id, "PowerSubsystem", [
+                    (rr.stable_id(psu, i), rr.modern_psu(psu, metrics_doc, self.bmc))])
         environment = self._fetch(plan.environment, tick)
-        if environment is not None and (watts := rr.environment_watts(environment)) is not None:
-            tick.power.append(ChassisPower(plan.id, watts))
+        if environment is not None:
+            tick.add_power(plan.id, rr.environment_watts(environment))
 
     def _members(self, collection: str | None, paths: list[str],
                  tick: _Tick | None) -> list[rr.Doc]:
@@ -251,13 +281,16 @@ class ChassisRedfishCollector:
 
 def _named(tick: _Tick) -> list[object]:
     """The tick's readings, named uniquely across the BMC's chassis: sensors by chassis id,
-    PSUs by position ("PS1", or "Power Supply 1"/"Power Supply 2" where names repeat)."""
+    PSUs by their stable id ("PS1"; iLO 5's "HpeServerPowerSupply" twice: by MemberId),
+    unnamed fan redundancy groups "Fan Redundancy" by chassis and member id."""
     names = unique_names([(s.name, chassis) for chassis, s in tick.sensors])
     out: list[object] = [replace(s, name=n)
                          for n, (_, s) in zip(names, tick.sensors, strict=True)]
-    psu_names = unique_names([(p.name, str(i + 1)) for i, p in enumerate(tick.psus)])
-    out += [replace(p, name=n) for n, p in zip(psu_names, tick.psus, strict=True)]
-    return out + tick.redundancy
+    psu_names = unique_names([(p.name, sid) for sid, p in tick.psus])
+    out += [replace(p, name=n) for n, (_, p) in zip(psu_names, tick.psus, strict=True)]
+    groups = unique_names([(g.group or "Fan Redundancy", gid) for gid, g in tick.redundancy])
+    return out + [replace(g, group=n) for n, (_, g) in zip(groups, tick.redundancy,
+                                                           strict=True)]
 
 
 def _vendor(root: rr.Doc) -> str:

@@ -11,6 +11,8 @@ Keys are paths without a trailing slash; tests change readings by editing the do
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 Tree = dict[str, dict[str, Any]]
@@ -160,3 +162,25 @@ def _modern_chassis(tree: Tree, cid: str, fans: list[int], psus: bool,
                                       "OutputPowerWatts": {"Reading": watts * 0.94}}
         tree[f"{c}/EnvironmentMetrics"] = {"PowerWatts": {"Reading": 374.0}}
     tree[c] = doc
+
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "redfish"
+CAPTURED = ("idrac9_modern", "ilo4", "ilo5", "dmtf_sensors")  # tests/data/redfish/<name>.json
+
+
+def captured(name: str) -> Tree:
+    """A fixture of tests/data/redfish (``{"NOTE": vendor and firmware, "tree": {path: doc}}``,
+    the shape ``gpuwatchctl dump`` writes), keyed by path without a trailing slash."""
+    doc = json.loads((DATA / f"{name}.json").read_text())
+    return {path.rstrip("/") or path: body for path, body in doc["tree"].items()}
+
+
+def write_mockup(tree: Tree, root: Path) -> Path:
+    """The tree as a Redfish mockup directory (``<root>/Chassis/1/index.json`` for
+    ``/redfish/v1/Chassis/1``), what sushy-tools' ``sushy-static --mockup-files`` serves."""
+    for path, doc in tree.items():
+        rel = path.removeprefix(V1).strip("/")
+        where = root / rel if rel else root
+        where.mkdir(parents=True, exist_ok=True)
+        (where / "index.json").write_text(json.dumps(doc))
+    return root
