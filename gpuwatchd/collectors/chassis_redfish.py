@@ -38,6 +38,7 @@ from gpuwatchd.model import (
     Collected,
     FanRedundancy,
     PsuReading,
+    PsuRedundancy,
 )
 
 if TYPE_CHECKING:
@@ -64,6 +65,7 @@ class _Plan:
     sensor_info: dict[str, rr.Doc] = field(default_factory=dict)
     sensors: str | None = None  # the Sensors collection
     sensor_members: list[str] = field(default_factory=list)  # those nothing else reads
+    power_subsystem: str | None = None  # modern PowerSubsystem (PSU redundancy)
     psus: list[str] = field(default_factory=list)
     environment: str | None = None
 
@@ -83,7 +85,7 @@ class _Tick:
     sensors: list[tuple[str, ChassisSensor]] = field(default_factory=list)
     psus: list[tuple[str, PsuReading]] = field(default_factory=list)  # (stable id, reading)
     power: list[ChassisPower] = field(default_factory=list)
-    redundancy: list[tuple[str, FanRedundancy]] = field(default_factory=list)
+    redundancy: list[tuple[str, rr.Redundancy]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     _seen: dict[tuple[str, type, str], str] = field(default_factory=dict)
 
@@ -201,7 +203,8 @@ class ChassisRedfishCollector:
         for uri in rs.data_sources([metrics]):
             if (info := self._fetch(uri)) is not None:
                 plan.sensor_info[uri] = info
-        ps = self._fetch(rr.odata_id(doc, "PowerSubsystem")) or {}
+        plan.power_subsystem = rr.odata_id(doc, "PowerSubsystem")
+        ps = self._fetch(plan.power_subsystem) or {}
         plan.psus = rr.members(self._fetch(rr.odata_id(ps, "PowerSupplies")) or {})
         psu_docs = [self._fetch(p) for p in plan.psus]
         covered = rs.data_sources(
@@ -228,6 +231,9 @@ class ChassisRedfishCollector:
         if power is not None:
             psus, volts, watts = rr.legacy_power(power, self.bmc)
             tick.add_psus(plan.id, "Power", psus)
+            if plan.power_subsystem is None:  # else PowerSupplyRedundancy says it
+                tick.redundancy += [(f"{plan.id} {gid}", g) for gid, g in rr.redundancy(
+                    power.get("Redundancy", []), self.bmc, PsuRedundancy)]
             tick.add_sensors(plan.id, "Power", volts)
             tick.add_power(plan.id, watts)
 
@@ -247,6 +253,10 @@ class ChassisRedfishCollector:
         for doc in self._members(plan.sensors, plan.sensor_members, tick):
             if doc.get("@odata.id") in keep and (r := rs.sensor(doc, self.bmc)) is not None:
                 tick.add_sensors(plan.id, "Sensors", [r])
+        ps = self._fetch(plan.power_subsystem, tick)
+        if ps is not None:
+            tick.redundancy += [(f"{plan.id} {gid}", g) for gid, g in rr.redundancy(
+                ps.get("PowerSupplyRedundancy", []), self.bmc, PsuRedundancy)]
         for i, path in enumerate(plan.psus):
             psu = self._fetch(path, tick)
             if psu is not None:
@@ -288,9 +298,11 @@ def _named(tick: _Tick) -> list[object]:
                          for n, (_, s) in zip(names, tick.sensors, strict=True)]
     psu_names = unique_names([(p.name, sid) for sid, p in tick.psus])
     out += [replace(p, name=n) for n, (_, p) in zip(psu_names, tick.psus, strict=True)]
-    groups = unique_names([(g.group or "Fan Redundancy", gid) for gid, g in tick.redundancy])
-    return out + [replace(g, group=n) for n, (_, g) in zip(groups, tick.redundancy,
-                                                           strict=True)]
+    for kind, unnamed in ((FanRedundancy, "Fan Redundancy"), (PsuRedundancy, "PSU Redundancy")):
+        found = [(gid, g) for gid, g in tick.redundancy if isinstance(g, kind)]
+        groups = unique_names([(g.group or unnamed, gid) for gid, g in found])
+        out += [replace(g, group=n) for n, (_, g) in zip(groups, found, strict=True)]
+    return out
 
 
 def _vendor(root: rr.Doc) -> str:

@@ -25,12 +25,14 @@ from gpuwatchd.model import (
     FanReading,
     FanRedundancy,
     PsuReading,
+    PsuRedundancy,
     SensorState,
     ThresholdName,
     Thresholds,
 )
 
 Doc = dict[str, Any]
+Redundancy = FanRedundancy | PsuRedundancy
 _HEALTH: dict[str, SensorState] = {"OK": "ok", "Warning": "warning", "Critical": "critical"}
 _LEGACY_THRESHOLDS: dict[str, ThresholdName] = {
     "UpperThresholdNonCritical": "upper_non_critical", "UpperThresholdCritical": "upper_critical",
@@ -109,7 +111,7 @@ def modern_thresholds(doc: Doc) -> Thresholds:
 
 
 def legacy_thermal(doc: Doc, bmc: str) -> tuple[list[ChassisTemperature | FanReading],
-                                                list[tuple[str, FanRedundancy]]]:
+                                                list[tuple[str, Redundancy]]]:
     """``Chassis/{id}/Thermal``: temperatures, fans (RPM or percent), fan redundancy.
 
     NOTE(HPE iLO 4 2.x, Thermal.v1_0): fans are ``FanName`` + ``CurrentReading`` with
@@ -138,18 +140,19 @@ def legacy_thermal(doc: Doc, bmc: str) -> tuple[list[ChassisTemperature | FanRea
     return out, redundancy(doc.get("Redundancy", []), bmc)
 
 
-def redundancy(groups: Any, bmc: str) -> list[tuple[str, FanRedundancy]]:
+def redundancy(groups: Any, bmc: str, kind: type[Redundancy] = FanRedundancy
+               ) -> list[tuple[str, Redundancy]]:
     """Redundancy groups as (stable id, reading with the group's own name or ""): fully
     redundant when the group's health is OK. An ``Absent`` or ``Disabled`` group (redundancy
     not configured, e.g. a chassis populated N+0) is not a group in effect: left out, not
     reported as lost. The collector names the unnamed ones (Redundancy.v1_4 RedundantGroup,
     what ``ThermalSubsystem.FanRedundancy[]`` holds, has no ``Name`` or ``MemberId``)."""
-    out = []
+    out: list[tuple[str, Redundancy]] = []
     for i, g in enumerate(groups if isinstance(groups, list) else []):
         if isinstance(g, dict) and not absent(g) and sub(g, "Status").get("State") != "Disabled":
             status = sub(g, "Status")
-            out.append((stable_id(g, i), FanRedundancy(bmc, str(g.get("Name") or "").strip(),
-                                                       status.get("Health") == "OK")))
+            out.append((stable_id(g, i), kind(bmc, str(g.get("Name") or "").strip(),
+                                              status.get("Health") == "OK")))
     return out
 
 

@@ -88,10 +88,20 @@ class SdrRecord:
     threshold_access: int = 0  # 0 none, 1 readable, 2 readable and settable, 3 fixed
 
     @property
+    def numeric(self) -> bool:
+        """True for a Full record with a numeric reading, whatever its reading type.
+
+        NOTE(HPE iLO 4 2.x, ProLiant Gen9): "Fan Block N" (percent) and "Power Meter" (watts)
+        are Full records with a discrete or OEM reading type and a numeric value
+        (``ipmitool sdr -v``: "Sensor Type (Discrete): Fan ... Sensor Reading: 34.496
+        percent"); ipmitool prints their values, so gpuwatchd reads them too.
+        """
+        return self.record_type == FULL and self.analog_format != 3
+
+    @property
     def analog(self) -> bool:
-        """True for a threshold-based sensor with a numeric reading."""
-        return (self.record_type == FULL and self.reading_type == THRESHOLD_READING
-                and self.analog_format != 3)
+        """True for a threshold-based sensor with a numeric reading (it has thresholds)."""
+        return self.numeric and self.reading_type == THRESHOLD_READING
 
     def convert(self, raw: int) -> float | None:
         """``y = L[(M*x + B*10^K1) * 10^K2]`` in the record's unit (None if undefined)."""

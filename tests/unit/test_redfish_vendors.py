@@ -18,6 +18,7 @@ from gpuwatchd.model import (
     FanReading,
     FanRedundancy,
     PsuReading,
+    PsuRedundancy,
 )
 from tests.fakes.redfish import FakeRedfish
 from tests.fakes.redfish_trees import CAPTURED, V1, captured, dell_legacy, dmtf_modern
@@ -127,3 +128,9 @@ def test_sensor_units_scaled_or_left_out() -> None:
     pump = {"Name": "Pump", "ReadingType": "Rotational", "ReadingUnits": "RPM", "Reading": 3,
             "PhysicalContext": "Pump"}
     assert redfish_sensors.sensor(pump, "b") is None
+
+
+def test_ilo5_power_redundancy_group_exported() -> None:
+    out = collect(captured("ilo5"))
+    assert {n: g.redundant for n, g in of(out, PsuRedundancy).items()} == {
+        "PowerSupply Redundancy Group 1": False}
