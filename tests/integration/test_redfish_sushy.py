@@ -4,7 +4,7 @@ HPE iLO 4 and iLO 5, and a DMTF modern chassis with a Sensors collection
 (tests/data/redfish). The readings must be the ones the in-process fake gives for the same
 tree, with no duplicate series. Needs ``sushy-static`` (the dev extra): fails, never skips."""
 
-# ruff: noqa: S105, S106 - made-up test passwords
+# ruff: noqa: S105 - made-up test passwords
 from __future__ import annotations
 
 from pathlib import Path

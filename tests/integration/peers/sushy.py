@@ -56,7 +56,7 @@ class SushyStatic:
     def __enter__(self) -> SushyStatic:
         cert, key = self.certificate
         with self.log.open("wb") as out:
-            self._proc = subprocess.Popen(  # noqa: S603 - our own argv
+            self._proc = subprocess.Popen(
                 [sushy_static(), "--interface", "127.0.0.1", "--port", str(self.port),
                  "--mockup-files", str(self.mockup), "--ssl-certificate", str(cert),
                  "--ssl-key", str(key)],
@@ -76,7 +76,7 @@ class SushyStatic:
             raise AssertionError(f"sushy-static exited {self._proc.returncode}: "
                                  f"{self.log.read_text()[-2000:]}")
         ctx = ssl.create_default_context(cafile=str(self.certificate[0]))
-        with urllib.request.urlopen(f"https://127.0.0.1:{self.port}{path}",  # noqa: S310
+        with urllib.request.urlopen(f"https://127.0.0.1:{self.port}{path}",
                                     context=ctx, timeout=2) as resp:
             return dict(json.loads(resp.read()))
 
