@@ -164,7 +164,13 @@ def parse_repository_info(data: bytes) -> RepositoryInfo:
 
 
 def read_repository(raw: RawFn) -> list[SdrRecord]:
-    """Every BMC-owned Full/Compact sensor record (``ipmitool sdr dump`` does this walk).
+    """Every BMC-owned Full/Compact sensor record (``ipmitool sdr dump`` does this walk)."""
+    return [r for data in read_records(raw) if (r := parse_sdr(data)) is not None]
+
+
+def read_records(raw: RawFn) -> list[bytes]:
+    """Every record of the SDR repository as the BMC sent it, header included
+    (``ipmitool sdr dump FILE``; ``gpuwatchctl dump`` writes them as hex).
 
     Reserve SDR Repository (0x0a 0x22), then Get SDR (0x0a 0x23) per record: the 5-byte
     header first, then the body at once or, when the BMC says it cannot return that many
@@ -180,9 +186,9 @@ def read_repository(raw: RawFn) -> list[SdrRecord]:
     raise Transient("the SDR repository kept changing during the read")
 
 
-def _walk(raw: RawFn) -> list[SdrRecord]:
+def _walk(raw: RawFn) -> list[bytes]:
     reservation = raw(NETFN_STORAGE, 0x22, b"")[:2]
-    records: list[SdrRecord] = []
+    records: list[bytes] = []
     record_id, seen = 0, set[int]()
     chunk = 0xff
     while record_id != 0xffff and record_id not in seen and len(seen) < 4096:
@@ -190,9 +196,7 @@ def _walk(raw: RawFn) -> list[SdrRecord]:
         head = raw(NETFN_STORAGE, 0x23, reservation + struct.pack("<HBB", record_id, 0, 5))
         next_id, header = struct.unpack_from("<H", head)[0], head[2:7]
         body, chunk = _read_body(raw, reservation, record_id, header[4], chunk)
-        record = parse_sdr(header + body)
-        if record is not None:
-            records.append(record)
+        records.append(header + body)
         record_id = next_id
     return records
 
