@@ -21,23 +21,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from gpuwatchd.collectors import Scheduled, chassis_metrics
 from gpuwatchd.collectors import redfish_read as rr
 from gpuwatchd.collectors import redfish_sensors as rs
-from gpuwatchd.collectors.chassis_common import cadence, link_counters, unique_names
+from gpuwatchd.collectors.chassis_common import cadence, link_counters
+from gpuwatchd.collectors.redfish_tick import Tick, named
 from gpuwatchd.errors import GpuwatchdError, Transient, Unsupported
 from gpuwatchd.links.redfish import RedfishLink
 from gpuwatchd.model import (
     BmcIdentity,
     BmcReading,
-    ChassisPower,
-    ChassisSensor,
     Collected,
-    FanRedundancy,
-    PsuReading,
     PsuRedundancy,
 )
 
@@ -74,40 +71,6 @@ class _Plan:
                     or self.psus or self.environment)
 
 
-@dataclass
-class _Tick:
-    """One tick's readings, under the names the BMC gave them, with the chassis of each.
-
-    A chassis that publishes a sensor twice (the legacy Thermal beside Sensors, a PSU in both
-    Power and PowerSubsystem) gives it once: the first source read keeps the name.
-    """
-
-    sensors: list[tuple[str, ChassisSensor]] = field(default_factory=list)
-    psus: list[tuple[str, PsuReading]] = field(default_factory=list)  # (stable id, reading)
-    power: list[ChassisPower] = field(default_factory=list)
-    redundancy: list[tuple[str, rr.Redundancy]] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-    _seen: dict[tuple[str, type, str], str] = field(default_factory=dict)
-
-    def _new(self, chassis: str, source: str, kind: type, name: str) -> bool:
-        """True unless another source of the same chassis gave this name already."""
-        first = self._seen.setdefault((chassis, kind, name), source)
-        return first == source
-
-    def add_sensors(self, chassis: str, source: str, sensors: Sequence[ChassisSensor]) -> None:
-        self.sensors += [(chassis, s) for s in sensors
-                         if self._new(chassis, source, type(s), s.name)]
-
-    def add_psus(self, chassis: str, source: str,
-                 psus: Sequence[tuple[str, PsuReading]]) -> None:
-        self.psus += [(sid, p) for sid, p in psus
-                      if self._new(chassis, source, PsuReading, p.name)]
-
-    def add_power(self, chassis: str, watts: float | None) -> None:
-        if watts is not None and all(p.chassis != chassis for p in self.power):
-            self.power.append(ChassisPower(chassis, watts))
-
-
 class ChassisRedfishCollector:
     """Reads one BMC over a RedfishLink."""
 
@@ -127,7 +90,7 @@ class ChassisRedfishCollector:
 
     def collect(self) -> Collected:
         """One tick; a BMC that does not answer is reported, not raised."""
-        tick: _Tick | None
+        tick: Tick | None
         try:
             tick = self._read()
             error = "; ".join(tick.problems)
@@ -144,20 +107,20 @@ class ChassisRedfishCollector:
         bmc = BmcReading(self.bmc, "redfish", tick is not None, self._identity,
                          tuple(tick.power) if tick is not None else (), error,
                          link_counters(self._link))
-        out = (bmc, *(_named(tick) if tick is not None else ()))
+        out = (bmc, *(named(tick) if tick is not None else ()))
         return Collected(out, chassis_metrics.render(out))
 
-    def _read(self) -> _Tick:
+    def _read(self) -> Tick:
         self._link.login()
         if self._plans is None:
             self._discover()
-        tick = _Tick()
+        tick = Tick()
         for plan in self._plans or []:
             self._modern(plan, tick)
             self._legacy(plan, tick)
         return tick
 
-    def _fetch(self, path: str | None, tick: _Tick | None = None,
+    def _fetch(self, path: str | None, tick: Tick | None = None,
                expand: bool = False) -> rr.Doc | None:
         """GET a resource; None if absent (remembered) or failing this tick only."""
         if path is None or path in self._absent:
@@ -220,7 +183,7 @@ class ChassisRedfishCollector:
             and rs.wanted(d, fans=not has_fans)]
         return None if plan.empty() else plan
 
-    def _legacy(self, plan: _Plan, tick: _Tick) -> None:
+    def _legacy(self, plan: _Plan, tick: Tick) -> None:
         thermal = self._fetch(plan.thermal, tick)
         if thermal is not None:
             sensors, groups = rr.legacy_thermal(thermal, self.bmc)
@@ -237,7 +200,7 @@ class ChassisRedfishCollector:
             tick.add_sensors(plan.id, "Power", volts)
             tick.add_power(plan.id, watts)
 
-    def _modern(self, plan: _Plan, tick: _Tick) -> None:
+    def _modern(self, plan: _Plan, tick: Tick) -> None:
         ts = self._fetch(plan.subsystem, tick)
         if ts is not None:
             tick.redundancy += [(f"{plan.id} {gid}", g)
@@ -268,7 +231,7 @@ class ChassisRedfishCollector:
             tick.add_power(plan.id, rr.environment_watts(environment))
 
     def _members(self, collection: str | None, paths: list[str],
-                 tick: _Tick | None) -> list[rr.Doc]:
+                 tick: Tick | None) -> list[rr.Doc]:
         """Member documents: one expanded GET when the service supports $expand."""
         if self._expand is not None and collection is not None:
             doc = self._fetch(collection, tick, expand=True)
@@ -287,22 +250,6 @@ class ChassisRedfishCollector:
 
     def close(self) -> None:
         self._link.close()
-
-
-def _named(tick: _Tick) -> list[object]:
-    """The tick's readings, named uniquely across the BMC's chassis: sensors by chassis id,
-    PSUs by their stable id ("PS1"; iLO 5's "HpeServerPowerSupply" twice: by MemberId),
-    unnamed fan redundancy groups "Fan Redundancy" by chassis and member id."""
-    names = unique_names([(s.name, chassis) for chassis, s in tick.sensors])
-    out: list[object] = [replace(s, name=n)
-                         for n, (_, s) in zip(names, tick.sensors, strict=True)]
-    psu_names = unique_names([(p.name, sid) for sid, p in tick.psus])
-    out += [replace(p, name=n) for n, (_, p) in zip(psu_names, tick.psus, strict=True)]
-    for kind, unnamed in ((FanRedundancy, "Fan Redundancy"), (PsuRedundancy, "PSU Redundancy")):
-        found = [(gid, g) for gid, g in tick.redundancy if isinstance(g, kind)]
-        groups = unique_names([(g.group or unnamed, gid) for gid, g in found])
-        out += [replace(g, group=n) for n, (_, g) in zip(groups, found, strict=True)]
-    return out
 
 
 def _vendor(root: rr.Doc) -> str:
