@@ -31,6 +31,7 @@ class Tick:
     redundancy: list[tuple[str, rr.Redundancy]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     _seen: dict[tuple[str, type, str], str] = field(default_factory=dict)
+    _psu_at: dict[tuple[str, str], int] = field(default_factory=dict)  # (chassis, name)
 
     def _new(self, chassis: str, source: str, kind: type, name: str) -> bool:
         """True unless another source of the same chassis gave this name already."""
@@ -43,8 +44,19 @@ class Tick:
 
     def add_psus(self, chassis: str, source: str,
                  psus: Sequence[tuple[str, PsuReading]]) -> None:
-        self.psus += [(sid, p) for sid, p in psus
-                      if self._new(chassis, source, PsuReading, p.name)]
+        """PSUs; one a second resource also lists gets the watts the first did not give
+        (iDRAC9: output watts only in the legacy Power, input in PowerSubsystem Metrics)."""
+        for sid, p in psus:
+            if self._new(chassis, source, PsuReading, p.name):
+                self._psu_at[(chassis, p.name)] = len(self.psus)
+                self.psus.append((sid, p))
+                continue
+            at = self._psu_at[(chassis, p.name)]
+            first_sid, first = self.psus[at]
+            self.psus[at] = (first_sid, replace(
+                first, input_watts=_first(first.input_watts, p.input_watts),
+                output_watts=_first(first.output_watts, p.output_watts),
+                capacity_watts=_first(first.capacity_watts, p.capacity_watts)))
 
     def add_power(self, chassis: str, watts: float | None) -> None:
         if watts is not None and all(p.chassis != chassis for p in self.power):
@@ -65,3 +77,7 @@ def named(tick: Tick) -> list[object]:
         groups = unique_names([(g.group or unnamed, gid) for gid, g in found])
         out += [replace(g, group=n) for n, (_, g) in zip(groups, found, strict=True)]
     return out
+
+
+def _first(value: float | None, other: float | None) -> float | None:
+    return value if value is not None else other

@@ -38,7 +38,8 @@ from gpuwatchd.control.factory import ipmi_link
 from gpuwatchd.ctl.common import EXIT_CONFIG, err
 from gpuwatchd.errors import GpuwatchdError
 from gpuwatchd.hardware import Hardware, real
-from gpuwatchd.licence import griddconf
+from gpuwatchd.licence import griddconf, tokens
+from gpuwatchd.licence.node import NodePaths
 from gpuwatchd.licence.sources import LicenceSources
 from gpuwatchd.links import ipmi_sdr as sdr
 from gpuwatchd.links.redfish import RedfishLink
@@ -94,12 +95,15 @@ def collect(config: Config, hw: Hardware, status_socket: str) -> Iterator[tuple[
             yield f"bmc-{bmc.name}.sdr.json", _json(sdr_records(bmc, hw))
     sources = hw.licence if isinstance(hw.licence, LicenceSources) else LicenceSources()
     yield "nvidia-smi.xml", redact_xml(_command(sources, ["nvidia-smi", "-q", "-x"]))
-    path = sources.root + config.licence.gridd_conf
-    conf = griddconf.read(path)
-    yield "gridd.conf", _read_text(path)
-    yield "gridd-lint.txt", "\n".join(
-        f"{p.severity} {p.kind}: {p.message}"
-        for p in griddconf.lint(conf, None, set(), None, tokens=1)) + "\n"
+    paths = NodePaths(config.licence.gridd_conf, config.licence.token_dir, sources.root)
+    conf = griddconf.read(paths.conf_path())
+    found = tokens.check(paths.token_path(conf), hw.clock.time(), listdir=sources.listdir,
+                         stat_fn=sources.stat_fn)
+    yield "gridd.conf", _read_text(paths.conf_path())
+    yield "gridd-lint.txt", "".join(
+        f"{p.severity} {p.kind}: {p.message}\n" for p in [
+            *griddconf.lint(conf, None, set(), None, tokens=len(found.files)),
+            *found.problems]) or "nothing to fix (without the GPUs' view)\n"
     yield "gridd.log", _command(sources, ["journalctl", "--unit=nvidia-gridd.service",
                                           f"--lines={GRIDD_LINES}", "--no-pager",
                                           "--output=short-iso"])

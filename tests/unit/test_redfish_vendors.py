@@ -70,7 +70,10 @@ def test_idrac9_sensors_beside_legacy_thermal_each_once() -> None:
     assert {n: a.amperes for n, a in of(out, ChassisCurrent).items()} == {
         "PS1 Current 1": 0.8, "PS2 Current 2": 0.6}
     assert set(of(out, FanReading)) == {"System Board Fan1A", "System Board Fan1B"}
-    assert set(of(out, PsuReading)) == {"PS1", "PS2"}
+    psus = of(out, PsuReading)
+    assert set(psus) == {"PS1", "PS2"}
+    assert (psus["PS1"].input_watts, psus["PS1"].capacity_watts) == (184.0, 1400.0)
+    assert psus["PS1"].output_watts == pytest.approx(172.96)  # only the legacy Power has it
     bmc = of(out, BmcReading)["idrac"]
     assert [(p.chassis, p.watts) for p in bmc.power] == [("System.Embedded.1", 336.0)]
     assert of(out, ChassisPowerSensor) == {}  # the board's power is the chassis power
