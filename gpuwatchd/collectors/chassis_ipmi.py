@@ -164,7 +164,7 @@ class ChassisIpmiCollector:
         records = [(r, kind) for r in sdr.read_repository(self._link.raw)
                    if (kind := _kind(r)) is not None]
         names = unique_names([(r.name or f"sensor 0x{r.number:02x}",
-                               f"{r.entity_id}.{r.entity_instance}", _number(r))
+                               f"{r.entity_id}.{r.entity_instance}", r.sensor_id)
                               for r, _ in records])
         tracked = [_Tracked(r, n, kind, self._thresholds(r))
                    for (r, kind), n in zip(records, names, strict=True)]
@@ -234,10 +234,10 @@ def _sensor(bmc: str, t: _Tracked, reading: sdr.SensorReading | None) -> Chassis
     if reading is not None and reading.has_value:
         value = t.record.convert(reading.raw)
         # the state bits of a discrete or OEM reading type are not threshold comparisons
-        state = _threshold_state(reading.states) if t.record.analog else "ok"
+        state = sdr.threshold_state(reading.states) if t.record.analog else "ok"
         if t.kind is Read.TEMPERATURE and value is not None:
-            value = _celsius(t.record.unit, value)
-            thresholds = tuple((k, _celsius(t.record.unit, v)) for k, v in thresholds)
+            value = sdr.celsius(t.record.unit, value)
+            thresholds = tuple((k, sdr.celsius(t.record.unit, v)) for k, v in thresholds)
     return _typed(bmc, t, value, state, thresholds)
 
 
@@ -255,24 +255,6 @@ def _typed(bmc: str, t: _Tracked, value: float | None, state: SensorState,
     if t.kind is Read.CURRENT:
         return ChassisCurrent(bmc, t.name, value, state, thresholds)
     return ChassisPowerSensor(bmc, t.name, value, state, thresholds)
-
-
-def _number(record: sdr.SdrRecord) -> str:
-    """The sensor number as ``ipmitool sdr elist`` writes it: ``2Ah`` (``1:2Ah`` on LUN 1)."""
-    return f"{record.lun}:{record.number:02X}h" if record.lun else f"{record.number:02X}h"
-
-
-def _celsius(unit: int, value: float) -> float:
-    if unit == sdr.UNIT_FAHRENHEIT:
-        return (value - 32.0) * 5.0 / 9.0
-    return value - 273.15 if unit == sdr.UNIT_KELVIN else value
-
-
-def _threshold_state(states: int) -> SensorState:
-    """Threshold comparison bits: 0-2 at/below LNC/LCR/LNR, 3-5 at/above UNC/UCR/UNR."""
-    if states & 0b110110:
-        return "critical"
-    return "warning" if states & 0b001001 else "ok"
 
 
 def _psu(bmc: str, t: _Tracked, reading: sdr.SensorReading | None,

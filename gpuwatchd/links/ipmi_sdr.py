@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from gpuwatchd.errors import Refused, Transient
-from gpuwatchd.model import THRESHOLD_NAMES, ThresholdName, Thresholds
+from gpuwatchd.model import THRESHOLD_NAMES, SensorState, ThresholdName, Thresholds
 
 RawFn = Callable[[int, int, bytes], bytes]  # (netfn, cmd, data) -> response data after cc
 
@@ -103,6 +103,11 @@ class SdrRecord:
         """True for a threshold-based sensor with a numeric reading (it has thresholds)."""
         return self.numeric and self.reading_type == THRESHOLD_READING
 
+    @property
+    def sensor_id(self) -> str:
+        """The sensor number as ``ipmitool sdr elist`` writes it: ``2Ah`` (``1:2Ah`` on LUN 1)."""
+        return f"{self.lun}:{self.number:02X}h" if self.lun else f"{self.number:02X}h"
+
     def convert(self, raw: int) -> float | None:
         """``y = L[(M*x + B*10^K1) * 10^K2]`` in the record's unit (None if undefined)."""
         if self.analog_format == 1 and raw & 0x80:
@@ -114,6 +119,21 @@ class SdrRecord:
             return _LINEAR.get(self.linearization, _LINEAR[0])(value)
         except (ValueError, ZeroDivisionError, OverflowError):
             return None
+
+
+def celsius(unit: int, value: float) -> float:
+    """A temperature in the record's unit (``UNIT_*``) in degrees Celsius."""
+    if unit == UNIT_FAHRENHEIT:
+        return (value - 32.0) * 5.0 / 9.0
+    return value - 273.15 if unit == UNIT_KELVIN else value
+
+
+def threshold_state(states: int) -> SensorState:
+    """Threshold comparison bits of Get Sensor Reading: 0-2 at/below LNC/LCR/LNR, 3-5
+    at/above UNC/UCR/UNR."""
+    if states & 0b110110:
+        return "critical"
+    return "warning" if states & 0b001001 else "ok"
 
 
 def _signed(value: int, bits: int) -> int:
