@@ -165,7 +165,8 @@ def _modern_chassis(tree: Tree, cid: str, fans: list[int], psus: bool,
 
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "redfish"
-CAPTURED = ("idrac9_modern", "ilo4", "ilo5", "dmtf_sensors")  # tests/data/redfish/<name>.json
+# tests/data/redfish/<name>.json, each with its vendor and firmware in its NOTE
+CAPTURED = ("idrac9_legacy", "idrac9_modern", "ilo4", "ilo5", "dmtf_sensors")
 
 
 def captured(name: str) -> Tree:
