@@ -7,6 +7,10 @@
 ``EnvironmentMetrics``, ``$expand`` support, and a second chassis (a GPU sled) whose fans have
 the same names as the main chassis' and whose temperatures are only in ``Sensors``.
 Keys are paths without a trailing slash; tests change readings by editing the documents.
+
+:func:`captured` loads the vendor-shaped trees of tests/data/redfish (iDRAC9 4.40 and 6.10,
+iLO 4, iLO 5, a DMTF chassis with Sensors and a cooling unit); :func:`write_mockup` writes a
+tree as the mockup directory sushy-tools' ``sushy-static`` serves.
 """
 
 from __future__ import annotations
