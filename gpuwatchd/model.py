@@ -650,6 +650,16 @@ class FanRedundancy:
 
 
 @dataclass(frozen=True, slots=True)
+class PsuRedundancy:
+    """One power supply redundancy group (IPMI "PS Redundancy", Redfish
+    ``Power.Redundancy[]``/``PowerSubsystem.PowerSupplyRedundancy[]``): fully redundant or not."""
+
+    bmc: str
+    group: str
+    redundant: bool
+
+
+@dataclass(frozen=True, slots=True)
 class LicenceReading:
     """One GPU's vGPU software licence as the licence collector judged it (guest side).
 

@@ -54,20 +54,26 @@ def cadence(config: Config, bmc: BmcConfig) -> tuple[float, float, BmcConfig]:
     return interval, deadline, replace(bmc, timeout_seconds=timeout)
 
 
-def unique_names(items: Sequence[tuple[str, str]]) -> list[str]:
-    """Stable unique names from (name, qualifier) pairs, in order.
+def unique_names(items: Sequence[tuple[str, ...]]) -> list[str]:
+    """Stable unique names from (name, qualifier, further qualifiers...) tuples, in order.
 
     A name the BMC uses once is kept as it is ("Exhaust Temp"). A name used more than once
     (Dell calls both CPU sensors "Temp") gets its qualifier appended ("Temp 3.1",
-    "Temp 3.2": IPMI entity id.instance; for Redfish the chassis or member id); should that
-    still collide, " #2", " #3" in order. Names depend only on the BMC's own inventory, so
-    they are the same on every start and usable as ``bmc:<bmc>:<sensor>`` inputs.
+    "Temp 3.2": IPMI entity id.instance; for Redfish the chassis or member id). Should that
+    still collide, the next qualifier is appended (IPMI: the sensor number as ipmitool
+    writes it, NOTE(HPE iLO 4): many "Ambient Temp" on entity 7.1 become "Ambient Temp 7.1
+    2Ah", not an order-dependent "#3"); past the last one, " #2", " #3" in order. Names depend
+    only on the BMC's own inventory, so they are the same on every start and usable as
+    ``bmc:<bmc>:<sensor>`` inputs.
     """
-    counts = Counter(name for name, _ in items)
+    names = [item[0] for item in items]
+    for level in range(1, max((len(i) for i in items), default=1)):
+        counts = Counter(names)
+        names = [f"{n} {item[level]}".strip() if counts[n] > 1 and len(item) > level else n
+                 for n, item in zip(names, items, strict=True)]
     out: list[str] = []
     seen: Counter[str] = Counter()
-    for name, qualifier in items:
-        candidate = name if counts[name] == 1 else f"{name} {qualifier}".strip()
+    for candidate in names:
         seen[candidate] += 1
         out.append(candidate if seen[candidate] == 1 else f"{candidate} #{seen[candidate]}")
     return out

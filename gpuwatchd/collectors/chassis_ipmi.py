@@ -38,6 +38,7 @@ from gpuwatchd.model import (
     FanReading,
     FanRedundancy,
     PsuReading,
+    PsuRedundancy,
     SensorState,
     Thresholds,
 )
@@ -62,10 +63,13 @@ class Read(enum.Enum):
     POWER = enum.auto()
     PSU = enum.auto()
     FAN_REDUNDANCY = enum.auto()
+    PSU_REDUNDANCY = enum.auto()
 
 
 _KINDS = {sdr.TEMPERATURE: Read.TEMPERATURE, sdr.VOLTAGE: Read.VOLTAGE,
           sdr.CURRENT: Read.CURRENT, sdr.FAN: Read.FAN}
+_REDUNDANCY: dict[Read, type[FanRedundancy] | type[PsuRedundancy]] = {
+    Read.FAN_REDUNDANCY: FanRedundancy, Read.PSU_REDUNDANCY: PsuRedundancy}
 _UNIT_KINDS = {sdr.UNIT_WATTS: Read.POWER, sdr.UNIT_RPM: Read.FAN, sdr.UNIT_VOLTS: Read.VOLTAGE,
                sdr.UNIT_AMPS: Read.CURRENT}
 
@@ -133,10 +137,10 @@ class ChassisIpmiCollector:
             reading = self._reading(t.record)
             if t.kind is Read.PSU:
                 psus.append((t, reading))
-            elif t.kind is Read.FAN_REDUNDANCY:
-                if reading is not None and reading.has_value:
-                    redundancy.append(FanRedundancy(self.bmc, t.name,
-                                                    bool(reading.states & 0x01)))
+            elif t.kind in _REDUNDANCY:
+                if reading is not None and reading.has_value:  # bit 0: fully redundant
+                    redundancy.append(_REDUNDANCY[t.kind](self.bmc, t.name,
+                                                          bool(reading.states & 0x01)))
             else:
                 sensor = _sensor(self.bmc, t, reading)
                 sensors.append(sensor)
@@ -160,7 +164,8 @@ class ChassisIpmiCollector:
         records = [(r, kind) for r in sdr.read_repository(self._link.raw)
                    if (kind := _kind(r)) is not None]
         names = unique_names([(r.name or f"sensor 0x{r.number:02x}",
-                               f"{r.entity_id}.{r.entity_instance}") for r, _ in records])
+                               f"{r.entity_id}.{r.entity_instance}", r.sensor_id)
+                              for r, _ in records])
         tracked = [_Tracked(r, n, kind, self._thresholds(r))
                    for (r, kind), n in zip(records, names, strict=True)]
         self._tracked, self._repo, self._dcmi = tracked, info, True
@@ -205,7 +210,9 @@ def _kind(record: sdr.SdrRecord) -> Read | None:
         return Read.PSU
     if record.sensor_type == sdr.FAN and record.reading_type == sdr.REDUNDANCY_READING:
         return Read.FAN_REDUNDANCY
-    if not record.analog:
+    if record.sensor_type == sdr.POWER_SUPPLY and record.reading_type == sdr.REDUNDANCY_READING:
+        return Read.PSU_REDUNDANCY  # "PS Redundancy": Fully Redundant / Redundancy Lost
+    if not record.numeric:  # discrete and OEM reading types too, where the value is numeric
         return None
     if record.unit in _UNIT_KINDS and record.sensor_type != sdr.TEMPERATURE:
         return _UNIT_KINDS[record.unit]
@@ -226,10 +233,11 @@ def _sensor(bmc: str, t: _Tracked, reading: sdr.SensorReading | None) -> Chassis
     value, thresholds = None, t.thresholds
     if reading is not None and reading.has_value:
         value = t.record.convert(reading.raw)
-        state = _threshold_state(reading.states)
+        # the state bits of a discrete or OEM reading type are not threshold comparisons
+        state = sdr.threshold_state(reading.states) if t.record.analog else "ok"
         if t.kind is Read.TEMPERATURE and value is not None:
-            value = _celsius(t.record.unit, value)
-            thresholds = tuple((k, _celsius(t.record.unit, v)) for k, v in thresholds)
+            value = sdr.celsius(t.record.unit, value)
+            thresholds = tuple((k, sdr.celsius(t.record.unit, v)) for k, v in thresholds)
     return _typed(bmc, t, value, state, thresholds)
 
 
@@ -247,19 +255,6 @@ def _typed(bmc: str, t: _Tracked, value: float | None, state: SensorState,
     if t.kind is Read.CURRENT:
         return ChassisCurrent(bmc, t.name, value, state, thresholds)
     return ChassisPowerSensor(bmc, t.name, value, state, thresholds)
-
-
-def _celsius(unit: int, value: float) -> float:
-    if unit == sdr.UNIT_FAHRENHEIT:
-        return (value - 32.0) * 5.0 / 9.0
-    return value - 273.15 if unit == sdr.UNIT_KELVIN else value
-
-
-def _threshold_state(states: int) -> SensorState:
-    """Threshold comparison bits: 0-2 at/below LNC/LCR/LNR, 3-5 at/above UNC/UCR/UNR."""
-    if states & 0b110110:
-        return "critical"
-    return "warning" if states & 0b001001 else "ok"
 
 
 def _psu(bmc: str, t: _Tracked, reading: sdr.SensorReading | None,

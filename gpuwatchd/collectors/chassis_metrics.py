@@ -2,10 +2,10 @@
 
 Both chassis collectors (chassis_ipmi.py, chassis_redfish.py) make their readings once
 (gpuwatchd.model: BmcReading, FanReading, ChassisTemperature, ChassisVoltage, ChassisCurrent,
-ChassisPowerSensor, PsuReading, FanRedundancy) and :func:`render` turns them into the same
-families, so a dashboard, an alert and a fan-control input do not care which protocol a BMC
-speaks. Command-line equivalent: ``curl -s localhost:10045/metrics | grep -e ^gpuwatchd_bmc_
--e ^gpuwatchd_fan_speed -e ^gpuwatchd_psu_``.
+ChassisPowerSensor, PsuReading, FanRedundancy, PsuRedundancy) and :func:`render` turns them
+into the same families, so a dashboard, an alert and a fan-control input do not care which
+protocol a BMC speaks. Command-line equivalent: ``curl -s localhost:10045/metrics | grep -e
+^gpuwatchd_bmc_ -e ^gpuwatchd_fan_speed -e ^gpuwatchd_psu_``.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from gpuwatchd.model import (
     FanRedundancy,
     Kind,
     PsuReading,
+    PsuRedundancy,
 )
 
 CATALOGUE: dict[str, tuple[Kind, str]] = {
@@ -57,6 +58,8 @@ CATALOGUE: dict[str, tuple[Kind, str]] = {
                                                "(DCMI Get Power Reading or Redfish)."),
     "gpuwatchd_fan_redundancy_ok": ("gauge", "1 if the fan redundancy group is fully "
                                              "redundant."),
+    "gpuwatchd_psu_redundancy_ok": ("gauge", "1 if the power supply redundancy group is fully "
+                                             "redundant (0: redundancy lost or degraded)."),
     "gpuwatchd_bmc_requests_total": ("counter", "Requests sent to the BMC (IPMI commands or "
                                                 "HTTP requests)."),
     "gpuwatchd_bmc_errors_total": ("counter", "Failed BMC requests, by kind of failure."),
@@ -82,6 +85,8 @@ def render(readings: Iterable[object]) -> tuple[Family, ...]:
             _psu(b, r)
         elif isinstance(r, FanRedundancy):
             b.add("gpuwatchd_fan_redundancy_ok", r.redundant, bmc=r.bmc, group=r.group)
+        elif isinstance(r, PsuRedundancy):
+            b.add("gpuwatchd_psu_redundancy_ok", r.redundant, bmc=r.bmc, group=r.group)
         elif isinstance(r, ChassisSensor):
             _sensor(b, r)
     return b.build()

@@ -1,11 +1,14 @@
 """Chassis collector over Redfish: fans, temperatures, PSUs and power of every chassis of a BMC.
 
 Discovery (after login, and again after the BMC was unreachable): the Chassis collection;
-per chassis the modern resources when present (``ThermalSubsystem``, ``PowerSubsystem``,
-``EnvironmentMetrics``), else the legacy ``Thermal`` and ``Power``; the fan and PSU member
-lists; the ``Sensors`` behind ``ThermalMetrics`` (names and thresholds); the manager's
-firmware. Per tick only the readings are fetched (legacy: 2 GETs per chassis; modern: one per
-fan unless the service supports ``$expand``, plus ThermalMetrics, each PSU and its Metrics).
+per chassis every resource it publishes, modern (``ThermalSubsystem``, ``PowerSubsystem``,
+``EnvironmentMetrics``, ``Sensors``) and legacy (``Thermal``, ``Power``) alike; the fan and PSU
+member lists; the ``Sensors`` behind ``ThermalMetrics`` (names and thresholds) and those no
+other resource reads (``DataSourceUri``: CPU, DIMM, ambient, battery temperatures, voltages,
+currents, the board's power); the manager's firmware. Per tick only the readings are fetched
+(legacy: 2 GETs per chassis; modern: one per fan and per kept sensor unless the service
+supports ``$expand``, plus ThermalMetrics, each PSU and its Metrics). A sensor published twice
+(the legacy Thermal beside Sensors, NOTE(iDRAC9 6.x, OpenBMC): same ``Name``) is exported once.
 
 A resource answering 404 is absent (not asked again until the next discovery); one answering
 500 or malformed JSON is missing from this tick only (``gpuwatchd_bmc_errors_total``); a BMC
@@ -18,23 +21,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from gpuwatchd.collectors import Scheduled, chassis_metrics
 from gpuwatchd.collectors import redfish_read as rr
-from gpuwatchd.collectors.chassis_common import cadence, link_counters, unique_names
+from gpuwatchd.collectors import redfish_sensors as rs
+from gpuwatchd.collectors.chassis_common import cadence, link_counters
+from gpuwatchd.collectors.redfish_tick import Tick, named
 from gpuwatchd.errors import GpuwatchdError, Transient, Unsupported
 from gpuwatchd.links.redfish import RedfishLink
 from gpuwatchd.model import (
     BmcIdentity,
     BmcReading,
-    ChassisPower,
-    ChassisTemperature,
     Collected,
-    FanReading,
-    FanRedundancy,
-    PsuReading,
+    PsuRedundancy,
 )
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ _VENDORS = {"dell": "Dell", "supermicro": "Supermicro", "hpe": "HPE", "hp": "HPE
 
 @dataclass
 class _Plan:
-    """What to read from one chassis every tick."""
+    """What to read from one chassis every tick: every resource it publishes."""
 
     id: str
     thermal: str | None = None  # legacy
@@ -59,24 +60,15 @@ class _Plan:
     fan_members: list[str] = field(default_factory=list)
     metrics: str | None = None  # ThermalMetrics
     sensor_info: dict[str, rr.Doc] = field(default_factory=dict)
-    temperature_sensors: list[str] = field(default_factory=list)  # without ThermalMetrics
+    sensors: str | None = None  # the Sensors collection
+    sensor_members: list[str] = field(default_factory=list)  # those nothing else reads
+    power_subsystem: str | None = None  # modern PowerSubsystem (PSU redundancy)
     psus: list[str] = field(default_factory=list)
     environment: str | None = None
 
-
-@dataclass
-class _Tick:
-    """One tick's readings, under the names the BMC gave them, with the chassis of each."""
-
-    sensors: list[tuple[str, ChassisTemperature | FanReading]] = field(default_factory=list)
-    psus: list[PsuReading] = field(default_factory=list)
-    power: list[ChassisPower] = field(default_factory=list)
-    redundancy: list[FanRedundancy] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-
-    def add_sensors(self, chassis: str,
-                    sensors: Sequence[ChassisTemperature | FanReading]) -> None:
-        self.sensors += [(chassis, s) for s in sensors]
+    def empty(self) -> bool:
+        return not (self.thermal or self.power or self.subsystem or self.sensor_members
+                    or self.psus or self.environment)
 
 
 class ChassisRedfishCollector:
@@ -98,7 +90,7 @@ class ChassisRedfishCollector:
 
     def collect(self) -> Collected:
         """One tick; a BMC that does not answer is reported, not raised."""
-        tick: _Tick | None
+        tick: Tick | None
         try:
             tick = self._read()
             error = "; ".join(tick.problems)
@@ -115,22 +107,20 @@ class ChassisRedfishCollector:
         bmc = BmcReading(self.bmc, "redfish", tick is not None, self._identity,
                          tuple(tick.power) if tick is not None else (), error,
                          link_counters(self._link))
-        out = (bmc, *(_named(tick) if tick is not None else ()))
+        out = (bmc, *(named(tick) if tick is not None else ()))
         return Collected(out, chassis_metrics.render(out))
 
-    def _read(self) -> _Tick:
+    def _read(self) -> Tick:
         self._link.login()
         if self._plans is None:
             self._discover()
-        tick = _Tick()
+        tick = Tick()
         for plan in self._plans or []:
-            if plan.thermal or plan.power:
-                self._legacy(plan, tick)
-            else:
-                self._modern(plan, tick)
+            self._modern(plan, tick)
+            self._legacy(plan, tick)
         return tick
 
-    def _fetch(self, path: str | None, tick: _Tick | None = None,
+    def _fetch(self, path: str | None, tick: Tick | None = None,
                expand: bool = False) -> rr.Doc | None:
         """GET a resource; None if absent (remembered) or failing this tick only."""
         if path is None or path in self._absent:
@@ -159,76 +149,89 @@ class ChassisRedfishCollector:
                            for p in plans), extra={"BMC": self.bmc})
 
     def _plan(self, path: str) -> _Plan | None:
-        found = self._fetch(path)
-        if found is None:
+        """Every resource the chassis publishes (a chassis with none, e.g. a drive
+        enclosure, has no plan; one with only Sensors, e.g. a cooling unit, has one)."""
+        doc = self._fetch(path)
+        if doc is None:
             return None
-        doc = found
         plan = _Plan(id=str(doc.get("Id") or path.rstrip("/").rsplit("/", 1)[-1]))
-        subsystem = rr.odata_id(doc, "ThermalSubsystem")
-        power_subsystem = rr.odata_id(doc, "PowerSubsystem")
-        if subsystem is None and power_subsystem is None:
-            plan.thermal, plan.power = rr.odata_id(doc, "Thermal"), rr.odata_id(doc, "Power")
-            return plan if plan.thermal or plan.power else None
+        plan.thermal, plan.power = rr.odata_id(doc, "Thermal"), rr.odata_id(doc, "Power")
         plan.environment = rr.odata_id(doc, "EnvironmentMetrics")
-        ts = self._fetch(subsystem) or {}
-        plan.subsystem = subsystem
+        plan.subsystem = rr.odata_id(doc, "ThermalSubsystem")
+        ts = self._fetch(plan.subsystem) or {}
         plan.fans = rr.odata_id(ts, "Fans")
         plan.fan_members = rr.members(self._fetch(plan.fans) or {})
         plan.metrics = rr.odata_id(ts, "ThermalMetrics")
-        metrics = self._fetch(plan.metrics) or {}
-        for item in metrics.get("TemperatureReadingsCelsius", []):
-            uri = item.get("DataSourceUri") if isinstance(item, dict) else None
-            if isinstance(uri, str) and (info := self._fetch(uri)) is not None:
+        metrics = self._fetch(plan.metrics)
+        for uri in rs.data_sources([metrics]):
+            if (info := self._fetch(uri)) is not None:
                 plan.sensor_info[uri] = info
-        if plan.metrics is None:  # temperatures only as Sensors: keep their paths
-            collection = rr.odata_id(doc, "Sensors")
-            paths = rr.members(self._fetch(collection) or {})
-            plan.temperature_sensors = [
-                str(d["@odata.id"]) for d in self._members(collection, paths, None)
-                if d.get("ReadingType") == "Temperature" and "@odata.id" in d]
-        ps = self._fetch(power_subsystem) or {}
+        plan.power_subsystem = rr.odata_id(doc, "PowerSubsystem")
+        ps = self._fetch(plan.power_subsystem) or {}
         plan.psus = rr.members(self._fetch(rr.odata_id(ps, "PowerSupplies")) or {})
-        return plan
+        psu_docs = [self._fetch(p) for p in plan.psus]
+        covered = rs.data_sources(
+            [metrics, self._fetch(plan.environment),
+             *self._members(plan.fans, plan.fan_members, None),
+             *(self._fetch(rr.odata_id(d, "Metrics")) for d in psu_docs if d is not None)])
+        has_fans = bool(plan.fan_members) or bool(plan.thermal)
+        plan.sensors = rr.odata_id(doc, "Sensors")
+        plan.sensor_members = [
+            str(d["@odata.id"]) for d in self._members(
+                plan.sensors, rr.members(self._fetch(plan.sensors) or {}), None)
+            if isinstance(d.get("@odata.id"), str) and d["@odata.id"] not in covered
+            and rs.wanted(d, fans=not has_fans)]
+        return None if plan.empty() else plan
 
-    def _legacy(self, plan: _Plan, tick: _Tick) -> None:
+    def _legacy(self, plan: _Plan, tick: Tick) -> None:
         thermal = self._fetch(plan.thermal, tick)
         if thermal is not None:
             sensors, groups = rr.legacy_thermal(thermal, self.bmc)
-            tick.add_sensors(plan.id, sensors)
-            tick.redundancy += groups
+            tick.add_sensors(plan.id, "Thermal", sensors)
+            if plan.subsystem is None:  # else ThermalSubsystem.FanRedundancy says it
+                tick.redundancy += [(f"{plan.id} {gid}", g) for gid, g in groups]
         power = self._fetch(plan.power, tick)
         if power is not None:
-            psus, watts = rr.legacy_power(power, self.bmc)
-            tick.psus += psus
-            if watts is not None:
-                tick.power.append(ChassisPower(plan.id, watts))
+            psus, volts, watts = rr.legacy_power(power, self.bmc)
+            tick.add_psus(plan.id, "Power", psus)
+            if plan.power_subsystem is None:  # else PowerSupplyRedundancy says it
+                tick.redundancy += [(f"{plan.id} {gid}", g) for gid, g in rr.redundancy(
+                    power.get("Redundancy", []), self.bmc, PsuRedundancy)]
+            tick.add_sensors(plan.id, "Power", volts)
+            tick.add_power(plan.id, watts)
 
-    def _modern(self, plan: _Plan, tick: _Tick) -> None:
+    def _modern(self, plan: _Plan, tick: Tick) -> None:
         ts = self._fetch(plan.subsystem, tick)
         if ts is not None:
-            tick.redundancy += rr.redundancy(ts.get("FanRedundancy", []), self.bmc)
+            tick.redundancy += [(f"{plan.id} {gid}", g)
+                                for gid, g in rr.redundancy(ts.get("FanRedundancy", []), self.bmc)]
         for doc in self._members(plan.fans, plan.fan_members, tick):
             if (fan := rr.modern_fan(doc, self.bmc)) is not None:
-                tick.add_sensors(plan.id, [fan])
+                tick.add_sensors(plan.id, "Fans", [fan])
         metrics = self._fetch(plan.metrics, tick)
         if metrics is not None:
-            tick.add_sensors(plan.id, rr.modern_temperatures(metrics, plan.sensor_info,
-                                                             self.bmc))
-        for path in plan.temperature_sensors:
-            found = self._fetch(path, tick)
-            if found is not None and (sensor := rr.modern_sensor(found, self.bmc)) is not None:
-                tick.add_sensors(plan.id, [sensor])
-        for path in plan.psus:
+            tick.add_sensors(plan.id, "ThermalMetrics", rr.modern_temperatures(
+                metrics, plan.sensor_info, self.bmc))
+        keep = set(plan.sensor_members)
+        for doc in self._members(plan.sensors, plan.sensor_members, tick):
+            if doc.get("@odata.id") in keep and (r := rs.sensor(doc, self.bmc)) is not None:
+                tick.add_sensors(plan.id, "Sensors", [r])
+        ps = self._fetch(plan.power_subsystem, tick)
+        if ps is not None:
+            tick.redundancy += [(f"{plan.id} {gid}", g) for gid, g in rr.redundancy(
+                ps.get("PowerSupplyRedundancy", []), self.bmc, PsuRedundancy)]
+        for i, path in enumerate(plan.psus):
             psu = self._fetch(path, tick)
             if psu is not None:
                 metrics_doc = self._fetch(rr.odata_id(psu, "Metrics"), tick)
-                tick.psus.append(rr.modern_psu(psu, metrics_doc, self.bmc))
+                tick.add_psus(plan.id, "PowerSubsystem", [
+                    (rr.stable_id(psu, i), rr.modern_psu(psu, metrics_doc, self.bmc))])
         environment = self._fetch(plan.environment, tick)
-        if environment is not None and (watts := rr.environment_watts(environment)) is not None:
-            tick.power.append(ChassisPower(plan.id, watts))
+        if environment is not None:
+            tick.add_power(plan.id, rr.environment_watts(environment))
 
     def _members(self, collection: str | None, paths: list[str],
-                 tick: _Tick | None) -> list[rr.Doc]:
+                 tick: Tick | None) -> list[rr.Doc]:
         """Member documents: one expanded GET when the service supports $expand."""
         if self._expand is not None and collection is not None:
             doc = self._fetch(collection, tick, expand=True)
@@ -247,17 +250,6 @@ class ChassisRedfishCollector:
 
     def close(self) -> None:
         self._link.close()
-
-
-def _named(tick: _Tick) -> list[object]:
-    """The tick's readings, named uniquely across the BMC's chassis: sensors by chassis id,
-    PSUs by position ("PS1", or "Power Supply 1"/"Power Supply 2" where names repeat)."""
-    names = unique_names([(s.name, chassis) for chassis, s in tick.sensors])
-    out: list[object] = [replace(s, name=n)
-                         for n, (_, s) in zip(names, tick.sensors, strict=True)]
-    psu_names = unique_names([(p.name, str(i + 1)) for i, p in enumerate(tick.psus)])
-    out += [replace(p, name=n) for n, p in zip(psu_names, tick.psus, strict=True)]
-    return out + tick.redundancy
 
 
 def _vendor(root: rr.Doc) -> str:

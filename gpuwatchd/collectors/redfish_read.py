@@ -21,15 +21,18 @@ from typing import Any
 
 from gpuwatchd.model import (
     ChassisTemperature,
+    ChassisVoltage,
     FanReading,
     FanRedundancy,
     PsuReading,
+    PsuRedundancy,
     SensorState,
     ThresholdName,
     Thresholds,
 )
 
 Doc = dict[str, Any]
+Redundancy = FanRedundancy | PsuRedundancy
 _HEALTH: dict[str, SensorState] = {"OK": "ok", "Warning": "warning", "Critical": "critical"}
 _LEGACY_THRESHOLDS: dict[str, ThresholdName] = {
     "UpperThresholdNonCritical": "upper_non_critical", "UpperThresholdCritical": "upper_critical",
@@ -74,7 +77,7 @@ def health(doc: Doc, value: float | None = None) -> SensorState:
     return _HEALTH.get(str(status.get("Health")), "ok")
 
 
-def _number(value: Any) -> float | None:
+def number(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
         else None
 
@@ -94,29 +97,42 @@ def by_threshold(value: float | None, thresholds: Thresholds) -> SensorState:
 
 
 def legacy_thresholds(doc: Doc) -> Thresholds:
+    """The legacy threshold keys; an upper threshold of 0 is "none" (NOTE(HPE iLO 4 2.70):
+    ``"UpperThresholdFatal": 0`` on every CPU and DIMM temperature)."""
     return tuple((name, v) for key, name in _LEGACY_THRESHOLDS.items()
-                 if (v := _number(doc.get(key))) is not None)
+                 if (v := number(doc.get(key))) is not None
+                 and not (v == 0 and name.startswith("upper")))
 
 
 def modern_thresholds(doc: Doc) -> Thresholds:
     t = sub(doc, "Thresholds")
     return tuple((name, v) for key, name in _MODERN_THRESHOLDS.items()
-                 if (v := _number(sub(t, key).get("Reading"))) is not None)
+                 if (v := number(sub(t, key).get("Reading"))) is not None)
 
 
-def legacy_thermal(doc: Doc, bmc: str
-                   ) -> tuple[list[ChassisTemperature | FanReading], list[FanRedundancy]]:
-    """``Chassis/{id}/Thermal``: temperatures, fans (RPM or percent), fan redundancy."""
+def legacy_thermal(doc: Doc, bmc: str) -> tuple[list[ChassisTemperature | FanReading],
+                                                list[tuple[str, Redundancy]]]:
+    """``Chassis/{id}/Thermal``: temperatures, fans (RPM or percent), fan redundancy.
+
+    NOTE(HPE iLO 4 2.x, Thermal.v1_0): fans are ``FanName`` + ``CurrentReading`` with
+    ``Units: "Percent"`` (no ``Name``, ``Reading`` or ``ReadingUnits``); temperatures carry
+    ``CurrentReading`` + ``Units: "Celsius"`` beside (2.50+) or instead of ``ReadingCelsius``.
+    """
     out: list[ChassisTemperature | FanReading] = []
     for t in doc.get("Temperatures", []):
         if isinstance(t, dict) and not absent(t):
-            value = _number(t.get("ReadingCelsius"))
+            value = number(t.get("ReadingCelsius"))
+            if value is None and str(t.get("Units", "Celsius")) == "Celsius":
+                value = number(t.get("CurrentReading"))
             out.append(ChassisTemperature(bmc, _name(t), value, health(t, value),
                                           legacy_thresholds(t)))
     for f in doc.get("Fans", []):
         if isinstance(f, dict) and not absent(f):
-            value = _number(f.get("Reading"))
-            percent = str(f.get("ReadingUnits", "RPM")).lower() == "percent"
+            value = number(f.get("Reading"))
+            if value is None:
+                value = number(f.get("CurrentReading"))
+            units = f.get("ReadingUnits") or f.get("Units") or "RPM"
+            percent = str(units).lower() == "percent"
             rpm, ratio = (None, value / 100.0 if value is not None else None) if percent \
                 else (value, None)
             out.append(FanReading(bmc, _name(f, "FanName"), rpm, ratio, health(f, value),
@@ -124,33 +140,61 @@ def legacy_thermal(doc: Doc, bmc: str
     return out, redundancy(doc.get("Redundancy", []), bmc)
 
 
-def redundancy(groups: Any, bmc: str) -> list[FanRedundancy]:
-    """Redundancy groups: fully redundant when the group's health is OK."""
-    out = []
-    for g in groups if isinstance(groups, list) else []:
-        if isinstance(g, dict) and not absent(g):
+def redundancy(groups: Any, bmc: str, kind: type[Redundancy] = FanRedundancy
+               ) -> list[tuple[str, Redundancy]]:
+    """Redundancy groups as (stable id, reading with the group's own name or ""): fully
+    redundant when the group's health is OK. An ``Absent`` or ``Disabled`` group (redundancy
+    not configured, e.g. a chassis populated N+0) is not a group in effect: left out, not
+    reported as lost. The collector names the unnamed ones (Redundancy.v1_4 RedundantGroup,
+    what ``ThermalSubsystem.FanRedundancy[]`` holds, has no ``Name`` or ``MemberId``)."""
+    out: list[tuple[str, Redundancy]] = []
+    for i, g in enumerate(groups if isinstance(groups, list) else []):
+        if isinstance(g, dict) and not absent(g) and sub(g, "Status").get("State") != "Disabled":
             status = sub(g, "Status")
-            out.append(FanRedundancy(bmc, _name(g) or "Fan Redundancy",
-                                     status.get("Health") == "OK"))
+            out.append((stable_id(g, i), kind(bmc, str(g.get("Name") or "").strip(),
+                                              status.get("Health") == "OK")))
     return out
 
 
-def legacy_power(doc: Doc, bmc: str) -> tuple[list[PsuReading], float | None]:
-    """``Chassis/{id}/Power``: power supplies and the chassis' consumed watts."""
+def stable_id(doc: Doc, index: int) -> str:
+    """What identifies a member whatever the list order: ``MemberId``, ``Id``, the last part
+    of ``@odata.id`` (iLO 5: ``.../Power/#PowerSupplies/1``), HPE's ``Oem.Hp(e).BayNumber``
+    (NOTE(iLO 4 2.70): its PowerSupplies have none of the others), else its position."""
+    for key in ("MemberId", "Id"):
+        if isinstance(doc.get(key), (str, int)) and str(doc[key]).strip():
+            return str(doc[key]).strip()
+    path = doc.get("@odata.id")
+    if isinstance(path, str) and path.strip("/#"):
+        return path.rstrip("/").rsplit("/", 1)[-1]
+    oem = sub(doc, "Oem")
+    bay = (sub(oem, "Hpe") or sub(oem, "Hp")).get("BayNumber")
+    return str(bay) if isinstance(bay, int) else str(index + 1)
+
+
+def legacy_power(doc: Doc, bmc: str) -> tuple[list[tuple[str, PsuReading]],
+                                              list[ChassisVoltage], float | None]:
+    """``Chassis/{id}/Power``: power supplies (with their stable ids), the voltage sensors
+    (``Voltages[]``) and the chassis' consumed watts."""
     psus = []
-    for p in doc.get("PowerSupplies", []):
+    for i, p in enumerate(doc.get("PowerSupplies", [])):
         if not isinstance(p, dict):
             continue
-        voltage = _number(p.get("LineInputVoltage"))
-        output = _number(p.get("PowerOutputWatts"))
-        psus.append(_psu(p, bmc, ac_lost=voltage == 0.0,
-                         input_watts=_number(p.get("PowerInputWatts")),
-                         output_watts=output if output is not None
-                         else _number(p.get("LastPowerOutputWatts"))))
+        voltage = number(p.get("LineInputVoltage"))
+        output = number(p.get("PowerOutputWatts"))
+        psus.append((stable_id(p, i), _psu(
+            p, bmc, ac_lost=voltage == 0.0, input_watts=number(p.get("PowerInputWatts")),
+            output_watts=output if output is not None
+            else number(p.get("LastPowerOutputWatts")))))
+    volts = []
+    for v in doc.get("Voltages", []):
+        if isinstance(v, dict) and not absent(v):
+            value = number(v.get("ReadingVolts"))
+            volts.append(ChassisVoltage(bmc, _name(v), value, health(v, value),
+                                        legacy_thresholds(v)))
     control = doc.get("PowerControl") or [{}]
-    watts = _number(control[0].get("PowerConsumedWatts")) if isinstance(control[0], dict) \
+    watts = number(control[0].get("PowerConsumedWatts")) if isinstance(control[0], dict) \
         else None
-    return psus, watts
+    return psus, volts, watts
 
 
 def modern_fan(doc: Doc, bmc: str) -> FanReading | None:
@@ -158,7 +202,7 @@ def modern_fan(doc: Doc, bmc: str) -> FanReading | None:
     if absent(doc):
         return None
     speed = sub(doc, "SpeedPercent")
-    rpm, percent = _number(speed.get("SpeedRPM")), _number(speed.get("Reading"))
+    rpm, percent = number(speed.get("SpeedRPM")), number(speed.get("Reading"))
     value = rpm if rpm is not None else percent
     return FanReading(bmc, _name(doc), rpm, percent / 100.0 if percent is not None else None,
                       health(doc, value))
@@ -175,20 +219,11 @@ def modern_temperatures(metrics: Doc, sensors: dict[str, Doc], bmc: str
         uri = str(item.get("DataSourceUri", ""))
         info = sensors.get(uri, {})
         name = info.get("Name") or item.get("DeviceName") or uri.rsplit("/", 1)[-1] or "Temp"
-        value = _number(item.get("Reading"))
+        value = number(item.get("Reading"))
         thresholds = modern_thresholds(info)
         out.append(ChassisTemperature(bmc, str(name), value, by_threshold(value, thresholds),
                                       thresholds))
     return out
-
-
-def modern_sensor(doc: Doc, bmc: str) -> ChassisTemperature | None:
-    """One ``Sensors/{id}`` of ReadingType Temperature (when there is no ThermalMetrics)."""
-    if absent(doc) or doc.get("ReadingType") != "Temperature":
-        return None
-    value = _number(doc.get("Reading"))
-    return ChassisTemperature(bmc, _name(doc), value, health(doc, value),
-                              modern_thresholds(doc))
 
 
 def modern_psu(doc: Doc, metrics: Doc | None, bmc: str) -> PsuReading:
@@ -196,7 +231,7 @@ def modern_psu(doc: Doc, metrics: Doc | None, bmc: str) -> PsuReading:
     m = metrics or {}
 
     def reading(key: str) -> float | None:
-        return _number(m[key].get("Reading")) if isinstance(m.get(key), dict) else None
+        return number(m[key].get("Reading")) if isinstance(m.get(key), dict) else None
     return _psu(doc, bmc, ac_lost=doc.get("LineInputStatus") in _AC_LOST,
                 input_watts=reading("InputPowerWatts"), output_watts=reading("OutputPowerWatts"))
 
@@ -209,13 +244,13 @@ def _psu(doc: Doc, bmc: str, *, ac_lost: bool, input_watts: float | None,
                       failed=status.get("Health") == "Critical",
                       predictive_failure=status.get("Health") == "Warning", ac_lost=ac_lost,
                       input_watts=input_watts, output_watts=output_watts,
-                      capacity_watts=_number(doc.get("PowerCapacityWatts")))
+                      capacity_watts=number(doc.get("PowerCapacityWatts")))
 
 
 def environment_watts(doc: Doc) -> float | None:
     """``EnvironmentMetrics.PowerWatts.Reading``."""
     power = doc.get("PowerWatts")
-    return _number(power.get("Reading")) if isinstance(power, dict) else None
+    return number(power.get("Reading")) if isinstance(power, dict) else None
 
 
 def _name(doc: Doc, alt: str = "") -> str:

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from enum import StrEnum
 
 from gpuwatchd.config.fan_drivers import Channel
+from gpuwatchd.control.drivers import Written
 from gpuwatchd.control.factory import Built
 from gpuwatchd.worker import Job, Worker
 
@@ -64,8 +65,8 @@ class DriverCalls:
     def take_control(self) -> None:
         self._actuator.call(self._driver.take_control, what=Call.MANUAL_MODE)
 
-    def write(self, duties: Mapping[Channel, float]) -> None:
-        self._actuator.call(lambda: self._driver.write(duties), what=Call.DUTY_WRITE)
+    def write(self, duties: Mapping[Channel, float]) -> Written | None:
+        return self._actuator.call(lambda: self._driver.write(duties), what=Call.DUTY_WRITE)
 
     def in_control(self) -> bool | None:
         return self._actuator.call(self._driver.in_control, what=Call.MODE_CHECK)

@@ -205,9 +205,9 @@ class FanController:
         if (not self._owner.manual or reassert) and not self._take_control(driver, now):
             return
         if out.changed(duties) or reassert:
-            ok, _ = self._call(lambda: driver.write(duties), Call.DUTY_WRITE)
+            ok, written = self._call(lambda: driver.write(duties), Call.DUTY_WRITE)
             if ok:
-                out.wrote(duties, now)
+                out.wrote(duties, now, written)
 
     def _take_control(self, driver: DriverCalls, now: float) -> bool:
         """Manual mode; a refusal (``0xd4``, ``0xc1``, no permission) is final: monitor.

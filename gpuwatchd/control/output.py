@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from gpuwatchd.config.fan_drivers import Channel
-from gpuwatchd.control.drivers import percent
+from gpuwatchd.control.drivers import Written, percent
 
 CHANGE_RATIO = 0.005  # a duty this much away from the last one written is written again
 
@@ -41,11 +41,21 @@ class Output:
         return any(abs(duty - self.asked.get(ch, -1.0)) >= CHANGE_RATIO
                    for ch, duty in duties.items())
 
-    def wrote(self, duties: Mapping[Channel, float], now: float) -> None:
-        """``duties`` were written at ``now``."""
+    def wrote(self, duties: Mapping[Channel, float], now: float,
+              written: Written | None = None) -> None:
+        """``duties`` were written at ``now`` (``written``: what the driver says it did, where
+        not simply sent as asked). A write the driver held back is not counted, and the duties
+        stay "changed" so that the next tick offers them again."""
+        self.last_write_mono = now
+        if written is not None:
+            self.written = dict(written.duties)
+            if not written.sent:
+                return
+            self.asked = dict(duties)
+            self.writes += 1
+            return
         self.asked = dict(duties)
         self.written = {ch: as_written(duty) for ch, duty in duties.items()}
-        self.last_write_mono = now
         self.writes += 1
 
     def forget(self) -> None:

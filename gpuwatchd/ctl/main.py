@@ -4,9 +4,10 @@ back, calibrate them. ``python -m gpuwatchd.ctl.main`` is the same program.
 One table, :data:`SUBCOMMANDS`: each row gives a subcommand's help line, its arguments and
 what it runs. ``status`` (gpuwatchd.ctl.status) only talks to the daemon's status socket,
 never to hardware; ``reload`` (gpuwatchd.ctl.reload) asks the daemon over the same socket to
-re-read its config and reports whether it did (systemd's ``ExecReload=``). The two exceptions
-run without the daemon (gpuwatchd.ctl.fan): ``failsafe`` hands the fans back to the BMC
-(systemd's ``ExecStopPost=``), ``calibrate`` measures them with the daemon stopped.
+re-read its config and reports whether it did (systemd's ``ExecReload=``). The exceptions run
+without the daemon (gpuwatchd.ctl.fan): ``failsafe`` hands the fans back to the BMC
+(systemd's ``ExecStopPost=``), ``calibrate`` measures them with the daemon stopped; ``dump``
+(gpuwatchd.ctl.dump) reads the BMCs and GPUs itself for a bug report.
 Exit codes: gpuwatchd.ctl.common.
 """
 
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 
 from gpuwatchd import __version__
 from gpuwatchd.config import ConfigError, load
-from gpuwatchd.ctl import fan
+from gpuwatchd.ctl import dump, fan
 from gpuwatchd.ctl import reload as reload_cmd
 from gpuwatchd.ctl import status as status_cmd
 from gpuwatchd.ctl.common import EXIT_CONFIG, EXIT_USAGE, PROG, err
@@ -72,6 +73,8 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "calibrate": Subcommand("step the fan duty, record rpm, store the lowest safe duty "
                             "(the daemon must be stopped)", fan.calibrate_arguments,
                             fan.calibrate_cmd),
+    "dump": Subcommand("write what gpuwatchd sees from each BMC and GPU to a redacted archive "
+                       "for a bug report (docs/support-dump.md)", dump.arguments, dump.run),
 }
 
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from gpuwatchd.errors import Refused, Transient
-from gpuwatchd.model import THRESHOLD_NAMES, ThresholdName, Thresholds
+from gpuwatchd.model import THRESHOLD_NAMES, SensorState, ThresholdName, Thresholds
 
 RawFn = Callable[[int, int, bytes], bytes]  # (netfn, cmd, data) -> response data after cc
 
@@ -88,10 +88,25 @@ class SdrRecord:
     threshold_access: int = 0  # 0 none, 1 readable, 2 readable and settable, 3 fixed
 
     @property
+    def numeric(self) -> bool:
+        """True for a Full record with a numeric reading, whatever its reading type.
+
+        NOTE(HPE iLO 4 2.x, ProLiant Gen9): "Fan Block N" (percent) and "Power Meter" (watts)
+        are Full records with a discrete or OEM reading type and a numeric value
+        (``ipmitool sdr -v``: "Sensor Type (Discrete): Fan ... Sensor Reading: 34.496
+        percent"); ipmitool prints their values, so gpuwatchd reads them too.
+        """
+        return self.record_type == FULL and self.analog_format != 3
+
+    @property
     def analog(self) -> bool:
-        """True for a threshold-based sensor with a numeric reading."""
-        return (self.record_type == FULL and self.reading_type == THRESHOLD_READING
-                and self.analog_format != 3)
+        """True for a threshold-based sensor with a numeric reading (it has thresholds)."""
+        return self.numeric and self.reading_type == THRESHOLD_READING
+
+    @property
+    def sensor_id(self) -> str:
+        """The sensor number as ``ipmitool sdr elist`` writes it: ``2Ah`` (``1:2Ah`` on LUN 1)."""
+        return f"{self.lun}:{self.number:02X}h" if self.lun else f"{self.number:02X}h"
 
     def convert(self, raw: int) -> float | None:
         """``y = L[(M*x + B*10^K1) * 10^K2]`` in the record's unit (None if undefined)."""
@@ -104,6 +119,21 @@ class SdrRecord:
             return _LINEAR.get(self.linearization, _LINEAR[0])(value)
         except (ValueError, ZeroDivisionError, OverflowError):
             return None
+
+
+def celsius(unit: int, value: float) -> float:
+    """A temperature in the record's unit (``UNIT_*``) in degrees Celsius."""
+    if unit == UNIT_FAHRENHEIT:
+        return (value - 32.0) * 5.0 / 9.0
+    return value - 273.15 if unit == UNIT_KELVIN else value
+
+
+def threshold_state(states: int) -> SensorState:
+    """Threshold comparison bits of Get Sensor Reading: 0-2 at/below LNC/LCR/LNR, 3-5
+    at/above UNC/UCR/UNR."""
+    if states & 0b110110:
+        return "critical"
+    return "warning" if states & 0b001001 else "ok"
 
 
 def _signed(value: int, bits: int) -> int:
@@ -154,7 +184,13 @@ def parse_repository_info(data: bytes) -> RepositoryInfo:
 
 
 def read_repository(raw: RawFn) -> list[SdrRecord]:
-    """Every BMC-owned Full/Compact sensor record (``ipmitool sdr dump`` does this walk).
+    """Every BMC-owned Full/Compact sensor record (``ipmitool sdr dump`` does this walk)."""
+    return [r for data in read_records(raw) if (r := parse_sdr(data)) is not None]
+
+
+def read_records(raw: RawFn) -> list[bytes]:
+    """Every record of the SDR repository as the BMC sent it, header included
+    (``ipmitool sdr dump FILE``; ``gpuwatchctl dump`` writes them as hex).
 
     Reserve SDR Repository (0x0a 0x22), then Get SDR (0x0a 0x23) per record: the 5-byte
     header first, then the body at once or, when the BMC says it cannot return that many
@@ -170,9 +206,9 @@ def read_repository(raw: RawFn) -> list[SdrRecord]:
     raise Transient("the SDR repository kept changing during the read")
 
 
-def _walk(raw: RawFn) -> list[SdrRecord]:
+def _walk(raw: RawFn) -> list[bytes]:
     reservation = raw(NETFN_STORAGE, 0x22, b"")[:2]
-    records: list[SdrRecord] = []
+    records: list[bytes] = []
     record_id, seen = 0, set[int]()
     chunk = 0xff
     while record_id != 0xffff and record_id not in seen and len(seen) < 4096:
@@ -180,9 +216,7 @@ def _walk(raw: RawFn) -> list[SdrRecord]:
         head = raw(NETFN_STORAGE, 0x23, reservation + struct.pack("<HBB", record_id, 0, 5))
         next_id, header = struct.unpack_from("<H", head)[0], head[2:7]
         body, chunk = _read_body(raw, reservation, record_id, header[4], chunk)
-        record = parse_sdr(header + body)
-        if record is not None:
-            records.append(record)
+        records.append(header + body)
         record_id = next_id
     return records
 

@@ -7,10 +7,16 @@
 ``EnvironmentMetrics``, ``$expand`` support, and a second chassis (a GPU sled) whose fans have
 the same names as the main chassis' and whose temperatures are only in ``Sensors``.
 Keys are paths without a trailing slash; tests change readings by editing the documents.
+
+:func:`captured` loads the vendor-shaped trees of tests/data/redfish (iDRAC9 4.40 and 6.10,
+iLO 4, iLO 5, a DMTF chassis with Sensors and a cooling unit); :func:`write_mockup` writes a
+tree as the mockup directory sushy-tools' ``sushy-static`` serves.
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 Tree = dict[str, dict[str, Any]]
@@ -160,3 +166,26 @@ def _modern_chassis(tree: Tree, cid: str, fans: list[int], psus: bool,
                                       "OutputPowerWatts": {"Reading": watts * 0.94}}
         tree[f"{c}/EnvironmentMetrics"] = {"PowerWatts": {"Reading": 374.0}}
     tree[c] = doc
+
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "redfish"
+# tests/data/redfish/<name>.json, each with its vendor and firmware in its NOTE
+CAPTURED = ("idrac9_legacy", "idrac9_modern", "ilo4", "ilo5", "dmtf_sensors")
+
+
+def captured(name: str) -> Tree:
+    """A fixture of tests/data/redfish (``{"NOTE": vendor and firmware, "tree": {path: doc}}``,
+    the shape ``gpuwatchctl dump`` writes), keyed by path without a trailing slash."""
+    doc = json.loads((DATA / f"{name}.json").read_text())
+    return {path.rstrip("/") or path: body for path, body in doc["tree"].items()}
+
+
+def write_mockup(tree: Tree, root: Path) -> Path:
+    """The tree as a Redfish mockup directory (``<root>/Chassis/1/index.json`` for
+    ``/redfish/v1/Chassis/1``), what sushy-tools' ``sushy-static --mockup-files`` serves."""
+    for path, doc in tree.items():
+        rel = path.removeprefix(V1).strip("/")
+        where = root / rel if rel else root
+        where.mkdir(parents=True, exist_ok=True)
+        (where / "index.json").write_text(json.dumps(doc))
+    return root

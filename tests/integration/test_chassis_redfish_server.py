@@ -23,6 +23,7 @@ from gpuwatchd.links.redfish import RedfishLink
 from gpuwatchd.model import BmcReading, ChassisTemperature, Collected, FanReading, PsuReading
 from tests.fakes.redfish_trees import V1, dell_legacy, dmtf_modern
 from tests.integration.peers.redfish_server import SESSIONS, RedfishServer, make_certificate
+from tests.series import duplicates_in_families
 
 CERT: dict[str, tuple[Path, Path]] = {}
 
@@ -77,6 +78,7 @@ def test_dell_legacy_tree_over_https_with_a_session(dell: RedfishServer, tmp_pat
     assert {f.name: f.rpm for f in of(out, FanReading)}["System Board Fan2A"] == 4800
     assert {p.name: p.up for p in of(out, PsuReading)} == {"PS1": True, "PS2": False}
     assert all(kind == "session" for m, p, kind in dell.requests if m == "GET" and p != V1)
+    assert duplicates_in_families(out.families) == []
     c.close()
     assert dell.deleted == [f"{SESSIONS}/1"] and not dell.tokens, "logged out on stop"
 
@@ -93,6 +95,7 @@ def test_modern_tree_several_chassis_and_expand(modern: RedfishServer, tmp_path:
     assert {t.name: t.celsius for t in of(out, ChassisTemperature)}["GPU1 Temp"] == 81.5
     assert modern.gets(f"{V1}/Chassis/1U/ThermalSubsystem/Fans/Bay1") == fans_before, \
         "fans come from one $expand GET per collection"
+    assert duplicates_in_families(out.families) == []
     c.close()
 
 

@@ -19,6 +19,7 @@ from gpuwatchd.daemon.service import Daemon
 from gpuwatchd.exporter.render import Renderer
 from gpuwatchd.sim.node import SimNode
 from tests.procs import require
+from tests.series import duplicates_in_text
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "metrics.prom"
 _VOLATILE = [
@@ -61,3 +62,11 @@ def test_golden_passes_promtool_check_metrics() -> None:
     res = subprocess.run([promtool, "check", "metrics"], input=text.encode(),
                          capture_output=True, check=False)
     assert res.returncode == 0, (res.stdout + res.stderr).decode()
+
+
+def test_the_exposition_has_no_duplicate_series() -> None:
+    """Prometheus keeps one of two samples with the same name and labels and drops the
+    other without a word: every (name, labels) appears once, in the demo and in the golden."""
+    assert duplicates_in_text("# HELP x y\nx{a=\"1\"} 1\nx{a=\"1\"} 2\n") == ["x{'a': '1'}"]
+    assert duplicates_in_text(demo_exposition()) == []
+    assert duplicates_in_text(GOLDEN.read_text()) == []

@@ -30,6 +30,7 @@ from gpuwatchd.model import (
     HwmonPwm,
     HwmonTemperature,
     PsuReading,
+    PsuRedundancy,
 )
 
 BMC = BmcReading("idrac", "ipmi", True, BmcIdentity("Dell", "2.83"),
@@ -44,6 +45,7 @@ SENSORS: tuple[object, ...] = (
     ChassisPowerSensor("idrac", "PS1 Input Power", 235.0),
     PsuReading("idrac", "PS1", present=True, input_watts=235.0, capacity_watts=1100.0),
     FanRedundancy("idrac", "Fan Redundancy", True),
+    PsuRedundancy("idrac", "PS Redundancy", False),
 )
 
 

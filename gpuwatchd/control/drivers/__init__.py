@@ -15,6 +15,7 @@ reply, retried by the controller.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from gpuwatchd.config.fan_drivers import Channel
@@ -25,6 +26,17 @@ class RawIpmi(Protocol):
 
     def raw(self, netfn: int, cmd: int, data: bytes = b"", lun: int = 0) -> bytes:
         """Response data after a zero completion code; raises Unsupported/Refused/Transient."""
+
+
+@dataclass(frozen=True)
+class Written:
+    """What a ``write`` did when it was not simply "sent as asked" (what ``None`` means): the
+    duty each channel holds now as the device got it (a clamped floor, an offset step), and
+    whether a command went out this time (False: unchanged, or held back by a rate limit).
+    The controller counts only writes sent and shows only duties written."""
+
+    duties: Mapping[Channel, float] = field(default_factory=dict)
+    sent: bool = True
 
 
 class Driver(Protocol):
@@ -39,8 +51,8 @@ class Driver(Protocol):
     def take_control(self) -> None:
         """Enter manual mode (raises Refused/Unsupported when the BMC says no)."""
 
-    def write(self, duties: Mapping[Channel, float]) -> None:
-        """Set each channel's duty (ratio 0-1)."""
+    def write(self, duties: Mapping[Channel, float]) -> Written | None:
+        """Set each channel's duty (ratio 0-1); None: sent as asked."""
 
     def in_control(self) -> bool | None:
         """Whether manual mode still holds (False: reverted); None when it cannot tell."""
