@@ -117,6 +117,9 @@ def test_installed_layout_user_and_unit(installed: Built) -> None:
         assert path in conffiles
     for page in ("man8/gpuwatchd.8.gz", "man8/gpuwatchctl.8.gz", "man5/gpuwatchd.yaml.5.gz"):
         assert Path("/usr/share/man", page).exists(), page
+    # the journal events' catalog (docs/events.md): `journalctl -x` explains each MESSAGE_ID
+    catalog = Path("/usr/lib/systemd/catalog/gpuwatchd.catalog")
+    assert catalog.read_text() == (ROOT / "packaging" / "systemd" / "gpuwatchd.catalog").read_text()
     check = _run(["/usr/bin/gpuwatchd", "--check-config", "/etc/gpuwatchd/gpuwatchd.yaml"])
     assert check.returncode == 0, check.stderr
     # The vendored python-ipmi 0.6.1 wins over anything on the system path (0.4.2 in Debian).
