@@ -23,6 +23,7 @@ from gpuwatchd.errors import ConfigError
 
 MAX_CONFIG_BYTES = 1 << 20  # a YAML config (or web config) larger than 1 MiB is a wrong path
 MAX_PEM_BYTES = 4 << 20  # a certificate, key or CA bundle (the system bundle is ~220 KiB)
+MAX_STATE_BYTES = 1 << 20  # gridd.conf, a calibration, a remediation history: a few kB
 
 _KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
           (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
@@ -32,9 +33,11 @@ _KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
 class FileRefused(ConfigError):
     """A file that cannot be read or is not acceptable; ``problem`` never quotes content."""
 
-    def __init__(self, path: str | Path, problem: str) -> None:
+    def __init__(self, path: str | Path, problem: str, missing: bool = False) -> None:
         super().__init__(f"{path}: {problem}")
         self.path = str(path)
+        self.problem = problem
+        self.missing = missing  # no such file (callers for which absence is normal)
         self.problem = problem
 
 
@@ -91,7 +94,7 @@ def _open(path: str | Path) -> int:
                 _check_regular(path, os.stat(path))
             except OSError:
                 pass
-        raise FileRefused(path, _strerror(exc)) from None
+        raise FileRefused(path, _strerror(exc), missing=exc.errno == errno.ENOENT) from None
     except ValueError:  # an embedded NUL byte in the name
         raise FileRefused(path, "the file name contains a NUL byte") from None
 

@@ -21,6 +21,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from gpuwatchd.config.files import MAX_STATE_BYTES, FileRefused, read_regular
 from gpuwatchd.control.drivers import Driver
 from gpuwatchd.model import FanReading
 
@@ -120,11 +121,12 @@ def load(directory: str, target: str, driver: str) -> Calibration | None:
     """The stored calibration for ``target``; None (and a warning) if absent or unusable."""
     path = path_for(directory, target)
     try:
-        with open(path, encoding="utf-8") as f:
-            doc = json.load(f)
-    except FileNotFoundError:
+        doc = json.loads(read_regular(path, MAX_STATE_BYTES))
+    except FileRefused as exc:
+        if not exc.missing:
+            log.warning("ignoring the fan calibration %s", exc)
         return None
-    except (OSError, ValueError) as exc:
+    except ValueError as exc:
         log.warning("ignoring the fan calibration %s: %s", path, exc)
         return None
     try:

@@ -27,6 +27,7 @@ import os
 import re
 from dataclasses import dataclass, field
 
+from gpuwatchd.config.files import MAX_STATE_BYTES, FileRefused, read_regular
 from gpuwatchd.licence import featuretype
 from gpuwatchd.licence.featuretype import FEATURE_TYPES
 from gpuwatchd.licence.kinds import FeatureCode, Severity, VirtualizationMode
@@ -76,14 +77,16 @@ class GriddConf:
 
 def read(path: str) -> GriddConf:
     """Read and parse gridd.conf (``Key=Value`` lines, ``#`` comments)."""
-    try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            stat = os.fstat(handle.fileno())
-            text = handle.read()
-    except FileNotFoundError:
-        return GriddConf(path, exists=False)
-    except OSError as exc:
+    try:  # bounded and regular only: a FIFO or /dev/zero there never blocks the collector
+        data = read_regular(path, MAX_STATE_BYTES)
+        stat = os.stat(path)
+    except FileRefused as exc:
+        if exc.missing:
+            return GriddConf(path, exists=False)
+        return GriddConf(path, exists=True, error=f"{path}: {exc.problem} (uid {os.getuid()})")
+    except OSError as exc:  # removed between the read and the stat
         return GriddConf(path, exists=True, error=f"{path}: {exc.strerror} (uid {os.getuid()})")
+    text = data.decode("utf-8", errors="replace")
     return parse(text, path, (stat.st_mtime, stat.st_size))
 
 

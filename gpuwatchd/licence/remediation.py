@@ -28,6 +28,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from gpuwatchd.clock import Clock
+from gpuwatchd.config.files import MAX_STATE_BYTES, FileRefused, read_regular
 from gpuwatchd.errors import GpuwatchdError
 from gpuwatchd.licence.commands import Runner
 from gpuwatchd.licence.gridd import UNIT, UnitState
@@ -155,12 +156,14 @@ class Remediator:
         if self._state_file is None:
             return [], ""
         try:
-            with open(self._state_file, encoding="utf-8") as handle:
-                data = json.load(handle)
+            data = json.loads(read_regular(self._state_file, MAX_STATE_BYTES))
             return [float(t) for t in data["restarts"]], ""
-        except FileNotFoundError:
-            return [], ""
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except FileRefused as exc:
+            if exc.missing:
+                return [], ""
+            log.error("licence remediation disabled: cannot read %s", exc)
+            return [], exc.problem
+        except (ValueError, KeyError, TypeError) as exc:
             log.error("licence remediation disabled: cannot read %s: %s", self._state_file, exc)
             return [], str(exc)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -171,3 +172,16 @@ def test_unreadable_folder_and_file() -> None:
     report = tokens.check("/x", NOW, listdir=lambda _: ["a.tok"], stat_fn=stat_fn)
     assert token_kinds(report) == ["unreadable"]
     assert report.summary() == "no token"
+
+
+def test_a_fifo_or_device_as_gridd_conf_never_blocks_the_collector(tmp_path: Path) -> None:
+    """gridd.conf, the remediation history and the fan calibration are read bounded and
+    regular-only (a FIFO would block open() until a writer came; /dev/zero never ends)."""
+    fifo = tmp_path / "gridd.conf"
+    os.mkfifo(fifo)
+    start = time.monotonic()
+    conf = griddconf.read(str(fifo))
+    assert conf.exists and "FIFO" in conf.error
+    assert "not a regular file" in griddconf.read("/dev/zero").error
+    assert not griddconf.read(str(tmp_path / "missing.conf")).exists
+    assert time.monotonic() - start < 1.0
