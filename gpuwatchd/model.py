@@ -9,8 +9,9 @@ each one in a :class:`CollectorResult` and publishes a :class:`Snapshot` once pe
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Literal, TypeVar
+
+from gpuwatchd.compat import StrEnum
 
 Labels = tuple[tuple[str, str], ...]
 Kind = Literal["gauge", "counter"]
