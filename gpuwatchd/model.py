@@ -353,10 +353,18 @@ class FanControlReading:
 
 @dataclass(frozen=True, slots=True)
 class ControlReading:
-    """The fan controller's record of one tick (``FanController.step``): zones and driver."""
+    """The fan controller's record of one tick (``FanController.step``): zones and driver;
+    with several drivers (fan_control.drivers) the first is ``driver``, the rest ``others``,
+    and ``zones`` holds every driver's zones in config order."""
 
     zones: tuple[ZoneReading, ...]
     driver: FanControlReading
+    others: tuple[FanControlReading, ...] = ()
+
+    @property
+    def drivers(self) -> tuple[FanControlReading, ...]:
+        """Every driver's record, in fan_control.drivers order."""
+        return (self.driver, *self.others)
 
 
 @dataclass(frozen=True, slots=True)

@@ -62,6 +62,9 @@ class ZoneConfig:
     """One fan zone (``fan_control.zones: [...]``)."""
 
     name: str
+    # The fan_control.drivers entry whose fans this zone drives (by its name); needed only
+    # where there are several. The single-driver form (fan_control.driver) leaves it unset.
+    driver: str | None = None
     fans: Literal["all"] | tuple[str, ...] = "all"  # as written; parsed into ``channels``
     inputs: tuple[Selector, ...] = field(default=(ALL_GPUS,), metadata=parsed(parse_selector))
     setpoint_celsius: float = field(default=75.0, metadata=rng(20, 110))
@@ -88,6 +91,18 @@ class ZoneConfig:
 
 
 @dataclass(frozen=True)
+class FanDriverConfig(DriverSections):
+    """One of several fan drivers (``fan_control.drivers: [...]``): the GPU's own fans
+    (``nvml``) beside the case fans (``hwmon``), or one BMC each for several hosts. Each has
+    its own zones (``zones[].driver`` names it), connection and safety state: one driver's
+    failure fails only its own zones safe."""
+
+    name: str = ""  # what zones[].driver says; default: the bmc's name, else the driver's
+    driver: str = "auto"  # auto or a name in gpuwatchd.config.fan_drivers.DRIVERS
+    bmc: str | None = None
+
+
+@dataclass(frozen=True)
 class FanControlConfig(DriverSections):
     """Closed-loop fan control (``fan_control:``); ``driver: none`` only monitors.
 
@@ -97,6 +112,9 @@ class FanControlConfig(DriverSections):
     # auto, none or a name in gpuwatchd.config.fan_drivers.DRIVERS (checked at load).
     driver: str = "none"
     bmc: str | None = None
+    # Several drivers, each with its zones (instead of driver/bmc and their sections above,
+    # which mean one driver for every zone).
+    drivers: tuple[FanDriverConfig, ...] = ()
     zones: tuple[ZoneConfig, ...] = ()
     # Consecutive failed writes (after retries of a missing reply) before failsafe.
     write_failures_to_failsafe: int = field(default=3, metadata=rng(1, 100))

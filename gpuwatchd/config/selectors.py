@@ -6,7 +6,10 @@
   reads it like a temperature: the reference is ``margin_reference_celsius`` or, by default,
   the GPU's own slowdown temperature;
 - ``bmc:<bmc>:<sensor>``: a BMC temperature sensor by its name as gpuwatchd reports it
-  (``gpuwatchd_temperature_celsius{bmc,sensor}``), e.g. ``bmc:idrac:Exhaust Temp``.
+  (``gpuwatchd_temperature_celsius{bmc,sensor}``), e.g. ``bmc:idrac:Exhaust Temp``;
+- ``hwmon:<chip>:<sensor>``: a Linux hwmon temperature by its chip label and sensor name as
+  gpuwatchd reports them (``gpuwatchd_hwmon_temperature_celsius{chip,sensor}``,
+  ``sensors``), e.g. ``hwmon:k10temp:Tctl`` for a Threadripper's die.
 
 The config holds the typed selectors; evaluating them against a Snapshot is
 gpuwatchd.control.selectors. ``text`` renders a selector back the way the config spells it
@@ -55,16 +58,30 @@ class BmcSensorSelector:
         return f"bmc:{self.bmc}:{self.sensor}"
 
 
-Selector = GpuSelector | BmcSensorSelector
+@dataclass(frozen=True)
+class HwmonSensorSelector:
+    """A hwmon temperature, by the chip's label (k10temp, nct6798) and the sensor's name."""
+
+    chip: str
+    sensor: str
+
+    @property
+    def text(self) -> str:
+        return f"hwmon:{self.chip}:{self.sensor}"
+
+
+Selector = GpuSelector | BmcSensorSelector | HwmonSensorSelector
 ALL_GPUS = GpuSelector(GpuQuantity.TEMPERATURE)  # the default input: every GPU's temperature
 
 
 def parse_selector(text: str) -> Selector:
-    """``gpu:*``, ``gpu:N``, ``gpu-margin:*``, ``gpu-margin:N`` or ``bmc:<bmc>:<sensor>``."""
+    """``gpu:*``, ``gpu:N``, ``gpu-margin:*``, ``gpu-margin:N``, ``bmc:<bmc>:<sensor>`` or
+    ``hwmon:<chip>:<sensor>``."""
     head, sep, rest = text.partition(":")
     if not sep or not rest:
         raise SelectorError(f"{text!r} is not a selector: expected gpu:*, gpu:N, "
-                            "gpu-margin:*, gpu-margin:N or bmc:<bmc>:<sensor>")
+                            "gpu-margin:*, gpu-margin:N, bmc:<bmc>:<sensor> or "
+                            "hwmon:<chip>:<sensor>")
     quantity = next((q for q in GpuQuantity if q.value == head), None)
     if quantity is not None:
         if rest == "*":
@@ -78,4 +95,11 @@ def parse_selector(text: str) -> Selector:
             raise SelectorError(f"{text!r}: expected bmc:<bmc name>:<sensor name>, e.g. "
                                 "bmc:idrac:Exhaust Temp")
         return BmcSensorSelector(bmc, sensor)
-    raise SelectorError(f"{text!r}: unknown input kind {head!r} (known: gpu, gpu-margin, bmc)")
+    if head == "hwmon":
+        chip, sep2, sensor = rest.partition(":")
+        if not sep2 or not chip or not sensor:
+            raise SelectorError(f"{text!r}: expected hwmon:<chip>:<sensor name>, e.g. "
+                                "hwmon:k10temp:Tctl")
+        return HwmonSensorSelector(chip, sensor)
+    raise SelectorError(f"{text!r}: unknown input kind {head!r} "
+                        "(known: gpu, gpu-margin, bmc, hwmon)")
