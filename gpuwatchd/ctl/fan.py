@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from gpuwatchd.collectors.chassis_ipmi import ChassisIpmiCollector
 from gpuwatchd.config import Config, ConfigError, load
 from gpuwatchd.config import fan_drivers as specs
+from gpuwatchd.config.load import per_driver
 from gpuwatchd.control import calibrate
 from gpuwatchd.control.factory import bmc_of, ipmi_link, make_driver
 from gpuwatchd.ctl.common import EXIT_CONFIG
@@ -56,12 +57,18 @@ def failsafe(args: argparse.Namespace, hardware: Hw = real) -> int:
     config = _config(args.config)
     if config is None:
         return EXIT_CONFIG
-    fc = config.fan_control
-    if fc.driver == specs.NONE or not fc.zones:
+    ones = [one for one in per_driver(config)
+            if one.fan_control.driver != specs.NONE and one.fan_control.zones]
+    if not ones:
         print("fan control is off in the config: nothing to hand back")
         return 0
+    return max(_hand_back(one, args.attempts, hardware) for one in ones)  # every driver
+
+
+def _hand_back(config: Config, attempts: int, hardware: Hw) -> int:
+    """One driver (fan_control.drivers: each in turn) back to automatic control."""
     last = ""
-    for attempt in range(args.attempts):
+    for attempt in range(attempts):
         if attempt:
             time.sleep(1.0)
         try:
@@ -79,7 +86,7 @@ def failsafe(args: argparse.Namespace, hardware: Hw = real) -> int:
         print(f"fans handed back to {built.driver.target} ({built.driver.name}): automatic "
               "control")
         return 0
-    _err(f"could not hand the fans back after {args.attempts} attempt(s): {last}")
+    _err(f"could not hand the fans back after {attempts} attempt(s): {last}")
     return 1
 
 
