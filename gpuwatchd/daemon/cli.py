@@ -21,11 +21,12 @@ from gpuwatchd.daemon.service import EXIT_FAILURE, Daemon, install_signals
 from gpuwatchd.errors import GpuwatchdError
 from gpuwatchd.exporter import webconfig
 from gpuwatchd.hardware import Hardware, real
-from gpuwatchd.sim.node import SimNode
+from gpuwatchd.sim.node import SimNode, workstation
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CONFIG = "/etc/gpuwatchd/gpuwatchd.yaml"
+DEMOS = ("server", "workstation")  # --demo PROFILE: the simulated node and its config
 
 
 def parser() -> argparse.ArgumentParser:
@@ -38,8 +39,10 @@ def parser() -> argparse.ArgumentParser:
     mode.add_argument("--config", metavar="FILE", help=f"config file (default {DEFAULT_CONFIG}; "
                                                        "with --demo, instead of the demo's)")
     mode.add_argument("--check-config", metavar="FILE", help="validate FILE and exit")
-    p.add_argument("--demo", action="store_true",
-                   help="run on a simulated Dell server with two Tesla P40s (no hardware)")
+    p.add_argument("--demo", nargs="?", const="server", choices=DEMOS, metavar="PROFILE",
+                   help="run on a simulated node (no hardware): server (default: a Dell "
+                        "server with two Tesla P40s) or workstation (an RTX 2070 with its "
+                        "own fans)")
     p.add_argument("--log.level", "--log-level", dest="log_level", default="info",
                    type=logs.level, metavar="LEVEL",
                    help="debug, info, warn (or warning), error (default info)")
@@ -72,9 +75,10 @@ def _telemetry_path(path: str) -> str:
     return path
 
 
-def _demo_config() -> Config:
-    text = resources.files("gpuwatchd.sim").joinpath("demo.yaml").read_text(encoding="utf-8")
-    return config.loads(text, "<demo.yaml>")
+def _demo_config(demo: str = "server") -> Config:
+    name = "workstation.yaml" if demo == "workstation" else "demo.yaml"
+    text = resources.files("gpuwatchd.sim").joinpath(name).read_text(encoding="utf-8")
+    return config.loads(text, f"<{name}>")
 
 
 def _overrides(cfg: Config, args: argparse.Namespace) -> Config:
@@ -92,8 +96,10 @@ def _overrides(cfg: Config, args: argparse.Namespace) -> Config:
     return cfg
 
 
-def _demo_hardware(gpus: int) -> Hardware:
+def _demo_hardware(gpus: int, demo: str = "server") -> Hardware:
     """The simulated node of ``--demo`` (gpuwatchd.sim: nothing opened until it runs)."""
+    if demo == "workstation":
+        return workstation().hardware()
     return SimNode(gpu_count=gpus).hardware()
 
 
@@ -121,13 +127,13 @@ def run(argv: list[str] | None = None) -> int:
         return 0
     path = args.config if args.demo else (args.config or DEFAULT_CONFIG)
     try:
-        cfg = config.load(path) if path else _demo_config()
+        cfg = config.load(path) if path else _demo_config(args.demo)
         cfg = _overrides(cfg, args)
         _check_web_config(cfg)
     except ConfigError as exc:
         log.error("%s", exc)
         return EXIT_CONFIG
-    hw = _demo_hardware(args.demo_gpus) if args.demo else real()
+    hw = _demo_hardware(args.demo_gpus, args.demo) if args.demo else real()
 
     def reload() -> Config:
         return _overrides(config.load(path or DEFAULT_CONFIG), args)

@@ -32,11 +32,22 @@ from gpuwatchd.sim.bmc import DEMO_BMC, demo_bmc
 from gpuwatchd.sim.bmc_oem import OemBmc, make_oem_bmc
 from gpuwatchd.sim.licence import SimLicence
 from gpuwatchd.sim.nvml import SimNvml
-from gpuwatchd.sim.plant import P40, R730_FAN, FanSpec, GpuSpec, GpuView, ThermalPlant
+from gpuwatchd.sim.nvml_consumer import ConsumerCard
+from gpuwatchd.sim.plant import (
+    P40,
+    R730_FAN,
+    RTX2070,
+    RTX2070_FAN,
+    FanSpec,
+    GpuSpec,
+    GpuView,
+    ThermalPlant,
+)
 from gpuwatchd.sim.profiles import Profile
 
 DELL_THIRD_PARTY_FLOOR_DUTY = 0.8  # iDRAC8: unmatched x16 card with aux power -> 80 %
 DEMO_CONFIG = Path(__file__).with_name("demo.yaml")
+WORKSTATION_CONFIG = Path(__file__).with_name("workstation.yaml")
 
 
 class SimNode:
@@ -47,7 +58,8 @@ class SimNode:
                  profile: str | Profile | Sequence[Profile] = "demo", fan_count: int = 8,
                  speed: float = 1.0, *, inlet_celsius: float = 24.0, gpu_spec: GpuSpec = P40,
                  fan_spec: FanSpec = R730_FAN, vgpu_guest: bool = True,
-                 bmc: str | None = "idrac", bmc_vendor: str = "dell") -> None:
+                 bmc: str | None = "idrac", bmc_vendor: str = "dell",
+                 consumer: bool = False) -> None:
         if speed <= 0:
             raise ValueError("speed must be positive")
         self.clock: Clock = clock if clock is not None else SystemClock()
@@ -57,8 +69,12 @@ class SimNode:
         self._plant = ThermalPlant(
             gpu_count, fan_count, gpu_spec=gpu_spec, fan_spec=fan_spec,
             inlet_celsius=inlet_celsius, profiles=profiles.for_gpus(profile, gpu_count),
-            duty=DELL_THIRD_PARTY_FLOOR_DUTY)
+            duty=0.0 if consumer else DELL_THIRD_PARTY_FLOOR_DUTY)
         self.nvml = SimNvml(self.gpu_view, gpu_count, gpu_spec, wall=self.clock.time)
+        # A consumer card: the plant's fans are GPU 0's own, on its curve until NVML sets them
+        self.card = ConsumerCard(self) if consumer else None
+        if self.card is not None:
+            self.nvml.extra_calls.update(self.card.calls())
         self.licence = SimLicence(self) if vgpu_guest else None  # licence expires and renews
         if self.licence is not None:
             self.nvml.extra_calls.update(self.licence.calls())
@@ -77,6 +93,11 @@ class SimNode:
         """The plant, advanced to now and locked for the ``with`` block."""
         with self._lock:
             self._plant.advance_to(self.sim_seconds())
+            if self.card is not None:  # the card's own curve drives the fans it still has
+                duty = self.card.follow_curve(self._plant.gpu(0))
+                if duty is not None:
+                    for fan in self.card.auto_fans():
+                        self._plant.set_duty(duty, fan)
             yield self._plant
 
     def hardware(self) -> Hardware:
@@ -145,3 +166,10 @@ class SimNode:
         """The lowest steady duty holding ``setpoint_celsius`` at this power and inlet."""
         with self.synced() as plant:
             return plant.oracle_duty(power_watts, setpoint_celsius)
+
+
+def workstation(clock: Clock | None = None, profile: str | Profile = "demo") -> SimNode:
+    """``gpuwatchd --demo workstation``: one RTX 2070-like card with its own two fans (30-100
+    %, fan-stop on its own curve) and an energy counter; no BMC, no vGPU licence."""
+    return SimNode(clock, gpu_count=1, profile=profile, fan_count=2, gpu_spec=RTX2070,
+                   fan_spec=RTX2070_FAN, vgpu_guest=False, bmc=None, consumer=True)
