@@ -129,6 +129,23 @@ class GpuFast:
 
 
 @dataclass(frozen=True, slots=True)
+class GpuEnergy:
+    """A GPU's energy as gpuwatchd accounted it (gpuwatchd.collectors.gpu_energy): from the
+    GPU's energy counter where it has one, else integrated from its power draw over the
+    sample interval (``estimated``: a P40 has no counter). Today and this month follow the
+    host's local calendar; the price (``energy.price_per_kwh``) is the config's, None unset."""
+
+    index: int
+    uuid: str
+    joules_total: float  # since gpuwatchd started
+    today_joules: float
+    month_joules: float
+    estimated: bool
+    price_per_kwh: float | None = None
+    currency: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class GpuViolations:
     """Time clocks were held down, by NVML_PERF_POLICY_* reason, in seconds since boot."""
 

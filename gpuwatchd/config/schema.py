@@ -173,6 +173,14 @@ class HwmonConfig:
 
 
 @dataclass(frozen=True)
+class EnergyConfig:
+    """Energy accounting (``energy:``): kWh per GPU in ``gpuwatchctl status``, with a cost."""
+
+    price_per_kwh: float | None = field(default=None, metadata=rng(0, 1000))
+    currency: str = "EUR"  # as shown beside the cost (any short text: EUR, USD, GBP)
+
+
+@dataclass(frozen=True)
 class ExporterConfig:
     """The Prometheus endpoint (``exporter:``)."""
 
@@ -193,4 +201,5 @@ class Config:
     licence: LicenceConfig = field(default_factory=LicenceConfig)
     exporter: ExporterConfig = field(default_factory=ExporterConfig)
     hwmon: HwmonConfig = field(default_factory=HwmonConfig)
+    energy: EnergyConfig = field(default_factory=EnergyConfig)
     source: str = field(default="<defaults>", metadata={"internal": True})

@@ -16,6 +16,7 @@ from gpuwatchd.status.sections import (
     Section,
     bmcs,
     collectors,
+    energy,
     fan_control,
     gpus,
     hwmon,
@@ -39,6 +40,7 @@ class SectionModule(Protocol):
 SECTIONS: dict[str, SectionModule] = {
     "nvml": nvml,
     "gpus": gpus,
+    "energy": energy,  # kWh per GPU today/this month and the cost (issue 14)
     "bmcs": bmcs,
     "hwmon": hwmon,
     "licence": licence,

@@ -7,6 +7,7 @@ card's own curve (idle fan-stop); the energy counter counts.
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from gpuwatchd.daemon.cli import _demo_config, parser
 from gpuwatchd.daemon.service import Daemon
 from gpuwatchd.sim import nvml_consumer
 from gpuwatchd.sim.node import workstation
+from gpuwatchd.status.table import render
 
 
 def test_the_card_answers_like_a_consumer_card_with_two_fans() -> None:
@@ -73,6 +75,12 @@ def test_demo_workstation_regulates_the_gpu_fans_never_below_the_cards_minimum(
         assert min(d for d in duties if d is not None) < 0.3  # the zone asked for less ...
         assert min(set_speeds) == 30  # ... and the card was never asked below its minimum
         assert all(f in node.card.manual for f in (0, 1))  # type: ignore[union-attr]
+        doc = json.loads(json.dumps(daemon.status()))  # as gpuwatchctl gets it
+        (row,) = doc["energy"]
+        assert not row["estimated"] and row["today_kwh"] > 0  # from the card's counter
+        assert row["today_cost"] == pytest.approx(row["today_kwh"] * 0.35, abs=1e-3)
+        text = render(doc, now_wall=clock.time())
+        assert "TODAY kWh" in text and "EUR" in text and "energy counter" in text
     finally:
         daemon._close_hardware()
     assert node.card.manual == {}  # type: ignore[union-attr]  # back to the card's curve
