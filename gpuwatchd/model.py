@@ -656,6 +656,20 @@ class LicenceNodeReading:
 
 
 @dataclass(frozen=True, slots=True)
+class FileTemperature:
+    """A fan-control input read from a file another program writes (``file:<path>``,
+    gpuwatchd.collectors.file_inputs): the hottest of its lines, e.g. the ESXi host's
+    ``nvidia-smi --query-gpu=temperature.gpu --format=csv,noheader,nounits`` fetched over SSH.
+    ``age_at_read_seconds``: how old the file was when read (its mtime), so a writer that
+    stopped makes the input stale even while the file stays readable."""
+
+    path: str
+    celsius: float | None
+    age_at_read_seconds: float
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class HwmonChip:
     """One hwmon chip: its labels, and the reads that failed since the collector started."""
 

@@ -13,12 +13,19 @@ from typing import TypeVar
 
 from gpuwatchd.config.selectors import (
     BmcSensorSelector,
+    FileSelector,
     GpuQuantity,
     GpuSelector,
     HwmonSensorSelector,
     Selector,
 )
-from gpuwatchd.model import ChassisTemperature, GpuReading, HwmonTemperature, Snapshot
+from gpuwatchd.model import (
+    ChassisTemperature,
+    FileTemperature,
+    GpuReading,
+    HwmonTemperature,
+    Snapshot,
+)
 
 T = TypeVar("T")
 
@@ -68,6 +75,13 @@ def _resolve_one(sel: Selector, snapshot: Snapshot, now_mono: float,
                 return [InputValue(sel, hw.celsius, age,
                                    error="" if hw.celsius is not None else "no reading")]
         return [InputValue(sel, None, math.inf, error="not reported by hwmon")]
+    if isinstance(sel, FileSelector):
+        for age, f in _aged(snapshot, FileTemperature, now_mono):
+            if f.path == sel.path:  # as old as the file was when read, plus since then
+                return [InputValue(sel, f.celsius, age + f.age_at_read_seconds,
+                                   error=f.error or ("" if f.celsius is not None
+                                                     else "no reading"))]
+        return [InputValue(sel, None, math.inf, error="file not read")]
     found = []
     for age, gpu in _aged(snapshot, GpuReading, now_mono):
         if sel.index is not None and gpu.index != sel.index:
