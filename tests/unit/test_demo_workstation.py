@@ -22,8 +22,8 @@ from gpuwatchd.sim.node import workstation
 from gpuwatchd.status.table import render
 
 
-def test_the_card_answers_like_a_consumer_card_with_two_fans() -> None:
-    node = workstation(ManualClock())
+def test_the_card_answers_like_a_consumer_card_with_two_fans(tmp_path: Path) -> None:
+    node = workstation(ManualClock(), board=tmp_path)
     lib = node.nvml
     lib.nvmlInit()
     handle = lib.nvmlDeviceGetHandleByIndex(0)
@@ -47,7 +47,7 @@ def test_demo_workstation_regulates_the_gpu_fans_never_below_the_cards_minimum(
     assert parser().parse_args(["--demo", "workstation"]).demo == "workstation"
     assert parser().parse_args(["--demo"]).demo == "server"
     clock = ManualClock()
-    node = workstation(clock)
+    node = workstation(clock, board=tmp_path / "sys")
     cfg = _demo_config("workstation")
     cfg = replace(cfg, status_socket=str(tmp_path / "s.sock"),
                   exporter=replace(cfg.exporter, listen=("127.0.0.1:0",)),
@@ -62,7 +62,7 @@ def test_demo_workstation_regulates_the_gpu_fans_never_below_the_cards_minimum(
         original(index, fan, percent)
 
     node.nvml.extra_calls["nvmlDeviceSetFanSpeed_v2"] = spy
-    modes, duties = [], []
+    modes, duties, inputs = [], [], set()
     try:
         for _ in range(240):
             clock.advance(1.0)
@@ -71,10 +71,18 @@ def test_demo_workstation_regulates_the_gpu_fans_never_below_the_cards_minimum(
             assert control is not None
             modes.append(control.zones[0].mode)
             duties.append(control.zones[0].duty)
+            inputs.add(control.zones[1].input_id)
         assert modes[-1] == "control" and set_speeds
         assert min(d for d in duties if d is not None) < 0.3  # the zone asked for less ...
         assert min(set_speeds) == 30  # ... and the card was never asked below its minimum
         assert all(f in node.card.manual for f in (0, 1))  # type: ignore[union-attr]
+        # the case fan, on the second driver, at once: max(GPU, CPU) drives it
+        assert [z.mode for z in control.zones] == ["control", "control"]
+        assert [d.driver for d in control.drivers] == ["nvml", "hwmon"]
+        assert "hwmon:k10temp:Tctl" in inputs
+        pwm = tmp_path / "sys" / "class" / "hwmon" / "hwmon1"
+        assert (pwm / "pwm2_enable").read_text().strip() == "1"
+        assert abs(int((pwm / "pwm2").read_text()) / 255 - control.zones[1].duty) < 0.01
         doc = json.loads(json.dumps(daemon.status()))  # as gpuwatchctl gets it
         (row,) = doc["energy"]
         assert not row["estimated"] and row["today_kwh"] > 0  # from the card's counter
@@ -84,3 +92,4 @@ def test_demo_workstation_regulates_the_gpu_fans_never_below_the_cards_minimum(
     finally:
         daemon._close_hardware()
     assert node.card.manual == {}  # type: ignore[union-attr]  # back to the card's curve
+    assert (pwm / "pwm2_enable").read_text().strip() == "5"  # and the chip's own mode
