@@ -9,8 +9,9 @@ each one in a :class:`CollectorResult` and publishes a :class:`Snapshot` once pe
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Literal, TypeVar, get_args
+
+from gpuwatchd.compat import StrEnum
 
 Labels = tuple[tuple[str, str], ...]
 Kind = Literal["gauge", "counter"]
@@ -129,6 +130,23 @@ class GpuFast:
     # last plausible one held in place of an implausible reading (gpuwatchd.collectors.
     # gpu_read); fan control adds it to the input's age, so its stale rule applies on time.
     temperature_held_seconds: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class GpuEnergy:
+    """A GPU's energy as gpuwatchd accounted it (gpuwatchd.collectors.gpu_energy): from the
+    GPU's energy counter where it has one, else integrated from its power draw over the
+    sample interval (``estimated``: a P40 has no counter). Today and this month follow the
+    host's local calendar; the price (``energy.price_per_kwh``) is the config's, None unset."""
+
+    index: int
+    uuid: str
+    joules_total: float  # since gpuwatchd started
+    today_joules: float
+    month_joules: float
+    estimated: bool
+    price_per_kwh: float | None = None
+    currency: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -395,10 +413,18 @@ class FanControlReading:
 
 @dataclass(frozen=True, slots=True)
 class ControlReading:
-    """The fan controller's record of one tick (``FanController.step``): zones and driver."""
+    """The fan controller's record of one tick (``FanController.step``): zones and driver;
+    with several drivers (fan_control.drivers) the first is ``driver``, the rest ``others``,
+    and ``zones`` holds every driver's zones in config order."""
 
     zones: tuple[ZoneReading, ...]
     driver: FanControlReading
+    others: tuple[FanControlReading, ...] = ()
+
+    @property
+    def drivers(self) -> tuple[FanControlReading, ...]:
+        """Every driver's record, in fan_control.drivers order."""
+        return (self.driver, *self.others)
 
 
 @dataclass(frozen=True, slots=True)
@@ -716,6 +742,20 @@ class LicenceNodeReading:
 # two chips share a name (gpuwatchd.links.hwmon names chips for the collector and the fan driver
 # alike); sensors are named by the chip's ``*_label`` or the file stem (temp1, fan2). The metric
 # families are rendered from these readings (gpuwatchd.collectors.hwmon_metrics).
+
+
+@dataclass(frozen=True, slots=True)
+class FileTemperature:
+    """A fan-control input read from a file another program writes (``file:<path>``,
+    gpuwatchd.collectors.file_inputs): the hottest of its lines, e.g. the ESXi host's
+    ``nvidia-smi --query-gpu=temperature.gpu --format=csv,noheader,nounits`` fetched over SSH.
+    ``age_at_read_seconds``: how old the file was when read (its mtime), so a writer that
+    stopped makes the input stale even while the file stays readable."""
+
+    path: str
+    celsius: float | None
+    age_at_read_seconds: float
+    error: str = ""
 
 
 @dataclass(frozen=True, slots=True)

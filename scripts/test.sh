@@ -3,7 +3,8 @@
 # peers the integration tests start on 127.0.0.1 (OpenIPMI ipmi_sim, ipmitool, FreeIPMI,
 # prometheus-ipmi-exporter, Prometheus + promtool, gcc for the fake libnvidia-ml.so.1,
 # debhelper/lintian/systemd-analyze for the package), sets up .venv, then runs ruff, mypy
-# and pytest. Extra arguments go to pytest.
+# and pytest. Extra arguments go to pytest. Then the unit tests once more under the oldest
+# pyenv interpreter from 3.10 on (Ubuntu 22.04's Python), where the machine has pyenv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,3 +38,18 @@ echo "test: mypy" >&2
 .venv/bin/mypy
 echo "test: pytest" >&2
 .venv/bin/python -m pytest -q "$@"
+
+# Python 3.10 (Ubuntu 22.04): the oldest supported interpreter, from pyenv where present (CI
+# machines have it; a machine without pyenv skips this). Its own venv, .venv-py<version>.
+pyenv_root=${PYENV_ROOT:-$HOME/.pyenv}
+oldest=$(ls -d "$pyenv_root"/versions/3.* 2>/dev/null | sed 's|.*/versions/||' \
+  | grep -E '^3\.(1[0-9]|[2-9][0-9])\.[0-9]+$' | sort -V | head -n 1 || true)
+if [ -n "$oldest" ] && [ -x "$pyenv_root/versions/$oldest/bin/python" ]; then
+  venv=".venv-py$oldest"
+  echo "test: unit tests under Python $oldest (pyenv)" >&2
+  [ -x "$venv/bin/python" ] || "$pyenv_root/versions/$oldest/bin/python" -m venv "$venv"
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check -e ".[dev,journal]"
+  "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/unit
+else
+  echo "test: no pyenv interpreter from 3.10 on: skipping the oldest-Python run" >&2
+fi

@@ -25,11 +25,16 @@ def make_pki(directory: Path) -> Path:
                        timeout=30)
 
     run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-        "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=gpuwatchd-test-ca")
+        "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=gpuwatchd-test-ca",
+        # Python 3.13 verifies with VERIFY_X509_STRICT: a CA needs its key usage
+        "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign")
     for name in ("server", "client"):
         run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
             "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}")
-        (directory / f"{name}.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+        (directory / f"{name}.ext").write_text(
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"
+            "authorityKeyIdentifier=keyid,issuer\nsubjectKeyIdentifier=hash\n")
         run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
             "-CAcreateserial", "-out", f"{name}.crt", "-days", "2", "-extfile", f"{name}.ext")
     return directory

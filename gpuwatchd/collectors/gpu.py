@@ -15,8 +15,9 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from gpuwatchd.collectors import Scheduled, gpu_metrics, gpu_mig
+from gpuwatchd.collectors import Scheduled, gpu_energy, gpu_metrics, gpu_mig
 from gpuwatchd.collectors import gpu_read as rd
+from gpuwatchd.collectors.gpu_energy import EnergyMeter
 from gpuwatchd.collectors.gpu_xid import XidWatcher
 from gpuwatchd.errors import GpuwatchdError, Lost, NotInstalled, Transient
 from gpuwatchd.links import nvml
@@ -26,6 +27,7 @@ from gpuwatchd.model import Collected, GpuReading, NvmlErrorCount, NvmlReading, 
 if TYPE_CHECKING:
     from gpuwatchd.clock import Clock
     from gpuwatchd.config import Config, GpuConfig
+    from gpuwatchd.config.schema import EnergyConfig
     from gpuwatchd.hardware import Hardware
 
 log = logging.getLogger(__name__)
@@ -38,7 +40,8 @@ class GpuCollector:
 
     name = "gpu"
 
-    def __init__(self, link: NvmlLink, clock: Clock, cfg: GpuConfig) -> None:
+    def __init__(self, link: NvmlLink, clock: Clock, cfg: GpuConfig,
+                 energy: EnergyConfig | None = None) -> None:
         self._link = link
         self._clock = clock
         self._cfg = cfg
@@ -51,6 +54,8 @@ class GpuCollector:
         self._error = ""
         self._installed = True
         self._xid = XidWatcher(link, clock) if cfg.xid_events else None
+        self._energy = EnergyMeter(energy.price_per_kwh if energy else None,
+                                   energy.currency if energy else "")  # kWh (issue 14)
 
     def collect(self) -> Collected:
         """One fast tick (plus the slow tier when due); see the module docstring."""
@@ -181,7 +186,9 @@ class GpuCollector:
                        for (index, uuid, xid), (count, last) in sorted(xids.items())))
         gpus = tuple(_reading(gpu) for gpu in self._gpus.values())
         families = gpu_metrics.render(nvml, gpus, known=bool(self._gpus) or nvml.up)
-        return Collected(readings=(nvml, *gpus), families=families)
+        energy = self._energy.observe(gpus, self._clock.monotonic(), self._clock.time())
+        return Collected(readings=(nvml, *gpus, *energy),
+                         families=(*families, *gpu_energy.render(energy)))
 
     def close(self) -> None:
         """Stop the XID thread and shut NVML down."""
@@ -215,6 +222,6 @@ def build(config: Config, hw: Hardware) -> Sequence[Scheduled]:
     cfg = config.gpus
     if cfg.enabled is False:
         return []
-    collector = GpuCollector(nvml.lease(hw, cfg), hw.clock, cfg)
+    collector = GpuCollector(nvml.lease(hw, cfg), hw.clock, cfg, config.energy)
     deadline = min(cfg.deadline_seconds, config.interval_seconds)
     return [Scheduled(collector, config.interval_seconds, deadline)]

@@ -11,6 +11,7 @@ from gpuwatchd.collectors import (
     Scheduled,
     chassis_ipmi,
     chassis_redfish,
+    file_inputs,
     gpu,
     hwmon,
     licence,
@@ -24,6 +25,7 @@ REGISTRY: dict[str, Factory] = {
     "chassis_redfish": chassis_redfish.build,  # one per bmcs[] entry with protocol: redfish
     "licence": licence.build,
     "hwmon": hwmon.build,  # mainboard fans/temperatures (hwmon.enabled; auto: if a chip exists)
+    "file_inputs": file_inputs.build,  # file:<path> zone inputs (an ESXi host's GPUs)
 }
 
 

@@ -30,9 +30,9 @@ import difflib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Literal
 
+from gpuwatchd.compat import StrEnum
 from gpuwatchd.config.yamlload import rng
 from gpuwatchd.config.yamlparse import show
 from gpuwatchd.errors import ConfigError

@@ -17,6 +17,8 @@ from gpuwatchd.config.schema import (
     DEFAULT_PORT,
     BmcConfig,
     Config,
+    FanControlConfig,
+    FanDriverConfig,
     ZoneConfig,
 )
 from gpuwatchd.config.selectors import BmcSensorSelector
@@ -48,7 +50,7 @@ def loads(text: str, source: str = "<string>") -> Config:
     if isinstance(data, dict) and "source" in data:
         builder.fail(data.key_lines.get("source", 0), "source", "unknown key")  # type: ignore[attr-defined]
     config = builder.build(Config, data)
-    config = dataclasses.replace(config, source=source)
+    config = _named_drivers(dataclasses.replace(config, source=source))
     _check(config, data, builder)
     return _with_channels(config, data, builder)
 
@@ -138,32 +140,117 @@ def _check_fan_control(config: Config, data: object, b: Builder) -> None:
                    f"{where}.setpoint_celsius",
                    f"setpoint {zone.setpoint_celsius} must be below the ceiling "
                    f"{zone.ceiling_celsius}")
-    _check_fan_driver(config, data, b)
+    if fc.drivers:
+        _check_fan_drivers(config, data, b)
+    else:
+        _check_fan_driver(config, fc.driver, fc.bmc, ("fan_control",), data=data, b=b,
+                          has_zones=bool(fc.zones))
+        for i, zone in enumerate(fc.zones):
+            if zone.driver is not None:
+                b.fail(_line(data, "fan_control", "zones", i, "driver"),
+                       f"fan_control.zones[{i}].driver",
+                       "names one of fan_control.drivers, and there are none (fan_control."
+                       "driver drives every zone)")
     for i, zone in enumerate(fc.zones):
         _check_zone_control(config, zone, i, data, b)
 
 
-def _check_fan_driver(config: Config, data: object, b: Builder) -> None:
-    """A driver of the DRIVERS table, and the right kind of BMC for it (fan control, issue 4)."""
-    fc = config.fan_control
-    line = _line(data, "fan_control", "driver")
-    if fc.driver not in (fan_drivers.AUTO, fan_drivers.NONE):
+def _check_fan_driver(config: Config, driver: str, bmc_name: str | None,
+                      keys: tuple[str | int, ...], *, data: object, b: Builder,
+                      has_zones: bool) -> None:
+    """A driver of the DRIVERS table, and the right kind of BMC for it (fan control, issue 4).
+    ``keys`` is where it is written: ``fan_control`` or ``fan_control.drivers[i]``."""
+    where = keys[0] if len(keys) == 1 else f"{keys[0]}.{keys[1]}[{keys[2]}]"
+    line = _line(data, *keys, "driver")
+    if driver not in (fan_drivers.AUTO, fan_drivers.NONE):
         try:
-            fan_drivers.spec_for(fc.driver)
+            fan_drivers.spec_for(driver)
         except fan_drivers.UnknownDriver as exc:
-            b.fail(line, "fan_control.driver", str(exc))
-    if fc.driver == fan_drivers.NONE or not fc.zones:
+            b.fail(line, f"{where}.driver", str(exc))
+    if driver == fan_drivers.NONE or not has_zones:
         return
-    bmc = next((m for m in config.bmcs if m.name == fc.bmc), None)
-    wanted = {s.bmc_protocol for s in fan_drivers.candidates(fc.driver)}
+    bmc = next((m for m in config.bmcs if m.name == bmc_name), None)
+    wanted = {s.bmc_protocol for s in fan_drivers.candidates(driver)}
     if None not in wanted and bmc is None:
-        b.fail(line, "fan_control.bmc", f"driver {fc.driver} needs a BMC: name one of bmcs")
-    protocol = None if fc.driver == fan_drivers.AUTO else fan_drivers.spec_for(
-        fc.driver).bmc_protocol
+        b.fail(line, f"{where}.bmc", f"driver {driver} needs a BMC: name one of bmcs")
+    protocol = None if driver == fan_drivers.AUTO else fan_drivers.spec_for(
+        driver).bmc_protocol
     if protocol is not None and bmc is not None and bmc.protocol != protocol:
-        b.fail(_line(data, "fan_control", "bmc"), "fan_control.bmc",
-               f"driver {fc.driver} needs a BMC with protocol: {protocol}, and {bmc.name!r} "
+        b.fail(_line(data, *keys, "bmc"), f"{where}.bmc",
+               f"driver {driver} needs a BMC with protocol: {protocol}, and {bmc.name!r} "
                f"speaks {bmc.protocol}")
+
+
+def _check_fan_drivers(config: Config, data: object, b: Builder) -> None:
+    """The several-drivers form: no single driver beside it, unique names, each driver
+    checked as the single one is, and every zone naming one of them."""
+    fc = config.fan_control
+    names = [d.name for d in fc.drivers]
+    if fc.driver != fan_drivers.NONE or fc.bmc is not None:
+        b.fail(_line(data, "fan_control", "drivers"), "fan_control.drivers",
+               "give fan_control.driver/bmc (one driver for every zone) or drivers, not both")
+    names_bmc = {m.name for m in config.bmcs}
+    for i, d in enumerate(fc.drivers):
+        if d.name in names[:i]:
+            b.fail(_line(data, "fan_control", "drivers", i), f"fan_control.drivers[{i}].name",
+                   f"duplicate driver name {d.name!r} (name each: zones[].driver says which)")
+        if d.driver == fan_drivers.NONE:
+            b.fail(_line(data, "fan_control", "drivers", i, "driver"),
+                   f"fan_control.drivers[{i}].driver", "none is no driver: leave the entry out")
+        if d.bmc is not None and d.bmc not in names_bmc:
+            b.fail(_line(data, "fan_control", "drivers", i, "bmc"),
+                   f"fan_control.drivers[{i}].bmc",
+                   f"no BMC named {d.bmc!r} (bmcs: {', '.join(sorted(names_bmc)) or 'none'})")
+        _check_fan_driver(config, d.driver, d.bmc, ("fan_control", "drivers", i), data=data,
+                          b=b, has_zones=any(zone_driver(fc, z) is d for z in fc.zones))
+    for i, zone in enumerate(fc.zones):
+        if zone_driver(fc, zone) is None:
+            why = (f"no driver named {zone.driver!r}" if zone.driver is not None else
+                   "with several drivers every zone names its driver")
+            b.fail(_line(data, "fan_control", "zones", i, "driver"),
+                   f"fan_control.zones[{i}].driver", f"{why} (drivers: {', '.join(names)})")
+
+
+def zone_driver(fc: FanControlConfig, zone: ZoneConfig) -> FanDriverConfig | None:
+    """The fan_control.drivers entry a zone drives (the only one where it names none)."""
+    if zone.driver is None:
+        return fc.drivers[0] if len(fc.drivers) == 1 else None
+    return next((d for d in fc.drivers if d.name == zone.driver), None)
+
+
+def _zone_driver_name(fc: FanControlConfig, zone: ZoneConfig) -> str:
+    """The DRIVERS name (or auto/none) whose channels the zone's ``fans`` are."""
+    if not fc.drivers:
+        return fc.driver
+    entry = zone_driver(fc, zone)
+    return entry.driver if entry is not None else fan_drivers.NONE
+
+
+def _named_drivers(config: Config) -> Config:
+    """Every fan_control.drivers entry named (default: its BMC, else its driver)."""
+    fc = config.fan_control
+    if not fc.drivers:
+        return config
+    named = tuple(d if d.name else dataclasses.replace(d, name=d.bmc or d.driver)
+                  for d in fc.drivers)
+    return dataclasses.replace(config, fan_control=dataclasses.replace(fc, drivers=named))
+
+
+def per_driver(config: Config) -> tuple[Config, ...]:
+    """The config once per fan driver, each in the single-driver form (fan_control.driver,
+    bmc and that driver's sections, with its zones only): what one FanController runs.
+    The single-driver form gives itself."""
+    fc = config.fan_control
+    if not fc.drivers:
+        return (config,)
+    sections = [f.name for f in dataclasses.fields(fan_drivers.DriverSections)]
+    out = []
+    for d in fc.drivers:
+        zones = tuple(z for z in fc.zones if zone_driver(fc, z) is d)
+        one = dataclasses.replace(fc, driver=d.driver, bmc=d.bmc, drivers=(), zones=zones,
+                                  **{name: getattr(d, name) for name in sections})
+        out.append(dataclasses.replace(config, fan_control=one))
+    return tuple(out)
 
 
 def _check_zone_control(config: Config, zone: ZoneConfig, i: int, data: object,
@@ -184,25 +271,27 @@ def _check_zone_control(config: Config, zone: ZoneConfig, i: int, data: object,
                f"{where}.stale_after_seconds",
                f"{stale} is shorter than interval_seconds ({config.interval_seconds}): "
                "every input would be stale")
-    if zone.fans == "all" and config.fan_control.driver != fan_drivers.NONE:
-        spec = next((s for s in fan_drivers.candidates(config.fan_control.driver)
-                     if not s.expands_all), None)
+    driver = _zone_driver_name(config.fan_control, zone)
+    if zone.fans == "all" and driver != fan_drivers.NONE:
+        spec = next((s for s in fan_drivers.candidates(driver) if not s.expands_all), None)
         if spec is not None:
             b.fail(_line(data, "fan_control", "zones", i, "fans"), f"{where}.fans",
                    spec.all_hint)
 
 
 def _with_channels(config: Config, data: object, b: Builder) -> Config:
-    """Every zone's ``fans`` parsed once into typed Channels of fan_control.driver."""
+    """Every zone's ``fans`` parsed once into typed Channels of its driver."""
     fc = config.fan_control
-    if fc.driver == fan_drivers.NONE:
+    if fc.driver == fan_drivers.NONE and not fc.drivers:
         return config
     zones = []
     for i, zone in enumerate(fc.zones):
         channels = []
-        for j, text in enumerate(() if zone.fans == "all" else zone.fans):
+        driver = _zone_driver_name(fc, zone)
+        for j, text in enumerate(() if zone.fans == "all" or driver == fan_drivers.NONE
+                                 else zone.fans):
             try:
-                channels.append(fan_drivers.parse_channel(fc.driver, text))
+                channels.append(fan_drivers.parse_channel(driver, text))
             except fan_drivers.ChannelError as exc:
                 b.fail(_line(data, "fan_control", "zones", i, "fans", j),
                        f"fan_control.zones[{i}].fans[{j}]", str(exc))

@@ -63,6 +63,9 @@ class ZoneConfig:
     """One fan zone (``fan_control.zones: [...]``)."""
 
     name: str
+    # The fan_control.drivers entry whose fans this zone drives (by its name); needed only
+    # where there are several. The single-driver form (fan_control.driver) leaves it unset.
+    driver: str | None = None
     fans: Literal["all"] | tuple[str, ...] = "all"  # as written; parsed into ``channels``
     inputs: tuple[Selector, ...] = field(default=(ALL_GPUS,), metadata=parsed(parse_selector))
     setpoint_celsius: float = field(default=75.0, metadata=rng(20, 110))
@@ -89,6 +92,18 @@ class ZoneConfig:
 
 
 @dataclass(frozen=True)
+class FanDriverConfig(DriverSections):
+    """One of several fan drivers (``fan_control.drivers: [...]``): the GPU's own fans
+    (``nvml``) beside the case fans (``hwmon``), or one BMC each for several hosts. Each has
+    its own zones (``zones[].driver`` names it), connection and safety state: one driver's
+    failure fails only its own zones safe."""
+
+    name: str = ""  # what zones[].driver says; default: the bmc's name, else the driver's
+    driver: str = "auto"  # auto or a name in gpuwatchd.config.fan_drivers.DRIVERS
+    bmc: str | None = None
+
+
+@dataclass(frozen=True)
 class FanControlConfig(DriverSections):
     """Closed-loop fan control (``fan_control:``); ``driver: none`` only monitors.
 
@@ -98,6 +113,9 @@ class FanControlConfig(DriverSections):
     # auto, none or a name in gpuwatchd.config.fan_drivers.DRIVERS (checked at load).
     driver: str = "none"
     bmc: str | None = None
+    # Several drivers, each with its zones (instead of driver/bmc and their sections above,
+    # which mean one driver for every zone).
+    drivers: tuple[FanDriverConfig, ...] = ()
     zones: tuple[ZoneConfig, ...] = ()
     # Consecutive failed writes (after retries of a missing reply) before failsafe.
     write_failures_to_failsafe: int = field(default=3, metadata=rng(1, 100))
@@ -156,6 +174,14 @@ class HwmonConfig:
 
 
 @dataclass(frozen=True)
+class EnergyConfig:
+    """Energy accounting (``energy:``): kWh per GPU in ``gpuwatchctl status``, with a cost."""
+
+    price_per_kwh: float | None = field(default=None, metadata=rng(0, 1000))
+    currency: str = "EUR"  # as shown beside the cost (any short text: EUR, USD, GBP)
+
+
+@dataclass(frozen=True)
 class ExporterConfig:
     """The Prometheus endpoint (``exporter:``)."""
 
@@ -207,4 +233,5 @@ class Config:
     hwmon: HwmonConfig = field(default_factory=HwmonConfig)
     health: HealthConfig = field(default_factory=HealthConfig)
     notify: NotifyConfig = field(default_factory=NotifyConfig)
+    energy: EnergyConfig = field(default_factory=EnergyConfig)
     source: str = field(default="<defaults>", metadata={"internal": True})

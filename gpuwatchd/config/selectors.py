@@ -6,7 +6,13 @@
   reads it like a temperature: the reference is ``margin_reference_celsius`` or, by default,
   the GPU's own slowdown temperature;
 - ``bmc:<bmc>:<sensor>``: a BMC temperature sensor by its name as gpuwatchd reports it
-  (``gpuwatchd_temperature_celsius{bmc,sensor}``), e.g. ``bmc:idrac:Exhaust Temp``.
+  (``gpuwatchd_temperature_celsius{bmc,sensor}``), e.g. ``bmc:idrac:Exhaust Temp``;
+- ``hwmon:<chip>:<sensor>``: a Linux hwmon temperature by its chip label and sensor name as
+  gpuwatchd reports them (``gpuwatchd_hwmon_temperature_celsius{chip,sensor}``,
+  ``sensors``), e.g. ``hwmon:k10temp:Tctl`` for a Threadripper's die;
+- ``file:<absolute path>``: the hottest temperature in a file another program writes, one
+  number per line (``nvidia-smi --query-gpu=temperature.gpu --format=csv,noheader,nounits``
+  of an ESXi host, fetched over SSH by a timer: docs/esxi.md); stale when the file is.
 
 The config holds the typed selectors; evaluating them against a Snapshot is
 gpuwatchd.control.selectors. ``text`` renders a selector back the way the config spells it
@@ -55,16 +61,41 @@ class BmcSensorSelector:
         return f"bmc:{self.bmc}:{self.sensor}"
 
 
-Selector = GpuSelector | BmcSensorSelector
+@dataclass(frozen=True)
+class HwmonSensorSelector:
+    """A hwmon temperature, by the chip's label (k10temp, nct6798) and the sensor's name."""
+
+    chip: str
+    sensor: str
+
+    @property
+    def text(self) -> str:
+        return f"hwmon:{self.chip}:{self.sensor}"
+
+
+@dataclass(frozen=True)
+class FileSelector:
+    """A temperature file (gpuwatchd.collectors.file_inputs reads it every tick)."""
+
+    path: str
+
+    @property
+    def text(self) -> str:
+        return f"file:{self.path}"
+
+
+Selector = GpuSelector | BmcSensorSelector | HwmonSensorSelector | FileSelector
 ALL_GPUS = GpuSelector(GpuQuantity.TEMPERATURE)  # the default input: every GPU's temperature
 
 
 def parse_selector(text: str) -> Selector:
-    """``gpu:*``, ``gpu:N``, ``gpu-margin:*``, ``gpu-margin:N`` or ``bmc:<bmc>:<sensor>``."""
+    """``gpu:*``, ``gpu:N``, ``gpu-margin:*``, ``gpu-margin:N``, ``bmc:<bmc>:<sensor>``,
+    ``hwmon:<chip>:<sensor>`` or ``file:<absolute path>``."""
     head, sep, rest = text.partition(":")
     if not sep or not rest:
         raise SelectorError(f"{text!r} is not a selector: expected gpu:*, gpu:N, "
-                            "gpu-margin:*, gpu-margin:N or bmc:<bmc>:<sensor>")
+                            "gpu-margin:*, gpu-margin:N, bmc:<bmc>:<sensor>, "
+                            "hwmon:<chip>:<sensor> or file:<path>")
     quantity = next((q for q in GpuQuantity if q.value == head), None)
     if quantity is not None:
         if rest == "*":
@@ -78,4 +109,16 @@ def parse_selector(text: str) -> Selector:
             raise SelectorError(f"{text!r}: expected bmc:<bmc name>:<sensor name>, e.g. "
                                 "bmc:idrac:Exhaust Temp")
         return BmcSensorSelector(bmc, sensor)
-    raise SelectorError(f"{text!r}: unknown input kind {head!r} (known: gpu, gpu-margin, bmc)")
+    if head == "hwmon":
+        chip, sep2, sensor = rest.partition(":")
+        if not sep2 or not chip or not sensor:
+            raise SelectorError(f"{text!r}: expected hwmon:<chip>:<sensor name>, e.g. "
+                                "hwmon:k10temp:Tctl")
+        return HwmonSensorSelector(chip, sensor)
+    if head == "file":
+        if not rest.startswith("/") or "\x00" in rest:
+            raise SelectorError(f"{text!r}: expected file:<absolute path>, e.g. "
+                                "file:/run/gpuwatchd/esxi-gpu.csv")
+        return FileSelector(rest)
+    raise SelectorError(f"{text!r}: unknown input kind {head!r} "
+                        "(known: gpu, gpu-margin, bmc, hwmon, file)")

@@ -15,8 +15,8 @@ The mechanism is the collectors' (gpuwatchd.worker).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from enum import StrEnum
 
+from gpuwatchd.compat import StrEnum
 from gpuwatchd.config.fan_drivers import Channel
 from gpuwatchd.control.drivers import Written
 from gpuwatchd.control.factory import Built

@@ -45,8 +45,10 @@ CATALOGUE: dict[str, tuple[Kind, str]] = {
 }
 
 
-def render(zones: list[ZoneReading], control: FanControlReading) -> Collected:
-    """The families for one tick (the exporter renders them from ``Snapshot.control``)."""
+def render(zones: list[ZoneReading], control: FanControlReading,
+           others: tuple[FanControlReading, ...] = ()) -> Collected:
+    """The families for one tick (the exporter renders them from ``Snapshot.control``);
+    ``others``: the further drivers of fan_control.drivers, each with its own series."""
     b = FamilyBuilder(CATALOGUE)
     for z in zones:
         for mode in ZoneMode:
@@ -65,13 +67,14 @@ def render(zones: list[ZoneReading], control: FanControlReading) -> Collected:
         for reason in FailsafeReason:
             b.add("gpuwatchd_fan_zone_failsafe_entries_total", counts.get(reason, 0),
                   zone=z.zone, reason=reason)
-    lb = {"driver": control.driver, "target": control.target}
-    b.add("gpuwatchd_fan_control_info", 1, **lb)
-    b.add("gpuwatchd_fan_control_manual", control.manual, **lb)
-    for channel, duty in control.channels:
-        b.add("gpuwatchd_fan_control_channel_duty_ratio", duty, **lb, channel=channel)
-    b.add("gpuwatchd_fan_control_writes_total", control.writes, **lb)
-    for kind, count in control.write_errors:
-        b.add("gpuwatchd_fan_control_write_errors_total", count, **lb, error=kind)
-    b.add("gpuwatchd_fan_control_reverts_total", control.reverts, **lb)
+    for one in (control, *others):
+        lb = {"driver": one.driver, "target": one.target}
+        b.add("gpuwatchd_fan_control_info", 1, **lb)
+        b.add("gpuwatchd_fan_control_manual", one.manual, **lb)
+        for channel, duty in one.channels:
+            b.add("gpuwatchd_fan_control_channel_duty_ratio", duty, **lb, channel=channel)
+        b.add("gpuwatchd_fan_control_writes_total", one.writes, **lb)
+        for kind, count in one.write_errors:
+            b.add("gpuwatchd_fan_control_write_errors_total", count, **lb, error=kind)
+        b.add("gpuwatchd_fan_control_reverts_total", one.reverts, **lb)
     return Collected(families=b.build())

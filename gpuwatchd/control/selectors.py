@@ -11,8 +11,21 @@ import math
 from dataclasses import dataclass
 from typing import TypeVar
 
-from gpuwatchd.config.selectors import BmcSensorSelector, GpuQuantity, GpuSelector, Selector
-from gpuwatchd.model import ChassisTemperature, GpuReading, Snapshot
+from gpuwatchd.config.selectors import (
+    BmcSensorSelector,
+    FileSelector,
+    GpuQuantity,
+    GpuSelector,
+    HwmonSensorSelector,
+    Selector,
+)
+from gpuwatchd.model import (
+    ChassisTemperature,
+    FileTemperature,
+    GpuReading,
+    HwmonTemperature,
+    Snapshot,
+)
 
 T = TypeVar("T")
 
@@ -30,7 +43,7 @@ class InputValue:
     @property
     def id(self) -> str:
         """The input as the config spells it (the ``input`` label and the status table):
-        ``gpu:0``, ``gpu-margin:1``, ``bmc:idrac:Exhaust Temp``."""
+        ``gpu:0``, ``gpu-margin:1``, ``bmc:idrac:Exhaust Temp``, ``hwmon:k10temp:Tctl``."""
         return self.source.text
 
 
@@ -56,6 +69,19 @@ def _resolve_one(sel: Selector, snapshot: Snapshot, now_mono: float,
                 return [InputValue(sel, temp.celsius, age,
                                    error="" if temp.celsius is not None else "no reading")]
         return [InputValue(sel, None, math.inf, error="not reported by the BMC")]
+    if isinstance(sel, HwmonSensorSelector):
+        for age, hw in _aged(snapshot, HwmonTemperature, now_mono):
+            if hw.chip == sel.chip and hw.name == sel.sensor:
+                return [InputValue(sel, hw.celsius, age,
+                                   error="" if hw.celsius is not None else "no reading")]
+        return [InputValue(sel, None, math.inf, error="not reported by hwmon")]
+    if isinstance(sel, FileSelector):
+        for age, f in _aged(snapshot, FileTemperature, now_mono):
+            if f.path == sel.path:  # as old as the file was when read, plus since then
+                return [InputValue(sel, f.celsius, age + f.age_at_read_seconds,
+                                   error=f.error or ("" if f.celsius is not None
+                                                     else "no reading"))]
+        return [InputValue(sel, None, math.inf, error="file not read")]
     found = []
     for age, gpu in _aged(snapshot, GpuReading, now_mono):
         if sel.index is not None and gpu.index != sel.index:

@@ -38,6 +38,7 @@ from gpuwatchd.collectors.chassis_ipmi import ChassisIpmiCollector
 from gpuwatchd.config import Config, ConfigError, load
 from gpuwatchd.config import fan_drivers as specs
 from gpuwatchd.config.files import MAX_CONFIG_BYTES, read_regular
+from gpuwatchd.config.load import per_driver
 from gpuwatchd.config.yamlparse import parse
 from gpuwatchd.control import calibrate, handback
 from gpuwatchd.control.factory import bmc_of, ipmi_link, make_driver
@@ -151,14 +152,18 @@ def _failsafe(args: argparse.Namespace, hardware: Hw) -> int:
             return rc
         _err(f"{problem} (and no hand-back record in {state}: nothing known to hand back)")
         return EXIT_CONFIG
-    fc = config.fan_control
-    if fc.driver == specs.NONE or not fc.zones:
+    ones = [one for one in per_driver(config)  # fan_control.drivers: each in turn
+            if one.fan_control.driver != specs.NONE and one.fan_control.zones]
+    if not ones:
         if not done:
             print("fan control is off in the config: nothing to hand back")
         return rc
-    if (fc.bmc or fc.driver) in done:
-        return rc
-    return rc if _hand_back(config, args.attempts, hardware, "from the config") else 1
+    for one in ones:
+        if (one.fan_control.bmc or one.fan_control.driver) in done:
+            continue
+        if not _hand_back(one, args.attempts, hardware, "from the config"):
+            rc = 1
+    return rc
 
 
 def _hand_back(config: Config, attempts: int, hardware: Hw, source: str) -> bool:

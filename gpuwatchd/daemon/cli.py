@@ -23,11 +23,12 @@ from gpuwatchd.daemon.service import EXIT_FAILURE, Daemon, install_signals
 from gpuwatchd.errors import GpuwatchdError
 from gpuwatchd.exporter import webconfig
 from gpuwatchd.hardware import Hardware, real
-from gpuwatchd.sim.node import DEMO_PROFILES, demo_node
+from gpuwatchd.sim.node import DEMO_PROFILES, demo_node, workstation
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CONFIG = "/etc/gpuwatchd/gpuwatchd.yaml"
+DEMOS = ("server", "workstation")  # --demo PROFILE: the simulated node and its config
 
 
 def parser() -> argparse.ArgumentParser:
@@ -40,8 +41,10 @@ def parser() -> argparse.ArgumentParser:
     mode.add_argument("--config", metavar="FILE", help=f"config file (default {DEFAULT_CONFIG}; "
                                                        "with --demo, instead of the demo's)")
     mode.add_argument("--check-config", metavar="FILE", help="validate FILE and exit")
-    p.add_argument("--demo", action="store_true",
-                   help="run on a simulated Dell server with two Tesla P40s (no hardware)")
+    p.add_argument("--demo", nargs="?", const="server", choices=DEMOS, metavar="PROFILE",
+                   help="run on a simulated node (no hardware): server (default: a Dell "
+                        "server with two Tesla P40s) or workstation (an RTX 2070 with its "
+                        "own fans)")
     p.add_argument("--log.level", "--log-level", dest="log_level", default="info",
                    type=logs.level, metavar="LEVEL",
                    help="debug, info, warn (or warning), error (default info)")
@@ -86,11 +89,12 @@ def demo_state_directory(port: int | None) -> str:
     return os.path.join(base, f"gpuwatchd-demo-{os.getuid()}-{port or 0}")
 
 
-def _demo_config(state_directory: str | None = None) -> Config:
-    """The demo's config, with a private state directory (``state_directory``, else
-    :func:`demo_state_directory` of its listen port)."""
-    text = resources.files("gpuwatchd.sim").joinpath("demo.yaml").read_text(encoding="utf-8")
-    return _private_state(config.loads(text, "<demo.yaml>"), state_directory)
+def _demo_config(state_directory: str | None = None, demo: str = "server") -> Config:
+    """The demo's config (``--demo PROFILE``: server or workstation), with a private state
+    directory (``state_directory``, else :func:`demo_state_directory` of its listen port)."""
+    name = "workstation.yaml" if demo == "workstation" else "demo.yaml"
+    text = resources.files("gpuwatchd.sim").joinpath(name).read_text(encoding="utf-8")
+    return _private_state(config.loads(text, f"<{name}>"), state_directory)
 
 
 def _private_state(cfg: Config, state_directory: str | None = None) -> Config:
@@ -116,8 +120,10 @@ def _overrides(cfg: Config, args: argparse.Namespace) -> Config:
     return cfg
 
 
-def _demo_hardware(gpus: int, profile: str = "default") -> Hardware:
+def _demo_hardware(gpus: int, demo: str = "server", profile: str = "default") -> Hardware:
     """The simulated node of ``--demo`` (gpuwatchd.sim: nothing opened until it runs)."""
+    if demo == "workstation":
+        return workstation().hardware()
     return demo_node(profile, gpus).hardware()
 
 
@@ -145,7 +151,7 @@ def run(argv: list[str] | None = None) -> int:
         return 0
     path = args.config if args.demo else (args.config or DEFAULT_CONFIG)
     try:
-        cfg = config.load(path) if path else _demo_config()
+        cfg = config.load(path) if path else _demo_config(demo=args.demo)
         cfg = _overrides(cfg, args)
         if not path:  # the demo's state directory follows --web.listen-address
             cfg = _private_state(cfg)
@@ -153,7 +159,7 @@ def run(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         log.error("%s", exc)
         return EXIT_CONFIG
-    hw = _demo_hardware(args.demo_gpus, args.demo_profile) if args.demo else real()
+    hw = _demo_hardware(args.demo_gpus, args.demo, args.demo_profile) if args.demo else real()
 
     def reload() -> Config:
         return _overrides(config.load(path or DEFAULT_CONFIG), args)

@@ -30,7 +30,7 @@ from gpuwatchd import __version__
 from gpuwatchd.collectors import registry
 from gpuwatchd.collectors.runner import CollectorRunner, run_due
 from gpuwatchd.config import Config, parse_listen
-from gpuwatchd.control import loop as control_loop
+from gpuwatchd.control import multi as control_multi
 from gpuwatchd.daemon.lock import BmcLock, lock_path
 from gpuwatchd.daemon.notify import Notifier
 from gpuwatchd.daemon.reload import ReloadOutcome, Waiters
@@ -312,7 +312,7 @@ class Daemon:
 
 def _build_control(config: Config, hw: Hardware) -> ControlLoop | None:
     """The fan controller, when the config asks for one (gpuwatchd.control)."""
-    return control_loop.build(config, hw)
+    return control_multi.build(config, hw)
 
 
 def _reconfigured(control: ControlLoop | None, config: Config) -> ControlLoop | None:

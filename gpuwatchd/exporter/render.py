@@ -54,7 +54,8 @@ def families(snapshot: Snapshot, now_mono: float) -> list[Family]:
     published = [r.collected for r in snapshot.results if not r.is_stale(now_mono)]
     if snapshot.control is not None:  # the fan controller's zones and driver
         control = snapshot.control
-        published.append(control_metrics.render(list(control.zones), control.driver))
+        published.append(control_metrics.render(list(control.zones), control.driver,
+                                                 control.others))
     for collected in published:
         for fam in collected.families:
             old = merged.get(fam.name)

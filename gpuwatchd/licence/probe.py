@@ -206,7 +206,7 @@ def convert_expiry(expiry: Any) -> tuple[ExpiryStatus, float | None]:
         return status, None
     try:
         when = dt.datetime(int(expiry.year), int(expiry.month), int(expiry.day), int(expiry.hour),
-                           int(expiry.min), int(expiry.sec), tzinfo=dt.UTC)
+                           int(expiry.min), int(expiry.sec), tzinfo=dt.timezone.utc)
     except (ValueError, TypeError, OverflowError):
         return ExpiryStatus.INVALID, None
     return status, when.timestamp()

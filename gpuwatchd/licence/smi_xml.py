@@ -103,7 +103,7 @@ def parse_expiry(text: str) -> tuple[ExpiryStatus, float | None]:
         return ExpiryStatus.INVALID, None  # "ERR!" and anything unrecognised
     try:
         year, month, day, hour, minute, second = (int(g) for g in match.groups())
-        when = dt.datetime(year, month, day, hour, minute, second, tzinfo=dt.UTC)
+        when = dt.datetime(year, month, day, hour, minute, second, tzinfo=dt.timezone.utc)
     except ValueError:
         return ExpiryStatus.INVALID, None
     return ExpiryStatus.VALID, when.timestamp()

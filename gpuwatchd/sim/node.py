@@ -20,9 +20,11 @@ reach the daemon as :attr:`gpuwatchd.hardware.Hardware.ipmi_peers` (by BMC name)
 
 from __future__ import annotations
 
+import tempfile
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 from gpuwatchd.clock import Clock, SystemClock
@@ -30,15 +32,28 @@ from gpuwatchd.hardware import Hardware, IpmiConnector
 from gpuwatchd.sim import nvml_mig, profiles
 from gpuwatchd.sim.bmc import DEMO_BMC, demo_bmc
 from gpuwatchd.sim.bmc_oem import OemBmc, make_oem_bmc
+from gpuwatchd.sim.board import SimBoard
 from gpuwatchd.sim.licence import SimLicence
 from gpuwatchd.sim.nvml import SimNvml
+from gpuwatchd.sim.nvml_consumer import ConsumerCard
 from gpuwatchd.sim.nvml_device import MEMORY_TOTAL_BYTES
 from gpuwatchd.sim.nvml_mig import MigSlot
-from gpuwatchd.sim.plant import P40, R730_FAN, FanSpec, GpuSpec, GpuView, ThermalPlant
+from gpuwatchd.sim.plant import (
+    P40,
+    R730_FAN,
+    RTX2070,
+    RTX2070_FAN,
+    FanSpec,
+    GpuSpec,
+    GpuView,
+    ThermalPlant,
+)
 from gpuwatchd.sim.profiles import Profile
 
 DELL_THIRD_PARTY_FLOOR_DUTY = 0.8  # iDRAC8: unmatched x16 card with aux power -> 80 %
+CONSUMER_START_DUTY = 0.3  # a consumer card settled on its own curve's lowest speed
 DEMO_CONFIG = Path(__file__).with_name("demo.yaml")
+WORKSTATION_CONFIG = Path(__file__).with_name("workstation.yaml")
 
 
 DEMO_PROFILES = ("default", "cluster")
@@ -64,7 +79,8 @@ class SimNode:
                  speed: float = 1.0, *, inlet_celsius: float = 24.0, gpu_spec: GpuSpec = P40,
                  fan_spec: FanSpec = R730_FAN, vgpu_guest: bool = True,
                  bmc: str | None = "idrac", bmc_vendor: str = "dell",
-                 mig: Mapping[int, Sequence[MigSlot]] | None = None) -> None:
+                 mig: Mapping[int, Sequence[MigSlot]] | None = None,
+                 consumer: bool = False, board: Path | None = None) -> None:
         if speed <= 0:
             raise ValueError("speed must be positive")
         self.clock: Clock = clock if clock is not None else SystemClock()
@@ -74,12 +90,18 @@ class SimNode:
         self._plant = ThermalPlant(
             gpu_count, fan_count, gpu_spec=gpu_spec, fan_spec=fan_spec,
             inlet_celsius=inlet_celsius, profiles=profiles.for_gpus(profile, gpu_count),
-            duty=DELL_THIRD_PARTY_FLOOR_DUTY)
+            duty=CONSUMER_START_DUTY if consumer else DELL_THIRD_PARTY_FLOOR_DUTY)
         mig_capable = gpu_spec == nvml_mig.A100_80GB
         self.nvml = SimNvml(
             self.gpu_view, gpu_count, gpu_spec, wall=self.clock.time, mig_capable=mig_capable,
             memory_total_bytes=nvml_mig.A100_MEMORY_TOTAL_BYTES if mig_capable
             else MEMORY_TOTAL_BYTES, mig=mig)
+        # A consumer card: the plant's fans are GPU 0's own, on its curve until NVML sets them
+        self.card = ConsumerCard(self) if consumer else None
+        if self.card is not None:
+            self.nvml.extra_calls.update(self.card.calls())
+        # A mainboard in a sysfs tree (CPU temperature, a case fan): Hardware.sysfs_root
+        self.board = SimBoard(board) if board is not None else None
         self.licence = SimLicence(self) if vgpu_guest else None  # licence expires and renews
         if self.licence is not None:
             self.nvml.extra_calls.update(self.licence.calls())
@@ -98,6 +120,13 @@ class SimNode:
         """The plant, advanced to now and locked for the ``with`` block."""
         with self._lock:
             self._plant.advance_to(self.sim_seconds())
+            if self.board is not None:
+                self.board.refresh(self.sim_seconds())
+            if self.card is not None:  # the card's own curve drives the fans it still has
+                duty = self.card.follow_curve(self._plant.gpu(0))
+                if duty is not None:
+                    for fan in self.card.auto_fans():
+                        self._plant.set_duty(duty, fan)
             yield self._plant
 
     def hardware(self) -> Hardware:
@@ -108,8 +137,9 @@ class SimNode:
         if DEMO_BMC not in peers:
             peers[DEMO_BMC] = demo_bmc(self).connector
         licence = self.licence.sources() if self.licence is not None else None
-        return Hardware(clock=self.clock, nvml=lambda: self.nvml, demo=True, ipmi_peers=peers,
-                        licence=licence)
+        hw = Hardware(clock=self.clock, nvml=lambda: self.nvml, demo=True, ipmi_peers=peers,
+                      licence=licence)
+        return hw if self.board is None else replace(hw, sysfs_root=str(self.board.root))
 
     @property
     def gpu_count(self) -> int:
@@ -166,3 +196,14 @@ class SimNode:
         """The lowest steady duty holding ``setpoint_celsius`` at this power and inlet."""
         with self.synced() as plant:
             return plant.oracle_duty(power_watts, setpoint_celsius)
+
+
+def workstation(clock: Clock | None = None, profile: str | Profile = "demo",
+                board: Path | None = None) -> SimNode:
+    """``gpuwatchd --demo workstation``: one RTX 2070-like card with its own two fans (30-100
+    %, fan-stop on its own curve) and an energy counter, and a mainboard with a CPU
+    temperature and a case fan in a sysfs tree under ``board`` (default: a new temporary
+    directory); no BMC, no vGPU licence."""
+    root = board if board is not None else Path(tempfile.mkdtemp(prefix="gpuwatchd-sim-sysfs-"))
+    return SimNode(clock, gpu_count=1, profile=profile, fan_count=2, gpu_spec=RTX2070,
+                   fan_spec=RTX2070_FAN, vgpu_guest=False, bmc=None, consumer=True, board=root)

@@ -298,10 +298,10 @@ class SimNvml(MigCalls):
 
     def __getattr__(self, name: str) -> Any:
         """Device calls from the table; pynvml's constants; other functions NOT_SUPPORTED."""
+        if name in self.__dict__.get("extra_calls", {}):  # first: a card's own (fans)
+            return functools.partial(self._extra_call, name)
         if name in DEVICE_CALLS:
             return functools.partial(self._device_call, name)
-        if name in self.__dict__.get("extra_calls", {}):
-            return functools.partial(self._extra_call, name)
         value = getattr(pynvml, name)
         if name.startswith("nvml") and callable(value) and not isinstance(value, type):
             return functools.partial(self._not_modelled, name)

@@ -94,6 +94,16 @@ class FanSpec:
 
 P40 = GpuSpec()
 R730_FAN = FanSpec()
+# A consumer card with its own two fans (the workstation demo): the plant's fans are then the
+# card's. Assumed figures, chosen for plausible shapes: 175 W board power, slowdown 90 C
+# (``nvidia-smi -q`` of RTX 2070s shows 89-93 C), fans 0-3,000 rpm (fan-stop at 0),
+# R_conv 0.12 K/W at full speed: 175 W settles at 54 C at 100 %, holds 70 C at about 50 %.
+RTX2070 = GpuSpec(name="NVIDIA GeForce RTX 2070", slowdown_celsius=90.0,
+                  shutdown_celsius=96.0, power_limit_default_watts=175.0,
+                  power_limit_min_watts=125.0, power_limit_max_watts=200.0, idle_watts=12.0,
+                  die_joules_per_kelvin=25.0, sink_joules_per_kelvin=500.0,
+                  conv_kelvin_per_watt=0.12, reference_rpm=3_000.0)
+RTX2070_FAN = FanSpec(min_rpm=0.0, max_rpm=3_000.0, lag_seconds=2.0)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from gpuwatchd.status.sections import (
     Section,
     bmcs,
     collectors,
+    energy,
     fan_control,
     gpus,
     hardware,
@@ -41,6 +42,7 @@ SECTIONS: dict[str, SectionModule] = {
     "hardware": hardware,  # the server's verdict beside the daemon's (issue 13)
     "nvml": nvml,
     "gpus": gpus,
+    "energy": energy,  # kWh per GPU today/this month and the cost (issue 14)
     "bmcs": bmcs,
     "hwmon": hwmon,
     "licence": licence,

@@ -319,6 +319,9 @@ class FakeNvml:
     def nvmlDeviceSetDefaultFanSpeed_v2(self, h: int, fan: int) -> None:
         self.speeds[(h, fan)] = "auto"
 
+    def nvmlDeviceGetMinMaxFanSpeed(self, h: int) -> list[int]:
+        return [30, 100]  # an RTX 2070: 30 % is the lowest it accepts
+
 
 def test_nvml_fans_set_read_back_and_restored() -> None:
     from gpuwatchd.links.nvml import NvmlSession
@@ -337,6 +340,59 @@ def test_nvml_fans_set_read_back_and_restored() -> None:
     lib.refuse = True
     with pytest.raises(Refused):
         driver.write({GPU1: 0.5})
+
+
+def test_nvml_fans_are_clamped_to_the_cards_range_never_below_its_minimum() -> None:
+    from gpuwatchd.links.nvml import NvmlSession
+
+    lib = FakeNvml()
+    driver = NvmlFanDriver(NvmlSession(lib).lease())
+    driver.take_control()
+    driver.write({GPU1: 0.1})  # below the card's 30 %: written as 30 %, not refused
+    assert lib.speeds == {(1, 0): 30, (1, 1): 30}
+    assert driver.in_control() is True  # the card reports the 30 % it was given
+    driver.failsafe()  # back to the card's own curve (idle fan-stop)
+    assert lib.speeds == {(1, 0): "auto", (1, 1): "auto"}
+
+
+class PassiveNvml(FakeNvml):
+    def nvmlDeviceGetNumFans(self, h: int) -> int:
+        return 0  # Tesla P40s: no fans of their own
+
+
+def test_nvml_with_no_gpu_that_has_fans_monitors_with_a_reason_and_logs_once(
+        tmp_path: Any, caplog: pytest.LogCaptureFixture) -> None:
+    from gpuwatchd.config import loads
+    from gpuwatchd.control.factory import Built
+    from gpuwatchd.control.loop import FanController
+    from gpuwatchd.links.nvml import NvmlSession
+
+    driver = NvmlFanDriver(NvmlSession(PassiveNvml()).lease())
+    config = loads(f"interval_seconds: 1\nfan_control:\n  driver: nvml\n"
+                   f"  state_directory: {tmp_path}\n  zones: [{{name: gpu}}]\n")
+    ctl = FanController(config, lambda: Built(driver, [driver.close]), ManualClock())
+    caplog.set_level("INFO", logger="gpuwatchd.control.drivers.nvml_fan")
+    try:
+        for t in range(5):
+            reading = ctl.step(_gpu_snapshot(100.0 + t))
+    finally:
+        ctl.release()
+    (zone,) = reading.zones
+    assert zone.mode == "monitor" and "no GPU with fans" in zone.reason
+    assert not reading.driver.manual and reading.driver.writes == 0
+    assert [r.getMessage() for r in caplog.records].count(
+        "NVML fan control: no GPU with fans") == 1
+
+
+def _gpu_snapshot(now: float) -> Any:
+    from gpuwatchd.model import Collected, CollectorResult, GpuFast, GpuReading, Snapshot
+
+    gpus = (GpuReading(index=0, uuid="GPU-0", name="Tesla P40", up=True,
+                       fast=GpuFast(temperature_celsius=60.0)),)
+    res = CollectorResult("gpu", ok=True, duration_seconds=0.0, updated_wall=now,
+                          updated_mono=now, stale_after_seconds=1.5,
+                          collected=Collected(readings=gpus))
+    return Snapshot(seq=1, taken_wall=now, taken_mono=now, results=(res,))
 
 
 # ---- Redfish (Dell OEM attributes) ----------------------------------------------------------

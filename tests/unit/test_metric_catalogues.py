@@ -12,7 +12,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from gpuwatchd.collectors import chassis_metrics, gpu_metrics, hwmon_metrics
+from gpuwatchd.collectors import chassis_metrics, gpu_energy, gpu_metrics, hwmon_metrics
 from gpuwatchd.control import metrics as control_metrics
 from gpuwatchd.exporter import render
 from gpuwatchd.licence import metrics as licence_metrics
@@ -20,6 +20,7 @@ from gpuwatchd.licence import metrics as licence_metrics
 ROOT = Path(__file__).resolve().parents[2]
 CATALOGUES: dict[str, tuple[str, ...]] = {
     "gpu": tuple(gpu_metrics.CATALOGUE),
+    "gpu energy": tuple(gpu_energy.CATALOGUE),
     "chassis": tuple(chassis_metrics.CATALOGUE),
     "hwmon": tuple(hwmon_metrics.CATALOGUE),
     "licence": tuple(licence_metrics.CATALOGUE),

@@ -4,10 +4,16 @@ Every call goes through gpuwatchd.links.nvml.NvmlLink (its own lease on the shar
 session, whose GPU enumeration it reuses; releasing it leaves the collectors' leases intact):
 
 - ``nvmlDeviceGetNumFans`` at :meth:`take_control`; a GPU with none (a passive Tesla) has no
-  channel;
+  channel, and with no GPU that has fans the driver refuses control (Unsupported): the zones
+  monitor, with the reason, and the line is logged once;
+- ``nvmlDeviceGetMinMaxFanSpeed(handle)``: the range the card accepts (an RTX 2070: 30-100 %,
+  ``nvidia-settings -q GPUTargetFanSpeed`` shows the same range); every duty is clamped into
+  it, so a duty below the card's minimum is written as the minimum, never a failed write;
 - ``nvmlDeviceSetFanSpeed_v2(handle, fan, percent)`` per fan
   (``nvidia-settings -a GPUTargetFanSpeed=NN`` on a desktop), which needs root;
-- back to the driver's own curve: ``nvmlDeviceSetDefaultFanSpeed_v2(handle, fan)``;
+- back to the driver's own curve, idle fan-stop included, on release and failsafe:
+  ``nvmlDeviceSetDefaultFanSpeed_v2(handle, fan)`` (``nvidia-settings -a
+  GPUFanControlState=0``);
 - read back: ``nvmlDeviceGetTargetFanSpeed(handle, fan)``: a target other than ours means
   someone else (nvidia-settings, another daemon) wrote it.
 
@@ -18,6 +24,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from gpuwatchd.config.fan_drivers import Channel, ChannelKind
@@ -29,6 +36,16 @@ from gpuwatchd.links.nvml import NvmlLink, lease
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class _Fans:
+    """One GPU's fans: its handle, how many, and the speeds (percent) the card accepts."""
+
+    handle: Any = field(compare=False)
+    count: int
+    min_percent: int = 0
+    max_percent: int = 100
+
+
 class NvmlFanDriver:
     """Fan duty for every GPU with fans."""
 
@@ -37,7 +54,8 @@ class NvmlFanDriver:
 
     def __init__(self, link: NvmlLink) -> None:
         self._link = link
-        self._fans: dict[Channel, tuple[Any, int]] = {}  # channel -> (handle, fan count)
+        self._fans: dict[Channel, _Fans] = {}
+        self._discovered = False
         self._written: dict[Channel, int] = {}
 
     def _discover(self) -> None:
@@ -53,35 +71,51 @@ class NvmlFanDriver:
             except Unsupported:
                 count = 0
             if count > 0:
-                fans[Channel(ChannelKind.GPU, index=index)] = (handle, count)
-        self._fans = fans
-        log.info("NVML fan control: %s", ", ".join(
-            f"{ch} ({n} fan{'s' if n > 1 else ''})" for ch, (_, n) in fans.items()) or
-            "no GPU with fans")
+                fans[Channel(ChannelKind.GPU, index=index)] = _Fans(
+                    handle, count, *self._range(handle))
+        if not self._discovered or fans != self._fans:  # once, and on a change
+            log.info("NVML fan control: %s", ", ".join(
+                f"{ch} ({f.count} fan{'s' if f.count > 1 else ''}, {f.min_percent}-"
+                f"{f.max_percent} %)" for ch, f in fans.items()) or "no GPU with fans")
+        self._fans, self._discovered = fans, True
+
+    def _range(self, handle: Any) -> tuple[int, int]:
+        """The fan speeds the card accepts, in percent (0-100 where it does not say)."""
+        try:
+            low, high = self._link.call("nvmlDeviceGetMinMaxFanSpeed", handle)
+        except Unsupported:
+            return 0, 100
+        low, high = max(0, min(100, int(low))), max(0, min(100, int(high)))
+        return (low, high) if low <= high else (0, 100)
 
     def channels(self) -> tuple[Channel, ...]:
-        if not self._fans:
+        if not self._discovered:
             self._discover()
         return tuple(self._fans)
 
     def take_control(self) -> None:
-        """Discover the GPUs with fans (setting a speed is what takes control)."""
+        """Discover the GPUs with fans (setting a speed is what takes control); none:
+        Unsupported, so the zones monitor and say why."""
         self._discover()
+        if not self._fans:
+            raise Unsupported("no GPU with fans of its own (passive cards are cooled by the "
+                              "chassis fans: use the BMC's or hwmon's driver)")
 
     def write(self, duties: Mapping[Channel, float]) -> None:
         for channel, duty in sorted(duties.items()):
-            handle, count = self._fans[channel]
-            pct = percent(duty)
-            for fan in range(count):
-                self._link.call("nvmlDeviceSetFanSpeed_v2", handle, fan, pct)
+            fans = self._fans[channel]
+            pct = min(fans.max_percent, max(fans.min_percent, percent(duty)))
+            for fan in range(fans.count):
+                self._link.call("nvmlDeviceSetFanSpeed_v2", fans.handle, fan, pct)
             self._written[channel] = pct
 
     def in_control(self) -> bool | None:
         try:
             for channel, pct in self._written.items():
-                handle, count = self._fans[channel]
-                for fan in range(count):
-                    target = int(self._link.call("nvmlDeviceGetTargetFanSpeed", handle, fan))
+                fans = self._fans[channel]
+                for fan in range(fans.count):
+                    target = int(self._link.call("nvmlDeviceGetTargetFanSpeed", fans.handle,
+                                                 fan))
                     if abs(target - pct) > 1:
                         return False
         except Unsupported:
@@ -93,13 +127,13 @@ class NvmlFanDriver:
 
     def release(self) -> None:
         """Every fan back to the driver's automatic curve."""
-        if not self._fans:
+        if not self._discovered:
             self._discover()  # a fresh process (gpuwatchctl failsafe)
         first: GpuwatchdError | None = None
-        for handle, count in self._fans.values():
-            for fan in range(count):
+        for fans in self._fans.values():
+            for fan in range(fans.count):
                 try:
-                    self._link.call("nvmlDeviceSetDefaultFanSpeed_v2", handle, fan)
+                    self._link.call("nvmlDeviceSetDefaultFanSpeed_v2", fans.handle, fan)
                 except GpuwatchdError as exc:
                     first = first or exc
         self._written.clear()

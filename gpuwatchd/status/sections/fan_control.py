@@ -9,7 +9,7 @@ stay with the BMC).
 
 from __future__ import annotations
 
-from gpuwatchd.model import Snapshot
+from gpuwatchd.model import FanControlReading, Snapshot
 from gpuwatchd.status.sections import Json, Section
 from gpuwatchd.status.text import Style, celsius, table
 
@@ -22,15 +22,18 @@ def build(snapshot: Snapshot, now_mono: float) -> Section:
     ctl, zones = snapshot.control.driver, snapshot.control.zones
     reasons = [f"fan zone {z.zone} in failsafe: {z.reason}" for z in zones
                if z.mode == "failsafe"]
-    if ctl.message and not reasons:
-        reasons.append(f"fan control not regulating: {ctl.message}")
+    messages = [d for d in snapshot.control.drivers if d.message]
+    if messages and not reasons:
+        several = len(snapshot.control.drivers) > 1
+        reasons = [f"fan control not regulating: {d.message}" if not several else
+                   f"fan driver {d.driver} on {d.target} not regulating: {d.message}"
+                   for d in messages]
     elif not reasons:  # e.g. no GPU to read: the fans stay with the BMC
         reasons = [f"fan zone {z.zone} only monitoring: {z.reason}" for z in zones
                    if z.mode == "monitor" and z.reason != "starting"]
     data = {
-        "driver": ctl.driver, "target": ctl.target, "manual": ctl.manual,
-        "message": ctl.message, "writes": ctl.writes, "reverts": ctl.reverts,
-        "write_errors": dict(ctl.write_errors), "channels": dict(ctl.channels),
+        **_driver(ctl),
+        "drivers": [_driver(d) for d in snapshot.control.drivers],
         "zones": [{"zone": z.zone, "mode": z.mode, "reason": z.reason, "input": z.input_id,
                    "input_celsius": z.input_celsius, "setpoint_celsius": z.setpoint_celsius,
                    "ceiling_celsius": z.ceiling_celsius, "duty": z.duty,
@@ -38,6 +41,12 @@ def build(snapshot: Snapshot, now_mono: float) -> Section:
                    "failsafe_entries": dict(z.failsafe_entries)} for z in zones],
     }
     return Section(data, tuple(reasons))
+
+
+def _driver(ctl: FanControlReading) -> dict[str, object]:
+    return {"driver": ctl.driver, "target": ctl.target, "manual": ctl.manual,
+            "message": ctl.message, "writes": ctl.writes, "reverts": ctl.reverts,
+            "write_errors": dict(ctl.write_errors), "channels": dict(ctl.channels)}
 
 
 def render(fc: Json, style: Style) -> list[str]:
@@ -54,11 +63,11 @@ def render(fc: Json, style: Style) -> list[str]:
     head = ["FAN ZONE", "MODE", "INPUT", "TEMP", "SETPOINT", "CEILING", "DUTY", "LIMITS",
             "NOTE"]
     lines = table(head, rows, "lllrrrrrl", style)
-    state = "manual" if fc["manual"] else "BMC automatic"
-    errors = sum(int(v) for v in fc["write_errors"].values())
-    line = (f"fan driver {fc['driver']} on {fc['target']}: {state}, {fc['writes']} writes, "
-            f"{errors} errors, {fc['reverts']} reverts")
-    lines.append(line)
-    if fc["message"]:
-        lines.append(f"  {style.paint(fc['message'], 'warn')}")
+    for d in fc.get("drivers") or [fc]:  # a document from before several drivers: the one
+        state = "manual" if d["manual"] else "BMC automatic"
+        errors = sum(int(v) for v in d["write_errors"].values())
+        lines.append(f"fan driver {d['driver']} on {d['target']}: {state}, {d['writes']} "
+                     f"writes, {errors} errors, {d['reverts']} reverts")
+        if d["message"]:
+            lines.append(f"  {style.paint(d['message'], 'warn')}")
     return lines

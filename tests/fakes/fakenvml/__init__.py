@@ -144,6 +144,8 @@ def default_gpu(index: int) -> dict[str, Value]:
         gpu[f"violation.{code}"] = (code + 1) * 1_500_000_000 + index
     for fan in range(int(gpu["fans"])):
         gpu[f"fan.{fan}"] = 40 + 15 * fan
+    if int(gpu["fans"]):
+        gpu["fan_speed.min"], gpu["fan_speed.max"] = 30, 100  # as an RTX 2070 reports
     if index % 2 == 1:
         gpu[f"field.{FIELD_MEMORY_TEMP}"] = 47
     return gpu

@@ -17,6 +17,13 @@
  *                                        the key leaves the file
  *   event.1 0 8 79                       queued event 1: GPU 0, type 8 (XID), data 79;
  *                                        each event is returned once, in id order
+ *   gpu.1.fan_speed.min 30               nvmlDeviceGetMinMaxFanSpeed (also .max); a
+ *                                        nvmlDeviceSetFanSpeed_v2 outside it is
+ *                                        INVALID_ARGUMENT, as the driver answers (RTX 2070)
+ *
+ * Fan speeds set (nvmlDeviceSetFanSpeed_v2) are kept in memory: nvmlDeviceGetTargetFanSpeed
+ * returns them, nvmlDeviceSetDefaultFanSpeed_v2 hands the fan back to the driver's curve, and
+ * the test hook fakeNvmlFanTarget(gpu, fan) says which (-1: the driver's own curve).
  *
  * Keys are the NVML symbol names (nvmlDeviceGetCount_v2, nvmlEventSetWait_v2, ...). Built with
  * -DFAKE_NVML_OLD_DRIVER it leaves out symbols that older drivers lack, so pynvml raises
@@ -88,6 +95,9 @@ static int init_count;
 static unsigned long long delivered; /* highest event id returned */
 static struct fake_device devices[MAX_GPUS];
 static struct fake_event_set sets[MAX_SETS];
+#define MAX_FANS 8
+static int fan_target[MAX_GPUS][MAX_FANS]; /* percent set; -1: the driver's automatic curve */
+static int fans_touched;                   /* fan_target holds values (else all -1) */
 
 /* ---- state file -------------------------------------------------------------------------- */
 
@@ -381,6 +391,7 @@ void fakeNvmlReset(void)
     delivered = 0;
     have_state = 0;
     memset(sets, 0, sizeof sets);
+    fans_touched = 0;
     pthread_mutex_unlock(&mu);
 }
 
@@ -1067,4 +1078,106 @@ nvmlReturn_t nvmlGpuInstanceGetInfo(nvmlGpuInstance_t gi, nvmlGpuInstanceInfo_t 
         out->placement.size = (unsigned int)v[3];
     }
     return end(rc);
+}
+
+/* ---- fan control (nvml fan driver) ------------------------------------------------------- */
+
+static int target_locked(int gpu, unsigned int fan)
+{
+    return fans_touched ? fan_target[gpu][fan] : -1;
+}
+
+static void touch_fans_locked(void)
+{
+    if (!fans_touched) {
+        for (int g = 0; g < MAX_GPUS; g++)
+            for (int f = 0; f < MAX_FANS; f++)
+                fan_target[g][f] = -1;
+        fans_touched = 1;
+    }
+}
+
+static nvmlReturn_t fan_index_locked(int gpu, unsigned int fan)
+{
+    unsigned int count = 0;
+    if (uint_locked(gpu, "fans", &count) != OK || count == 0)
+        return NOT_SUPPORTED;
+    return fan < count && fan < MAX_FANS ? OK : INVALID_ARGUMENT;
+}
+
+nvmlReturn_t nvmlDeviceGetMinMaxFanSpeed(nvmlDevice_t dev, unsigned int *lo, unsigned int *hi)
+{
+    static const char *const keys[] = {"fan_speed.min", "fan_speed.max"};
+    unsigned long long v[2];
+    int gpu;
+    nvmlReturn_t rc = begin_dev(__func__, dev, &gpu);
+    if (rc == OK && (lo == NULL || hi == NULL))
+        rc = INVALID_ARGUMENT;
+    if (rc == OK && (rc = many_locked(gpu, keys, 2, v)) == OK) {
+        *lo = (unsigned int)v[0];
+        *hi = (unsigned int)v[1];
+    }
+    return end(rc);
+}
+
+nvmlReturn_t nvmlDeviceSetFanSpeed_v2(nvmlDevice_t dev, unsigned int fan, unsigned int speed)
+{
+    int gpu;
+    nvmlReturn_t rc = begin_dev(__func__, dev, &gpu);
+    if (rc == OK)
+        rc = fan_index_locked(gpu, fan);
+    if (rc == OK) {
+        unsigned int lo = 0, hi = 100;
+        uint_locked(gpu, "fan_speed.min", &lo);
+        uint_locked(gpu, "fan_speed.max", &hi);
+        if (speed < lo || speed > hi) {
+            rc = INVALID_ARGUMENT;
+        } else {
+            touch_fans_locked();
+            fan_target[gpu][fan] = (int)speed;
+        }
+    }
+    return end(rc);
+}
+
+nvmlReturn_t nvmlDeviceSetDefaultFanSpeed_v2(nvmlDevice_t dev, unsigned int fan)
+{
+    int gpu;
+    nvmlReturn_t rc = begin_dev(__func__, dev, &gpu);
+    if (rc == OK)
+        rc = fan_index_locked(gpu, fan);
+    if (rc == OK) {
+        touch_fans_locked();
+        fan_target[gpu][fan] = -1;
+    }
+    return end(rc);
+}
+
+nvmlReturn_t nvmlDeviceGetTargetFanSpeed(nvmlDevice_t dev, unsigned int fan, unsigned int *out)
+{
+    int gpu;
+    nvmlReturn_t rc = begin_dev(__func__, dev, &gpu);
+    if (rc == OK)
+        rc = out ? fan_index_locked(gpu, fan) : INVALID_ARGUMENT;
+    if (rc == OK) {
+        int t = target_locked(gpu, fan);
+        char key[32];
+        snprintf(key, sizeof key, "fan.%u", fan); /* the driver's own curve: the speed now */
+        if (t >= 0)
+            *out = (unsigned int)t;
+        else
+            rc = uint_locked(gpu, key, out);
+    }
+    return end(rc);
+}
+
+/* Test hook (not an NVML symbol): the speed set on a fan, -1 for the driver's own curve. */
+int fakeNvmlFanTarget(int gpu, int fan)
+{
+    int t = -1;
+    pthread_mutex_lock(&mu);
+    if (gpu >= 0 && gpu < MAX_GPUS && fan >= 0 && fan < MAX_FANS)
+        t = target_locked(gpu, (unsigned int)fan);
+    pthread_mutex_unlock(&mu);
+    return t;
 }
