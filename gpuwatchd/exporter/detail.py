@@ -83,6 +83,9 @@ DEFAULT_SET: dict[str, Rule | Keep] = {
     "gpuwatchd_vgpu_licence_supported": DROP,  # gpuwatchd_vgpu_licence_info says it
     "gpuwatchd_vgpu_virtualization_mode": DROP,  # static per GPU
     "gpuwatchd_gridd_unit_state": ACTIVE_ONLY,
+    # per gridd journal event kind (12 series per node; no rule or panel reads them): the
+    # journal has each event, `exporter.detail: full` brings the counters back
+    "gpuwatchd_gridd_events_total": DROP,
     "gpuwatchd_licence_token_problem": ACTIVE_ONLY,
     "gpuwatchd_licence_config_problem": ACTIVE_ONLY,
     "gpuwatchd_licence_node_problem": ACTIVE_ONLY,
