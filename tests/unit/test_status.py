@@ -140,8 +140,8 @@ def sockdir() -> Iterator[Path]:
 def test_healthy_document_has_the_schema_keys_and_both_gpus() -> None:
     """Schema 1 top-level and per-GPU keys; JSON-clean (no NaN/inf); no reasons."""
     doc = build_status(make_snapshot(), make_info(), NOW)
-    assert list(doc) == ["schema", "daemon", "health", "hardware", "nvml", "gpus", "energy", "bmcs",
-                         "licence", "collectors", "fan_control"]
+    assert list(doc) == ["schema", "daemon", "health", "hardware", "nvml", "gpus", "energy",
+                         "bmcs", "hwmon", "licence", "collectors", "fan_control"]
     assert doc["hwmon"] is None  # no hwmon collector: a node without chips (or disabled)
     assert doc["licence"] is None  # no licence readings: a node without licensing
     assert doc["schema"] == 1
