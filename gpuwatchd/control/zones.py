@@ -6,8 +6,12 @@ control must be safe before it is quiet"):
 
 - ``monitor``: no writes. At start until the inputs are good and the driver holds manual
   control; for good when the BMC refused manual control (``0xd4``/``0xc1``) or control is off.
-- ``control``: the PID output, clamped to [min_duty, max_duty], slew-limited (up fast, down
-  slow); once the input is above the setpoint and rising, the duty never goes down.
+- ``control``: the PID output (with the GPUs' power as feed-forward), clamped to [min_duty,
+  max_duty], slew-limited (up fast, down slow); once the input is above the setpoint and
+  rising, the duty never goes down. The commanded duty then holds still through changes
+  smaller than ``write_deadband_ratio`` and moves by a smaller step only after
+  ``min_dwell_seconds`` (see :class:`Hold`): fans that step every few seconds are what a
+  person hears.
 - ``failsafe``: entered at once when an input is stale past its limit, a GPU is lost, an
   input reaches the ceiling, or the driver reports failing writes or an unreachable BMC; the
   controller then hands the fans back to the BMC. It is left only after
@@ -18,17 +22,18 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from gpuwatchd.config import ZoneConfig
 from gpuwatchd.config.selectors import GpuSelector, Selector
 from gpuwatchd.control.pid import Pid, PidGains, PidTerms
 from gpuwatchd.control.selectors import InputValue, resolve
 from gpuwatchd.control.state import FailsafeReason, ZoneMode
-from gpuwatchd.model import Snapshot
+from gpuwatchd.model import GpuReading, Snapshot
 
 STALE_AFTER_INTERVALS = 1.5  # default stale limit: failsafe within 2 intervals of a loss
 GUESS_SPAN_CELSIUS = 20.0  # see ZoneController.guess_duty
+SMALLEST_STEP_RATIO = 0.01  # a whole percent: the BMC's resolution (ipmitool raw ... 0x30 NN)
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,7 @@ class Assessment:
     inputs: tuple[InputValue, ...]
     controlling: InputValue | None
     fault: Fault | None
+    power_watts: float | None = None  # the highest power of the zone's GPUs (feed-forward)
 
 
 @dataclass(frozen=True)
@@ -102,6 +108,7 @@ class ZoneController:
         self._good_since: float | None = None
         self._last_mono: float | None = None
         self._last_value: float | None = None
+        self._hold = Hold()
 
     @property
     def min_duty(self) -> float:
@@ -127,7 +134,8 @@ class ZoneController:
             inputs.append(InputValue(gone, None, math.inf, lost=isinstance(gone, GpuSelector),
                                      error="no longer reported"))
         self._seen |= sources
-        return assess(inputs, self.stale_after, self.cfg.ceiling_celsius)
+        a = assess(inputs, self.stale_after, self.cfg.ceiling_celsius)
+        return replace(a, power_watts=gpu_power(inputs, snapshot))
 
     def reconfigure(self, cfg: ZoneConfig) -> None:
         """A reloaded zone config: same inputs kept, new gains/setpoint/limits bumpless."""
@@ -194,7 +202,8 @@ class ZoneController:
         assert a.controlling is not None and a.controlling.celsius is not None  # noqa: S101
         start = self.guess_duty(a.controlling.celsius) if entry_duty is None else entry_duty
         start = min(self.cfg.max_duty, max(self.min_duty, start))
-        self.pid.reset(a.controlling.celsius, start)
+        self.pid.reset(a.controlling.celsius, start, a.power_watts)
+        self._hold.reset(start, now_mono)
         self.mode, self.reason, self.duty = ZoneMode.CONTROL, "", start
         self._good_since = None
         self._last_mono, self._last_value = now_mono, a.controlling.celsius
@@ -206,16 +215,24 @@ class ZoneController:
         assert self.duty is not None  # noqa: S101 - set on entering control
         value = a.controlling.celsius
         dt = now_mono - self._last_mono if self._last_mono is not None else self._interval
-        terms = self.pid.update(value, dt)
+        terms = self.pid.update(value, dt, a.power_watts)
         rising = self._last_value is not None and value > self._last_value
-        duty = limit(terms.output, self.duty, dt, low=self.min_duty, high=self.cfg.max_duty,
-                     up_per_second=self.cfg.slew_up_per_second,
-                     down_per_second=self.cfg.slew_down_per_second,
-                     hold=rising and value > self.cfg.setpoint_celsius)
-        self.pid.applied(duty)
+        shaped = self._hold.shaped if self._hold.shaped is not None else self.duty
+        retreat = rising and value > self.cfg.setpoint_celsius
+        duty = self._limit(terms.output, shaped, dt, retreat)
+        self.pid.applied(duty)  # anti-windup sees the limits, not the dead band's hold
+        wanted = self._hold.step(duty, now_mono, self.cfg.write_deadband_ratio,
+                                 self.cfg.min_dwell_seconds)
+        duty = self._hold.moved(self._limit(wanted, self.duty, dt, retreat))
         self.duty = duty
         self._last_mono, self._last_value = now_mono, value
         return ZoneStep(ZoneMode.CONTROL, "", duty, self.pid.terms, a.controlling)
+
+
+    def _limit(self, raw: float, previous: float, dt: float, retreat: bool) -> float:
+        return limit(raw, previous, dt, low=self.min_duty, high=self.cfg.max_duty,
+                     up_per_second=self.cfg.slew_up_per_second,
+                     down_per_second=self.cfg.slew_down_per_second, hold=retreat)
 
 
 def limit(raw: float, previous: float, dt: float, *, low: float, high: float,
@@ -228,5 +245,61 @@ def limit(raw: float, previous: float, dt: float, *, low: float, high: float,
     return min(high, max(low, duty))
 
 
+class Hold:
+    """The write dead band and minimum dwell of a zone's commanded duty.
+
+    The zone's duty as the limits shaped it (``shaped``) is followed once it is ``deadband``
+    or more away from the commanded duty, or a whole percent away after the commanded duty
+    has held for ``dwell_seconds``; once moving, the commanded duty follows (within the slew
+    limits, tick by tick) until it has caught up, then holds again. So at a steady load the
+    duty holds still while the error is inside the sensor's resolution, and it still reaches
+    any level.
+    """
+
+    def __init__(self) -> None:
+        self.duty: float | None = None  # as commanded
+        self.shaped: float | None = None  # as the limits shaped it (the slew limits' base)
+        self.since_mono = 0.0
+        self.tracking = False
+
+    def reset(self, duty: float, now_mono: float) -> None:
+        self.duty = self.shaped = duty
+        self.since_mono = now_mono
+        self.tracking = False
+
+    def moved(self, duty: float) -> float:
+        """The commanded duty after the slew limits: caught up (holding again) or not."""
+        assert self.shaped is not None  # noqa: S101 - set by step()
+        self.tracking = abs(duty - self.shaped) > 1e-9
+        self.duty = duty
+        return duty
+
+    def step(self, duty: float, now_mono: float, deadband: float, dwell_seconds: float) -> float:
+        self.shaped = duty
+        held = self.duty
+        change = abs(duty - held) if held is not None else float("inf")
+        dwelt = now_mono - self.since_mono >= dwell_seconds
+        if self.tracking or change >= max(deadband, 1e-12) \
+                or (dwelt and change >= SMALLEST_STEP_RATIO - 1e-9) \
+                or (change > 0 and deadband <= 0 and dwell_seconds <= 0):
+            self.since_mono = now_mono
+            return duty
+        assert held is not None  # noqa: S101 - infinite change otherwise
+        return held
+
+
+def gpu_power(inputs: list[InputValue], snapshot: Snapshot) -> float | None:
+    """The highest power drawn by a GPU among the zone's GPU inputs (W; None: none reports
+    one): the heat the zone's fans must carry away, seen before it heats the die."""
+    indices = {i.source.index for i in inputs if isinstance(i.source, GpuSelector)}
+    watts = [g.power_watts for g in snapshot.readings(GpuReading)
+             if g.index in indices and g.power_watts is not None]
+    return max(watts) if watts else None
+
+
 def _gains(cfg: ZoneConfig) -> PidGains:
-    return PidGains(cfg.kp, cfg.ki, cfg.kd, cfg.derivative_filter_seconds)
+    return PidGains(cfg.kp, cfg.ki, cfg.kd, cfg.derivative_filter_seconds,
+                    window_seconds=cfg.derivative_window_seconds,
+                    integral_deadband_celsius=cfg.integral_deadband_celsius,
+                    feedforward_per_watt=cfg.feedforward_duty_per_watt,
+                    feedforward_filter_seconds=cfg.feedforward_filter_seconds)

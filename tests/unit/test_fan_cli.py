@@ -196,5 +196,5 @@ def test_fan_control_config_errors_name_the_key(text: str, message: str) -> None
 def test_the_demo_config_loads_with_the_documented_defaults() -> None:
     cfg = loads(DEMO, "demo.yaml")
     zone = cfg.fan_control.zones[0]
-    assert (zone.kp, zone.slew_up_per_second, zone.slew_down_per_second) == (0.03, 0.1, 0.01)
+    assert (zone.kp, zone.slew_up_per_second, zone.slew_down_per_second) == (0.04, 0.1, 0.01)
     assert cfg.fan_control.dell.fan_count == 8
