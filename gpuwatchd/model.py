@@ -330,6 +330,7 @@ class ZoneReading:
     p: float | None = None
     i: float | None = None
     d: float | None = None
+    f: float | None = None  # the feed-forward from the GPUs' power
     failsafe_entries: tuple[tuple[FailsafeReason, int], ...] = ()  # (reason, count) since start
 
 
