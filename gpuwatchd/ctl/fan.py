@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from gpuwatchd.collectors.chassis_ipmi import ChassisIpmiCollector
+from gpuwatchd.collectors.gpu import GpuCollector
 from gpuwatchd.config import Config, ConfigError, load
 from gpuwatchd.config import fan_drivers as specs
 from gpuwatchd.control import calibrate
@@ -28,7 +29,8 @@ from gpuwatchd.ctl.common import EXIT_CONFIG
 from gpuwatchd.ctl.common import err as _err
 from gpuwatchd.errors import GpuwatchdError
 from gpuwatchd.hardware import Hardware, real
-from gpuwatchd.model import FanReading
+from gpuwatchd.links import nvml
+from gpuwatchd.model import FanReading, GpuReading
 from gpuwatchd.status.client import QueryError, query
 from gpuwatchd.status.paths import default_socket
 
@@ -105,6 +107,34 @@ def read_fans(config: Config, hw: Hardware) -> Callable[[], Sequence[FanReading]
     return read
 
 
+def gpu_watch(config: Config, hw: Hardware) -> Callable[[], str | None]:
+    """Why calibration must stop now: a GPU past the lowest zone setpoint (the fans are
+    stepping down; the ceiling is above it) or no longer readable once it was; None while
+    every GPU is cooler (``nvidia-smi --query-gpu=temperature.gpu``). Without GPUs (off in the
+    config, or no NVML) nothing is watched."""
+    zones = config.fan_control.zones
+    if config.gpus.enabled is False or not zones:
+        return lambda: None
+    limit = min(z.setpoint_celsius for z in zones)
+    collector = GpuCollector(nvml.lease(hw, config.gpus), hw.clock, config.gpus)
+    seen = False
+
+    def watch() -> str | None:
+        nonlocal seen
+        try:
+            gpus = [r for r in collector.collect().readings if isinstance(r, GpuReading)]
+        except GpuwatchdError as exc:
+            return f"GPU temperatures unreadable: {exc}" if seen else None
+        seen = seen or bool(gpus)
+        for g in gpus:
+            temp = g.temperature_celsius
+            if temp is not None and temp > limit:
+                return f"GPU {g.index} at {temp:.0f} C passed the setpoint {limit:g} C"
+        return None
+
+    return watch
+
+
 def calibrate_cmd(args: argparse.Namespace, hardware: Hw = real,
                   sleep: Callable[[float], None] = time.sleep) -> int:
     """``gpuwatchctl calibrate``: measure duty -> rpm, store the floor."""
@@ -126,15 +156,24 @@ def calibrate_cmd(args: argparse.Namespace, hardware: Hw = real,
         built = make_driver(config, hw)
         try:
             cal = calibrate.run(built.driver, read_fans(config, hw), sleep, hw.clock.time,
-                                settle_seconds=args.settle, margin=args.margin, report=print)
+                                settle_seconds=args.settle, margin=args.margin, report=print,
+                                watch=gpu_watch(config, hw))
         finally:
             built.close()
+        if cal.failed_fans:
+            print(f"failed fans (left out of the floor): {', '.join(cal.failed_fans)}")
+        if not cal.floor_found:
+            _err("no floor: no duty below 100 % keeps the healthy fans clear of their lower "
+                 "thresholds (nothing stored)" if cal.points else
+                 "no floor: no healthy fan reports a speed (nothing stored)")
+            return 1
         path = calibrate.save(cal, fc.state_directory)
     except (GpuwatchdError, OSError) as exc:
         _err(f"calibration failed (the fans were handed back to the BMC): {exc}")
         return 1
     print(f"floor {cal.floor_duty:.0%}: every zone's min_duty is raised to it; saved {path}")
     return 0
+
 
 
 def calibratable(driver: str) -> bool:

@@ -198,3 +198,60 @@ def test_the_demo_config_loads_with_the_documented_defaults() -> None:
     zone = cfg.fan_control.zones[0]
     assert (zone.kp, zone.slew_up_per_second, zone.slew_down_per_second) == (0.04, 0.1, 0.01)
     assert cfg.fan_control.dell.fan_count == 8
+
+
+def test_calibrate_names_a_dead_fan_and_finds_the_floor_of_the_healthy_ones(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    clock = ManualClock()
+    node = SimNode(clock=clock, profile="idle")
+    node.fail_fan(2)  # Fan3A and Fan3B read 0 rpm whatever the duty (the C4130's dead fan)
+    args = argparse.Namespace(config=str(config_file(tmp_path)), attempts=1, settle=10.0,
+                              margin=3.0)
+    assert fan_cli.calibrate_cmd(args, hardware=node.hardware, sleep=clock.advance) == 0
+    out = capsys.readouterr().out
+    assert "Fan3A: failed" in out and "Fan3B: failed" in out
+    assert "failed fans (left out of the floor): Fan3A, Fan3B" in out
+    assert "floor 10%" in out
+    cal = calibrate.load(str(tmp_path / "state"), "idrac", "dell")
+    assert cal is not None and cal.floor_duty == 0.1 and cal.floor_found
+    assert cal.failed_fans == ("Fan3A", "Fan3B")
+    assert not node.bmcs["idrac"].manual
+
+
+def test_calibrate_with_every_fan_dead_has_no_floor_and_exits_1(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    clock = ManualClock()
+    node = SimNode(clock=clock, profile="idle")
+    for fan in range(node.fan_count):
+        node.fail_fan(fan)
+    args = argparse.Namespace(config=str(config_file(tmp_path)), attempts=1, settle=10.0,
+                              margin=0.2)
+    assert fan_cli.calibrate_cmd(args, hardware=node.hardware, sleep=clock.advance) == 1
+    assert "no floor: no healthy fan reports a speed" in capsys.readouterr().err
+    assert calibrate.load(str(tmp_path / "state"), "idrac", "dell") is None
+    assert not node.bmcs["idrac"].manual
+
+
+def test_calibrate_without_a_floor_below_full_exits_1(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    clock = ManualClock()
+    node = SimNode(clock=clock, profile="idle")
+    args = argparse.Namespace(config=str(config_file(tmp_path)), attempts=1, settle=10.0,
+                              margin=30.0)  # 31 x 600 rpm: not even 80 % keeps clear of it
+    assert fan_cli.calibrate_cmd(args, hardware=node.hardware, sleep=clock.advance) == 1
+    assert "no floor: no duty below 100 %" in capsys.readouterr().err
+    assert calibrate.load(str(tmp_path / "state"), "idrac", "dell") is None
+
+
+def test_calibrate_aborts_and_hands_back_when_a_gpu_passes_its_setpoint(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    clock = ManualClock()
+    node = SimNode(clock=clock, profile="full")  # 2 x 250 W: 60 C at 80 %, hotter below
+    args = argparse.Namespace(config=str(config_file(tmp_path)), attempts=1, settle=60.0,
+                              margin=0.2)
+    assert fan_cli.calibrate_cmd(args, hardware=node.hardware, sleep=clock.advance) == 1
+    captured = capsys.readouterr()
+    assert "aborted" in captured.out and "passed the setpoint 75 C" in captured.err
+    assert calibrate.load(str(tmp_path / "state"), "idrac", "dell") is None
+    assert not node.bmcs["idrac"].manual  # handed back
+    assert max(node.gpu_view(i).temperature_celsius for i in range(2)) < 85.0
