@@ -15,7 +15,8 @@ floor search, which goes on for the healthy fans. No healthy fan, or no duty bel
 keeps them clear, is no floor (:attr:`Calibration.floor_found` False; ``gpuwatchctl
 calibrate`` then exits 1 and stores nothing). ``watch`` is asked after every step: a reason
 (a GPU past its setpoint or the ceiling while the fans step down) aborts the calibration
-(:class:`CalibrationAborted`) with the fans handed back to the BMC. The result is stored as JSON in ``fan_control.state_directory``
+(:class:`CalibrationAborted`) with the fans handed back to the BMC. The result is stored as
+JSON in ``fan_control.state_directory``
 (``calibration-<bmc>.json``); the daemon raises every zone's ``min_duty`` to the floor and
 checks fan speeds against the measured curve (gpuwatchd.control.revert).
 """
