@@ -55,7 +55,7 @@ INTERVAL = 2.0
 SETPOINT, CEILING, MIN_DUTY = 75.0, 85.0, 0.15
 INJECT_AT = 900.0  # faults start 15 minutes in
 LEGACY = {"kp": 0.03, "ki": 0.0015, "kd": 0.5, "derivative_window_seconds": 0.0,
-          "integral_deadband_celsius": 0.0, "feedforward_duty_per_watt": 0.0,
+          "error_deadband_celsius": 0.0, "feedforward_duty_per_watt": 0.0,
           "write_deadband_ratio": 0.0, "min_dwell_seconds": 0.0}
 CURVE = ((85, 1.0), (80, 0.8), (75, 0.6), (70, 0.45), (60, 0.35), (50, 0.25))
 

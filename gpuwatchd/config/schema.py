@@ -76,8 +76,8 @@ class ZoneConfig:
     # P and D see a least-squares line over this window, not the last whole-degree reading
     # (gpuwatchd.control.estimate; 0: the last reading and a two-point difference).
     derivative_window_seconds: float = field(default=30.0, metadata=rng(0, 600))
-    # An error within this (the sensor's resolution) is not integrated: no limit cycle.
-    integral_deadband_celsius: float = field(default=0.5, metadata=rng(0, 10))
+    # An error within this (the sensor's resolution) is neither integrated nor acted on by P.
+    error_deadband_celsius: float = field(default=0.5, metadata=rng(0, 10))
     # Feed-forward: duty per watt of the hottest GPU input's power (low-pass filtered).
     feedforward_duty_per_watt: float = field(default=0.0025, metadata=rng(0, 1))
     feedforward_filter_seconds: float = field(default=10.0, metadata=rng(0, 600))

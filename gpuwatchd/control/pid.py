@@ -10,9 +10,10 @@ duty per degree, ``ki`` duty per degree-second and ``kd`` duty per (degree per s
   difference.
 - Derivative on the measurement, not on the error: a setpoint change (a config reload) does
   not kick the output; the rate is also low-pass filtered (``derivative_filter_seconds``).
-- Integral dead band (``integral_deadband_celsius``): an error within the sensor's
-  resolution is not integrated, so the output holds still at a steady load instead of
-  ramping until the integer reading flips and back (a limit cycle of the quantiser).
+- Error dead band (``error_deadband_celsius``): an error within the sensor's resolution is
+  neither integrated nor acted on by P (outside it P counts the error less the band), so the
+  output holds still at a steady load instead of ramping until the integer reading flips and
+  back (a limit cycle of the quantiser).
 - Feed-forward (``feedforward_per_watt``): a term proportional to the heat the GPUs put out
   (their power, low-pass filtered over ``feedforward_filter_seconds``): a load step shows in
   the power at once, a heatsink time constant before it shows in the temperature. The
@@ -51,7 +52,7 @@ class PidGains:
     kd: float
     derivative_filter_seconds: float = 0.0
     window_seconds: float = 0.0
-    integral_deadband_celsius: float = 0.0
+    error_deadband_celsius: float = 0.0
     feedforward_per_watt: float = 0.0
     feedforward_filter_seconds: float = 0.0
 
@@ -97,7 +98,7 @@ class Pid:
         self._fit.reset(self._t, measurement)
         self._power.reset(power_watts)
         self._slow_power.reset(power_watts)
-        p = self.gains.kp * (measurement - self.setpoint)
+        p = self._p(measurement)
         f = self._feedforward()
         self._integral = self._clamp(output - p - f, f)
         self.terms = PidTerms(p, self._integral, 0.0, f)
@@ -116,7 +117,7 @@ class Pid:
         if self._last is None:
             self._integral = self._clamp(self._integral, f)
             return
-        p = gains.kp * (self._last - setpoint)
+        p = self._p(self._last)
         d = gains.kd * self._rate
         self._integral = self._clamp(before - p - d - f, f)
         self.terms = PidTerms(p, self._integral, d, f)
@@ -140,14 +141,14 @@ class Pid:
             self._rate += alpha * (fit.slope - self._rate)
             value = fit.mean
             error = value - self.setpoint
-            if abs(error) > g.integral_deadband_celsius:
+            if abs(error) > g.error_deadband_celsius:
                 self._last_di = g.ki * error * dt
             self._integral = self._clamp(self._integral + self._last_di, f)
         else:
             value = measurement
             self._integral = self._clamp(self._integral, f)
         self._last = value
-        self.terms = PidTerms(g.kp * (value - self.setpoint), self._integral,
+        self.terms = PidTerms(self._p(value), self._integral,
                               g.kd * self._rate, f)
         return self.terms
 
@@ -171,6 +172,12 @@ class Pid:
             self._integral = self._clamp(self._integral - self._last_di, self.terms.f)
             self._last_di = 0.0
             self.terms = PidTerms(self.terms.p, self._integral, self.terms.d, self.terms.f)
+
+    def _p(self, value: float) -> float:
+        """The P term: the error less the dead band (none within it, continuous outside)."""
+        error = value - self.setpoint
+        band = self.gains.error_deadband_celsius
+        return self.gains.kp * (error - max(-band, min(band, error)))
 
     def _feedforward(self) -> float:
         power = self._power.value

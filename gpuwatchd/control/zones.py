@@ -300,6 +300,6 @@ def gpu_power(inputs: list[InputValue], snapshot: Snapshot) -> float | None:
 def _gains(cfg: ZoneConfig) -> PidGains:
     return PidGains(cfg.kp, cfg.ki, cfg.kd, cfg.derivative_filter_seconds,
                     window_seconds=cfg.derivative_window_seconds,
-                    integral_deadband_celsius=cfg.integral_deadband_celsius,
+                    error_deadband_celsius=cfg.error_deadband_celsius,
                     feedforward_per_watt=cfg.feedforward_duty_per_watt,
                     feedforward_filter_seconds=cfg.feedforward_filter_seconds)

@@ -76,7 +76,7 @@ fan_control:
       kd: 0.05
       derivative_filter_seconds: 0.5
       derivative_window_seconds: 0
-      integral_deadband_celsius: 0
+      error_deadband_celsius: 0
       feedforward_duty_per_watt: 0
       write_deadband_ratio: 0
       min_dwell_seconds: 0
