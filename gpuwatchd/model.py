@@ -331,6 +331,7 @@ class ZoneReading:
     i: float | None = None
     d: float | None = None
     f: float | None = None  # the feed-forward from the GPUs' power
+    tuned: bool = False  # the gains come from the zone's step test (gpuwatchctl tune)
     failsafe_entries: tuple[tuple[FailsafeReason, int], ...] = ()  # (reason, count) since start
 
 

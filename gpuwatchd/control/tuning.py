@@ -164,6 +164,21 @@ def save(directory: str, zone: str, model: PlantModel, gains: TunedGains) -> str
     return path
 
 
+def load_gains(directory: str, zones: Sequence[str]) -> dict[str, TunedGains]:
+    """The stored gains of every zone that has a usable model file (logged)."""
+    out: dict[str, TunedGains] = {}
+    for zone in zones:
+        found = load(directory, zone)
+        if found is not None:
+            model, gains = found
+            log.info("fan zone %s: tuned gains kp %.4g, ki %.4g from its step test (gain %.1f C "
+                     "per unit duty, dead time %.0f s, time constant %.0f s; %s)", zone,
+                     gains.kp, gains.ki, model.gain_celsius_per_duty, model.dead_time_seconds,
+                     model.time_constant_seconds, path_for(directory, zone))
+            out[zone] = gains
+    return out
+
+
 def load(directory: str, zone: str) -> tuple[PlantModel, TunedGains] | None:
     """The stored model and gains of ``zone``; None (a warning if unusable) otherwise.
     Gains must be finite and within the config's own ranges (kp, ki 0-10)."""
@@ -177,16 +192,24 @@ def load(directory: str, zone: str) -> tuple[PlantModel, TunedGains] | None:
         log.warning("ignoring the fan tuning %s: %s", path, exc)
         return None
     try:
-        if doc["schema"] != SCHEMA or doc["zone"] != zone:
-            raise ValueError(f"schema {doc.get('schema')}, zone {doc.get('zone')}")
-        model = PlantModel(*(float(doc[k]) for k in (
-            "gain_celsius_per_duty", "dead_time_seconds", "time_constant_seconds",
-            "duty_from", "duty_to")))
-        gains = TunedGains(float(doc["kp"]), float(doc["ki"]), float(doc["kd"]))
-        for name, value in (("kp", gains.kp), ("ki", gains.ki), ("kd", gains.kd)):
-            if not (math.isfinite(value) and 0.0 <= value <= 10.0):
-                raise ValueError(f"{name} {value} outside 0-10")
-        return model, gains
+        return _parse(doc, zone)
     except (KeyError, TypeError, ValueError) as exc:
         log.warning("ignoring the fan tuning %s: %s", path, exc)
         return None
+
+
+def _parse(doc: dict[str, object], zone: str) -> tuple[PlantModel, TunedGains]:
+    if doc["schema"] != SCHEMA or doc["zone"] != zone:
+        raise ValueError(f"schema {doc.get('schema')}, zone {doc.get('zone')}")
+    model = PlantModel(*(float(doc[k]) for k in (  # type: ignore[arg-type]
+        "gain_celsius_per_duty", "dead_time_seconds", "time_constant_seconds",
+        "duty_from", "duty_to")))
+    gains = TunedGains(*(float(doc[k]) for k in ("kp", "ki", "kd")))  # type: ignore[arg-type]
+    for name, value in (("kp", gains.kp), ("ki", gains.ki), ("kd", gains.kd)):
+        if not (math.isfinite(value) and 0.0 <= value <= 10.0):
+            raise ValueError(f"{name} {value} outside 0-10")
+    for value in (model.gain_celsius_per_duty, model.dead_time_seconds,
+                  model.time_constant_seconds):
+        if not math.isfinite(value):
+            raise ValueError(f"model value {value} not finite")
+    return model, gains

@@ -29,6 +29,7 @@ from gpuwatchd.config.selectors import GpuSelector, Selector
 from gpuwatchd.control.pid import Pid, PidGains, PidTerms
 from gpuwatchd.control.selectors import InputValue, resolve
 from gpuwatchd.control.state import FailsafeReason, ZoneMode
+from gpuwatchd.control.tuning import TunedGains
 from gpuwatchd.model import GpuReading, Snapshot
 
 STALE_AFTER_INTERVALS = 1.5  # default stale limit: failsafe within 2 intervals of a loss
@@ -93,12 +94,14 @@ def assess(inputs: list[InputValue], stale_after: float, ceiling: float) -> Asse
 class ZoneController:
     """One zone's state; the controller calls :meth:`observe` then :meth:`step` each tick."""
 
-    def __init__(self, cfg: ZoneConfig, interval_seconds: float, floor_duty: float = 0.0) -> None:
+    def __init__(self, cfg: ZoneConfig, interval_seconds: float, floor_duty: float = 0.0,
+                 tuned: TunedGains | None = None) -> None:
         self.cfg = cfg
+        self.tuned = tuned  # gains from the zone's step test (gpuwatchctl tune), else None
         self.name = cfg.name
         self._interval = interval_seconds
         self.floor_duty = floor_duty  # calibrated lowest duty that keeps every fan turning
-        self.pid = Pid(_gains(cfg), cfg.setpoint_celsius, self.min_duty, cfg.max_duty)
+        self.pid = Pid(_gains(cfg, tuned), cfg.setpoint_celsius, self.min_duty, cfg.max_duty)
         self.mode = ZoneMode.MONITOR
         self.reason = "starting"
         self.duty: float | None = None
@@ -140,7 +143,7 @@ class ZoneController:
     def reconfigure(self, cfg: ZoneConfig) -> None:
         """A reloaded zone config: same inputs kept, new gains/setpoint/limits bumpless."""
         self.cfg = cfg
-        self.pid.retune(_gains(cfg), cfg.setpoint_celsius, self.min_duty, cfg.max_duty)
+        self.pid.retune(_gains(cfg, self.tuned), cfg.setpoint_celsius, self.min_duty, cfg.max_duty)
 
     def ready_to_leave(self, a: Assessment, now_mono: float,
                        driver_fault: Fault | None = None) -> bool:
@@ -297,8 +300,11 @@ def gpu_power(inputs: list[InputValue], snapshot: Snapshot) -> float | None:
     return max(watts) if watts else None
 
 
-def _gains(cfg: ZoneConfig) -> PidGains:
-    return PidGains(cfg.kp, cfg.ki, cfg.kd, cfg.derivative_filter_seconds,
+def _gains(cfg: ZoneConfig, tuned: TunedGains | None = None) -> PidGains:
+    """The config's gains, or the step test's kp/ki/kd where the zone was tuned (the rest,
+    the filters, dead bands and feed-forward, always the config's)."""
+    kp, ki, kd = (tuned.kp, tuned.ki, tuned.kd) if tuned else (cfg.kp, cfg.ki, cfg.kd)
+    return PidGains(kp, ki, kd, cfg.derivative_filter_seconds,
                     window_seconds=cfg.derivative_window_seconds,
                     error_deadband_celsius=cfg.error_deadband_celsius,
                     feedforward_per_watt=cfg.feedforward_duty_per_watt,

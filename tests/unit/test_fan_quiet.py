@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 import pytest
 
 from gpuwatchd.clock import ManualClock
+from gpuwatchd.control import tuning
 from gpuwatchd.control.estimate import LineFit, Lowpass
 from gpuwatchd.control.zones import Hold
 from gpuwatchd.daemon.cli import _demo_config
@@ -29,9 +30,23 @@ class Trace:
     readings: list[float]  # what the zone saw (whole degrees)
     duties: list[float]  # commanded (fan 0's duty as the BMC got it)
     oracle: float
+    tuned: bool = False  # the zone reported tuned gains
 
 
-def step_run(variant: str, interval: float = 1.0) -> Trace:
+def tune(variant: str, state: str) -> None:
+    """The step test on the same plant (gpuwatchctl tune's test), stored as the zone's."""
+    plant = ThermalPlant(1, 8, gpu_spec=PLANT_VARIANTS[variant], profiles=[lambda t: 250.0],
+                         duty=0.8)
+    def read() -> float:
+        return float(round(plant.gpu(0).temperature_celsius))
+
+    samples = tuning.step_test(plant.set_duty, read, plant.step, duty_from=0.8, duty_to=0.5,
+                               setpoint_celsius=SETPOINT, hold_seconds=60.0, run_seconds=1500.0, report=lambda s: None)
+    model = tuning.identify(samples, 60.0, 0.8, 0.5)
+    tuning.save(state, "gpu", model, tuning.simc(model))
+
+
+def step_run(variant: str, interval: float = 1.0, tuned: bool = False) -> Trace:
     clock = ManualClock()
     load = profiles.Step(at_seconds=WARM, before_watts=60.0, after_watts=250.0)
     node = SimNode(clock=clock, profile=[load, load], gpu_spec=PLANT_VARIANTS[variant])
@@ -39,6 +54,8 @@ def step_run(variant: str, interval: float = 1.0) -> Trace:
         plant.settle()
     config = _demo_config()
     with tempfile.TemporaryDirectory(prefix="gpuwatchd-state-") as state:
+        if tuned:
+            tune(variant, state)
         config = replace(config, interval_seconds=interval, fan_control=replace(
             config.fan_control, state_directory=state))
         daemon = Daemon(config, node.hardware())
@@ -52,6 +69,7 @@ def step_run(variant: str, interval: float = 1.0) -> Trace:
                 t += interval
                 assert snap.control is not None
                 zone = snap.control.zones[0]
+                trace.tuned = zone.tuned
                 trace.times.append(t)
                 trace.temps.append(max(node.gpu_view(i).temperature_celsius for i in range(2)))
                 trace.readings.append(zone.input_celsius or 0.0)
@@ -73,9 +91,11 @@ def reversals(duties: list[float]) -> int:
 
 
 @pytest.mark.parametrize("variant", ["slow", "default", "fast"])
-@pytest.mark.parametrize("interval", [1.0, 2.0])
-def test_a_load_step_settles_without_hunting(variant: str, interval: float) -> None:
-    tr = step_run(variant, interval)
+@pytest.mark.parametrize(("interval", "tuned"), [(1.0, False), (2.0, False), (1.0, True)])
+def test_a_load_step_settles_without_hunting(variant: str, interval: float,
+                                             tuned: bool) -> None:
+    tr = step_run(variant, interval, tuned)
+    assert tr.tuned is tuned  # the daemon runs the stored model's gains when there is one
     assert all(r == int(r) for r in tr.readings)  # whole degrees, as NVML reports
     after = [T for t, T in zip(tr.times, tr.temps, strict=True) if t > WARM]
     assert max(after) <= SETPOINT + 3.0

@@ -21,9 +21,12 @@ def plant_test(variant: str, watts: float = 250.0, setpoint: float = 75.0
                          duty=DUTY_FROM)
     truth = plant.conv_resistance(plant.fan_spec.target_rpm(DUTY_TO)) * \
         PLANT_VARIANTS[variant].sink_joules_per_kelvin
-    samples = tuning.step_test(plant.set_duty, lambda: float(round(plant.gpu(0).temperature_celsius)),
-                               plant.step, duty_from=DUTY_FROM, duty_to=DUTY_TO,
-                               setpoint_celsius=setpoint, hold_seconds=60.0,
+
+    def read() -> float:
+        return float(round(plant.gpu(0).temperature_celsius))  # whole degrees, as NVML
+
+    samples = tuning.step_test(plant.set_duty, read, plant.step, duty_from=DUTY_FROM,
+                               duty_to=DUTY_TO, setpoint_celsius=setpoint, hold_seconds=60.0,
                                run_seconds=max(600.0, 4 * truth), report=lambda s: None)
     return plant, samples, truth
 
