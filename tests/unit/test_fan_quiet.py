@@ -41,7 +41,8 @@ def tune(variant: str, state: str) -> None:
         return float(round(plant.gpu(0).temperature_celsius))
 
     samples = tuning.step_test(plant.set_duty, read, plant.step, duty_from=0.8, duty_to=0.5,
-                               setpoint_celsius=SETPOINT, hold_seconds=60.0, run_seconds=1500.0, report=lambda s: None)
+                               setpoint_celsius=SETPOINT, hold_seconds=60.0, run_seconds=1500.0,
+                               report=lambda s: None)
     model = tuning.identify(samples, 60.0, 0.8, 0.5)
     tuning.save(state, "gpu", model, tuning.simc(model))
 
