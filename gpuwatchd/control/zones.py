@@ -10,7 +10,7 @@ control must be safe before it is quiet"):
   max_duty], slew-limited (up fast, down slow); once the input is above the setpoint and
   rising, the duty never goes down. The commanded duty then holds still through changes
   smaller than ``write_deadband_ratio`` and moves by a smaller step only after
-  ``min_dwell_seconds`` (see :class:`Hold`): fans that step every few seconds are what a
+  ``min_dwell_seconds`` (gpuwatchd.control.hold): fans that step every few seconds are what a
   person hears.
 - ``failsafe``: entered at once when an input is stale past its limit, a GPU is lost, an
   input reaches the ceiling, or the driver reports failing writes or an unreachable BMC; the
@@ -26,6 +26,7 @@ from dataclasses import dataclass, replace
 
 from gpuwatchd.config import ZoneConfig
 from gpuwatchd.config.selectors import GpuSelector, Selector
+from gpuwatchd.control.hold import Hold
 from gpuwatchd.control.pid import Pid, PidGains, PidTerms
 from gpuwatchd.control.selectors import InputValue, resolve
 from gpuwatchd.control.state import FailsafeReason, ZoneMode
@@ -34,7 +35,6 @@ from gpuwatchd.model import GpuReading, Snapshot
 
 STALE_AFTER_INTERVALS = 1.5  # default stale limit: failsafe within 2 intervals of a loss
 GUESS_SPAN_CELSIUS = 20.0  # see ZoneController.guess_duty
-SMALLEST_STEP_RATIO = 0.01  # a whole percent: the BMC's resolution (ipmitool raw ... 0x30 NN)
 
 
 @dataclass(frozen=True)
@@ -246,49 +246,6 @@ def limit(raw: float, previous: float, dt: float, *, low: float, high: float,
     if hold:
         duty = max(duty, previous)
     return min(high, max(low, duty))
-
-
-class Hold:
-    """The write dead band and minimum dwell of a zone's commanded duty.
-
-    The zone's duty as the limits shaped it (``shaped``) is followed once it is ``deadband``
-    or more away from the commanded duty, or a whole percent away after the commanded duty
-    has held for ``dwell_seconds``; once moving, the commanded duty follows (within the slew
-    limits, tick by tick) until it has caught up, then holds again. So at a steady load the
-    duty holds still while the error is inside the sensor's resolution, and it still reaches
-    any level.
-    """
-
-    def __init__(self) -> None:
-        self.duty: float | None = None  # as commanded
-        self.shaped: float | None = None  # as the limits shaped it (the slew limits' base)
-        self.since_mono = 0.0
-        self.tracking = False
-
-    def reset(self, duty: float, now_mono: float) -> None:
-        self.duty = self.shaped = duty
-        self.since_mono = now_mono
-        self.tracking = False
-
-    def moved(self, duty: float) -> float:
-        """The commanded duty after the slew limits: caught up (holding again) or not."""
-        assert self.shaped is not None  # noqa: S101 - set by step()
-        self.tracking = abs(duty - self.shaped) > 1e-9
-        self.duty = duty
-        return duty
-
-    def step(self, duty: float, now_mono: float, deadband: float, dwell_seconds: float) -> float:
-        self.shaped = duty
-        held = self.duty
-        change = abs(duty - held) if held is not None else float("inf")
-        dwelt = now_mono - self.since_mono >= dwell_seconds
-        if self.tracking or change >= max(deadband, 1e-12) \
-                or (dwelt and change >= SMALLEST_STEP_RATIO - 1e-9) \
-                or (change > 0 and deadband <= 0 and dwell_seconds <= 0):
-            self.since_mono = now_mono
-            return duty
-        assert held is not None  # noqa: S101 - infinite change otherwise
-        return held
 
 
 def gpu_power(inputs: list[InputValue], snapshot: Snapshot) -> float | None:

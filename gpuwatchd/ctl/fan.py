@@ -9,7 +9,10 @@ the daemon left its marker file in ``state_directory``: it disabled the response
 restored it.
 
 ``calibrate`` needs the daemon stopped (both would write the fans): see
-gpuwatchd.control.calibrate. Exit codes as gpuwatchctl's: 0 done, 1 failed, 2 usage,
+gpuwatchd.control.calibrate. So does ``tune``: a bounded duty step of every fan with a zone's
+GPU temperatures recorded, the plant model and SIMC gains stored for the daemon (see
+gpuwatchd.control.tuning); any zone past its setpoint ends it at once, into the BMC's
+automatic control. Exit codes as gpuwatchctl's: 0 done, 1 failed, 2 usage,
 6 invalid config.
 """
 
@@ -21,9 +24,10 @@ from collections.abc import Callable, Sequence
 
 from gpuwatchd.collectors.chassis_ipmi import ChassisIpmiCollector
 from gpuwatchd.collectors.gpu import GpuCollector
-from gpuwatchd.config import Config, ConfigError, load
+from gpuwatchd.config import Config, ConfigError, ZoneConfig, load
 from gpuwatchd.config import fan_drivers as specs
-from gpuwatchd.control import calibrate
+from gpuwatchd.config.selectors import GpuQuantity, GpuSelector
+from gpuwatchd.control import calibrate, tuning
 from gpuwatchd.control.factory import bmc_of, ipmi_link, make_driver
 from gpuwatchd.ctl.common import EXIT_CONFIG
 from gpuwatchd.ctl.common import err as _err
@@ -190,3 +194,85 @@ def _daemon_running(config: Config) -> bool:
     except QueryError:
         return False
     return True
+
+
+def tune_arguments(p: argparse.ArgumentParser) -> None:
+    failsafe_arguments(p)
+    p.add_argument("--zone", help="the zone to tune (default: the first)")
+    p.add_argument("--from-duty", type=float, default=0.8, metavar="RATIO",
+                   help="hold this duty first (default 0.8)")
+    p.add_argument("--to-duty", type=float, default=0.5, metavar="RATIO",
+                   help="then step to this one (default 0.5)")
+    p.add_argument("--hold", type=float, default=120.0, metavar="SECONDS",
+                   help="seconds at the first duty (default 120)")
+    p.add_argument("--run", type=float, default=1200.0, metavar="SECONDS",
+                   help="seconds recorded after the step (default 1200; >= 3 time constants)")
+
+
+def zone_temperature(zone: ZoneConfig, gpus: Sequence[GpuReading]) -> float | None:
+    """The hottest GPU temperature the zone's ``gpu:`` inputs name (None: none reads)."""
+    temps = [g.temperature_celsius for sel in zone.inputs if isinstance(sel, GpuSelector)
+             and sel.quantity is GpuQuantity.TEMPERATURE for g in gpus
+             if (sel.index is None or sel.index == g.index) and g.temperature_celsius is not None]
+    return max(temps) if temps else None
+
+
+def tune_cmd(args: argparse.Namespace, hardware: Hw = real,
+             sleep: Callable[[float], None] = time.sleep) -> int:
+    """``gpuwatchctl tune``: step test, model, gains, stored for the daemon."""
+    config = _config(args.config)
+    if config is None:
+        return EXIT_CONFIG
+    fc = config.fan_control
+    zones = {z.name: z for z in fc.zones}
+    zone = zones.get(args.zone) if args.zone else next(iter(zones.values()), None)
+    if zone is None or not calibratable(fc.driver) or config.gpus.enabled is False:
+        _err("tune needs an IPMI fan driver, GPUs and a zone with gpu: inputs "
+             f"(zones: {', '.join(zones) or 'none'})")
+        return 2
+    if not 0.0 < args.to_duty < args.from_duty <= 1.0:
+        _err("tune steps down: 0 < --to-duty < --from-duty <= 1")
+        return 2
+    if _daemon_running(config):
+        _err("gpuwatchd is running: stop it first (both would write the fans)")
+        return 1
+    hw = hardware()
+    collector = GpuCollector(nvml.lease(hw, config.gpus), hw.clock, config.gpus)
+
+    def read() -> float | None:
+        gpus = [r for r in collector.collect().readings if isinstance(r, GpuReading)]
+        for other in fc.zones:
+            temp = zone_temperature(other, gpus)
+            if other is not zone and temp is not None and temp > other.setpoint_celsius:
+                raise tuning.TuningAborted(f"zone {other.name} at {temp:.0f} C passed its "
+                                           f"setpoint {other.setpoint_celsius:g} C")
+        return zone_temperature(zone, gpus)
+
+    try:
+        built = make_driver(config, hw)
+        try:
+            built.driver.take_control()
+            try:
+                samples = tuning.step_test(
+                    lambda d: built.driver.write(dict.fromkeys(built.driver.channels(), d)),
+                    read, sleep, duty_from=args.from_duty, duty_to=args.to_duty,
+                    setpoint_celsius=zone.setpoint_celsius, hold_seconds=args.hold,
+                    run_seconds=args.run, report=print)
+            except tuning.TuningAborted:
+                built.driver.failsafe()  # at once: the BMC's automatic control
+                raise
+            finally:
+                built.driver.release()
+        finally:
+            built.close()
+        model = tuning.identify(samples, args.hold, args.from_duty, args.to_duty)
+        gains = tuning.simc(model)
+        path = tuning.save(fc.state_directory, zone.name, model, gains)
+    except (GpuwatchdError, OSError, ValueError) as exc:
+        _err(f"tuning failed (the fans were handed back to the BMC): {exc}")
+        return 1
+    print(f"zone {zone.name}: gain {model.gain_celsius_per_duty:.1f} C per unit duty, dead "
+          f"time {model.dead_time_seconds:.0f} s, time constant "
+          f"{model.time_constant_seconds:.0f} s -> kp {gains.kp:.4g}, ki {gains.ki:.4g} "
+          f"(SIMC); the daemon uses them from its next start; saved {path}")
+    return 0

@@ -67,6 +67,8 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "calibrate": Subcommand("step the fan duty, record rpm, store the lowest safe duty "
                             "(the daemon must be stopped)", fan.calibrate_arguments,
                             fan.calibrate_cmd),
+    "tune": Subcommand("identify a fan zone's plant from a duty step, store SIMC gains "
+                       "(the daemon must be stopped)", fan.tune_arguments, fan.tune_cmd),
 }
 
 

@@ -12,7 +12,9 @@ import pytest
 
 from gpuwatchd.clock import ManualClock
 from gpuwatchd.config import ConfigError, loads
-from gpuwatchd.control import calibrate
+from gpuwatchd.config import load as load_config
+from gpuwatchd.control import calibrate, tuning
+from gpuwatchd.control.loop import build
 from gpuwatchd.ctl import fan as fan_cli
 from gpuwatchd.ctl.main import main
 from gpuwatchd.sim.bmc_oem import DELL_THIRD_PARTY_FLOOR
@@ -255,3 +257,44 @@ def test_calibrate_aborts_and_hands_back_when_a_gpu_passes_its_setpoint(
     assert calibrate.load(str(tmp_path / "state"), "idrac", "dell") is None
     assert not node.bmcs["idrac"].manual  # handed back
     assert max(node.gpu_view(i).temperature_celsius for i in range(2)) < 85.0
+
+
+def tune_args(tmp_path: Path, **kw: object) -> argparse.Namespace:
+    base = {"config": str(config_file(tmp_path)), "attempts": 1, "zone": None,
+            "from_duty": 0.8, "to_duty": 0.5, "hold": 60.0, "run": 600.0}
+    return argparse.Namespace(**{**base, **kw})
+
+
+def test_tune_identifies_the_zone_and_the_daemon_uses_the_gains(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    clock = ManualClock()
+    node = SimNode(clock=clock, profile="full")
+    args = tune_args(tmp_path)
+    assert fan_cli.tune_cmd(args, hardware=node.hardware, sleep=clock.advance) == 0
+    assert "time constant" in capsys.readouterr().out
+    found = tuning.load(str(tmp_path / "state"), "gpu")
+    assert found is not None
+    model, gains = found
+    with node.synced() as plant:
+        truth = plant.conv_resistance(plant.fan_spec.target_rpm(0.5)) * \
+            plant.gpu_spec.sink_joules_per_kelvin
+    assert model.time_constant_seconds == pytest.approx(truth, rel=0.25)
+    assert not node.bmcs["idrac"].manual  # handed back
+    controller = build(load_config(args.config), node.hardware())
+    assert controller is not None and controller.zones[0].tuned == gains
+    assert controller.zones[0].pid.gains.kp == gains.kp
+    controller.release()
+
+
+def test_tune_aborts_into_failsafe_above_the_setpoint(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    clock = ManualClock()
+    node = SimNode(clock=clock, profile="full")
+    args = tune_args(tmp_path, to_duty=0.2)  # 250 W at 20 % would pass 75 C
+    assert fan_cli.tune_cmd(args, hardware=node.hardware, sleep=clock.advance) == 1
+    assert "passed the setpoint 75 C" in capsys.readouterr().err
+    assert not node.bmcs["idrac"].manual
+    assert max(node.gpu_view(i).temperature_celsius for i in range(2)) < 77.0
+    assert tuning.load(str(tmp_path / "state"), "gpu") is None
+    assert fan_cli.tune_cmd(tune_args(tmp_path, to_duty=0.9), hardware=node.hardware,
+                            sleep=clock.advance) == 2

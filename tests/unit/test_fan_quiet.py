@@ -12,7 +12,7 @@ import pytest
 from gpuwatchd.clock import ManualClock
 from gpuwatchd.control import tuning
 from gpuwatchd.control.estimate import LineFit, Lowpass
-from gpuwatchd.control.zones import Hold
+from gpuwatchd.control.hold import Hold
 from gpuwatchd.daemon.cli import _demo_config
 from gpuwatchd.daemon.service import Daemon
 from gpuwatchd.sim import profiles
