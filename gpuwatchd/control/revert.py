@@ -19,6 +19,10 @@ from collections import deque
 from collections.abc import Sequence
 
 STEADY_DUTY_SPAN = 0.02  # the duty counts as steady while it moves less than this
+# A learned point follows a new reading only this close to it: fans that slow down gradually
+# after a revert at a steady duty (a 3 s spin-down, within the band tick by tick) must not
+# drag the expectation down with them (issue 12: a duty held still by the dead band).
+RELEARN_RATIO = 0.05
 
 
 class RpmWatch:
@@ -82,15 +86,21 @@ class RpmWatch:
         expect_low, expect_high = self.expected_rpm(low), self.expected_rpm(high)
         if expect_low is None or expect_high is None:
             if steady:
-                self._learned[round(duty * 100)] = rpm
+                self._learn(duty, rpm)
             return False
         if expect_low * (1 - self._tolerance) <= rpm <= expect_high * (1 + self._tolerance):
             self._strikes = 0
             if steady and not self._curve:
-                self._learned[round(duty * 100)] = rpm
+                self._learn(duty, rpm)
             return False
         self._strikes += 1
         return self._strikes >= 2
+
+    def _learn(self, duty: float, rpm: float) -> None:
+        key = round(duty * 100)
+        old = self._learned.get(key)
+        if old is None or abs(rpm - old) <= RELEARN_RATIO * old:
+            self._learned[key] = rpm
 
 
 def _interpolate(curve: Sequence[tuple[float, float]], duty: float) -> float:

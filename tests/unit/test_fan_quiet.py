@@ -13,6 +13,7 @@ from gpuwatchd.clock import ManualClock
 from gpuwatchd.control import tuning
 from gpuwatchd.control.estimate import LineFit, Lowpass
 from gpuwatchd.control.hold import Hold
+from gpuwatchd.control.revert import RpmWatch
 from gpuwatchd.daemon.cli import _demo_config
 from gpuwatchd.daemon.service import Daemon
 from gpuwatchd.sim import profiles
@@ -156,3 +157,19 @@ def test_hold_keeps_small_changes_until_the_dwell_and_follows_big_ones() -> None
     assert hold.step(0.30, 24.0, 0.02, 20.0) == 0.30  # big: followed...
     hold.moved(0.44)  # ...within the down-slew limit: not caught up
     assert hold.tracking and hold.step(0.30, 25.0, 0.02, 20.0) == 0.30  # keeps following
+
+
+def test_a_revert_at_a_steady_duty_is_found_though_the_fans_slow_gradually() -> None:
+    """The fans spin down over a few ticks after the BMC takes over; each tick's speed is
+    within the band of the last, so a learned point that followed them would never strike."""
+    watch = RpmWatch()
+    t = 0.0
+    for _ in range(20):  # steady at 38 %: 7,560 rpm learned
+        t += 2.0
+        assert not watch.observe(t, 0.38, 7560.0)
+    found = False
+    for rpm in (5820.0, 4860.0, 4440.0, 4200.0, 4080.0):  # the BMC's 15 %, with the fan lag
+        t += 2.0
+        found = found or watch.observe(t, 0.38, rpm)
+    assert found
+    assert watch.expected_rpm(0.38) == pytest.approx(7560.0)
