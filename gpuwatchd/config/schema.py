@@ -71,7 +71,7 @@ class ZoneConfig:
     # PID (gpuwatchd.control.pid), in duty ratio per degree: hotter -> more duty.
     kp: float = field(default=0.04, metadata=rng(0, 10))  # per C of error
     ki: float = field(default=0.0003, metadata=rng(0, 10))  # per C of error per second
-    kd: float = field(default=0.2, metadata=rng(0, 1000))  # per C/s of the input's rise
+    kd: float = field(default=0.35, metadata=rng(0, 1000))  # per C/s of the input's rise
     derivative_filter_seconds: float = field(default=4.0, metadata=rng(0, 600))
     # P and D see a least-squares line over this window, not the last whole-degree reading
     # (gpuwatchd.control.estimate; 0: the last reading and a two-point difference).
