@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import tempfile
 from dataclasses import dataclass, replace
+from importlib import resources
 
 import pytest
 
 from gpuwatchd.clock import ManualClock
+from gpuwatchd.config import ConfigError, loads
 from gpuwatchd.control import tuning
 from gpuwatchd.control.estimate import LineFit, Lowpass
 from gpuwatchd.control.hold import Hold
@@ -20,6 +22,7 @@ from gpuwatchd.sim import profiles
 from gpuwatchd.sim.node import SimNode
 from gpuwatchd.sim.plant import P40, PLANT_VARIANTS, ThermalPlant, scaled
 
+DEMO_YAML = resources.files("gpuwatchd.sim").joinpath("demo.yaml").read_text()
 SETPOINT, CEILING = 75.0, 85.0
 WARM, RUN = 300.0, 300.0  # 5 minutes at 60 W from the BMC's 80 %, then 5 minutes at 250 W
 
@@ -173,3 +176,21 @@ def test_a_revert_at_a_steady_duty_is_found_though_the_fans_slow_gradually() -> 
         found = found or watch.observe(t, 0.38, rpm)
     assert found
     assert watch.expected_rpm(0.38) == pytest.approx(7560.0)
+
+
+QUIET_KEYS = {"derivative_window_seconds": (30.0, "601"), "error_deadband_celsius": (0.5, "11"),
+              "feedforward_duty_per_watt": (0.0025, "2"),
+              "feedforward_filter_seconds": (10.0, "-1"), "write_deadband_ratio": (0.02, "0.6"),
+              "min_dwell_seconds": (20.0, "4000")}
+
+
+@pytest.mark.parametrize("key", sorted(QUIET_KEYS))
+def test_the_quiet_keys_have_defaults_and_are_range_checked(key: str) -> None:
+    default, bad = QUIET_KEYS[key]
+    zone = _demo_config().fan_control.zones[0]
+    assert getattr(zone, key) == default
+    text = DEMO_YAML.replace("      max_duty: 1.0\n", f"      max_duty: 1.0\n      {key}: 0\n")
+    assert getattr(loads(text, "q.yaml").fan_control.zones[0], key) == 0.0
+    for value in (bad, ".nan", ".inf"):
+        with pytest.raises(ConfigError, match=key):
+            loads(text.replace(f"{key}: 0\n", f"{key}: {value}\n"), "q.yaml")
