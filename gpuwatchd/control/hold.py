@@ -15,7 +15,9 @@ class Hold:
     The zone's duty as the limits shaped it (``shaped``) is followed once it is ``deadband``
     or more away from the commanded duty, or a whole percent away after the commanded duty
     has held for ``dwell_seconds``; once moving, the commanded duty follows (within the slew
-    limits, tick by tick) until it has caught up, then holds again. So at a steady load the
+    limits, tick by tick) until it is within a whole percent of it, then holds again (no
+    sub-percent moves: the BMC takes whole percents, and a move too small to be written
+    would leave the duty recorded as written behind the zone's). So at a steady load the
     duty holds still while the error is inside the sensor's resolution, and it still reaches
     any level.
     """
@@ -39,13 +41,16 @@ class Hold:
         return duty
 
     def step(self, duty: float, now_mono: float, deadband: float, dwell_seconds: float) -> float:
+        """The duty to command now for the limits' ``duty`` (then :meth:`moved`)."""
         self.shaped = duty
         held = self.duty
         change = abs(duty - held) if held is not None else float("inf")
         dwelt = now_mono - self.since_mono >= dwell_seconds
+        near = change < SMALLEST_STEP_RATIO - 1e-9
+        if self.tracking and near and deadband > SMALLEST_STEP_RATIO:
+            self.tracking = False  # caught up to within what the BMC resolves: hold here
         if self.tracking or change >= max(deadband, 1e-12) \
-                or (dwelt and change >= SMALLEST_STEP_RATIO - 1e-9) \
-                or (change > 0 and deadband <= 0 and dwell_seconds <= 0):
+                or (dwelt and change >= SMALLEST_STEP_RATIO - 1e-9):
             self.since_mono = now_mono
             return duty
         assert held is not None  # noqa: S101 - infinite change otherwise

@@ -194,3 +194,13 @@ def test_the_quiet_keys_have_defaults_and_are_range_checked(key: str) -> None:
     for value in (bad, ".nan", ".inf"):
         with pytest.raises(ConfigError, match=key):
             loads(text.replace(f"{key}: 0\n", f"{key}: {value}\n"), "q.yaml")
+
+
+def test_hold_stops_following_within_a_whole_percent() -> None:
+    hold = Hold()
+    hold.reset(0.40, 0.0)
+    assert hold.moved(hold.step(0.30, 1.0, 0.02, 20.0) + 0.09) == pytest.approx(0.39)
+    assert hold.tracking  # 9 % behind
+    hold.moved(hold.step(0.30, 2.0, 0.02, 20.0) + 0.004)  # the slew limit: 0.304
+    assert hold.step(0.30, 3.0, 0.02, 20.0) == pytest.approx(0.304)  # within 1 %: holds
+    assert not hold.tracking
