@@ -16,9 +16,18 @@ measured in the same run on the same plant and load:
 Per scenario: peak GPU temperature; seconds above setpoint + 3 C and above the ceiling; mean
 duty and rpm; noise vs the BMC (50 log10 of the mean-rpm ratio, dB); mean duty / oracle (in
 the steady window, after ``--warmup`` seconds); BMC writes per minute; time to failsafe from
-the fault. Targets are checked at the end.
+the fault; duty peak to peak and reversals (changes of direction) per minute over the steady
+window; settling time to within 1 C of the setpoint after the step (issue 12). Targets are
+checked at the end.
 
-Usage: ``.venv/bin/python bench/bench_fan_control.py [--minutes 30] [--warmup 600]``
+Also ``legacy``: the PID zone as it was before issue 12 (kp 0.03, ki 0.0015, kd 0.5 on the
+last whole-degree reading and a two-point difference, no dead bands, no dwell, no
+feed-forward), selectable in this benchmark only, run in the same session on the same plant.
+Plants (``--plant``): gpuwatchd.sim.plant.PLANT_VARIANTS (fast x0.5, default, slow x3 time
+constants), whole-degree readings through the simulated NVML.
+
+Usage: ``.venv/bin/python bench/bench_fan_control.py [--minutes 30] [--warmup 600]
+[--plant default|fast|slow|all]``
 """
 
 from __future__ import annotations
@@ -40,18 +49,24 @@ from gpuwatchd.config import Config, loads  # noqa: E402
 from gpuwatchd.daemon.service import Daemon  # noqa: E402
 from gpuwatchd.sim import profiles  # noqa: E402
 from gpuwatchd.sim.node import SimNode  # noqa: E402
+from gpuwatchd.sim.plant import PLANT_VARIANTS  # noqa: E402
 
 INTERVAL = 2.0
 SETPOINT, CEILING, MIN_DUTY = 75.0, 85.0, 0.15
 INJECT_AT = 900.0  # faults start 15 minutes in
+LEGACY = {"kp": 0.03, "ki": 0.0015, "kd": 0.5, "derivative_window_seconds": 0.0,
+          "error_deadband_celsius": 0.0, "feedforward_duty_per_watt": 0.0,
+          "write_deadband_ratio": 0.0, "min_dwell_seconds": 0.0}
 CURVE = ((85, 1.0), (80, 0.8), (75, 0.6), (70, 0.45), (60, 0.35), (50, 0.25))
 
 
-def config() -> Config:
+def config(legacy: bool = False) -> Config:
     text = resources.files("gpuwatchd.sim").joinpath("demo.yaml").read_text()
     text = text.replace("interval_seconds: 1", f"interval_seconds: {INTERVAL:g}")
     text = text.replace("  enabled: true", "  enabled: true\n  deadline_seconds: 0.05\n"
                         "  xid_events: false")
+    if legacy:
+        text += "".join(f"      {k}: {v}\n" for k, v in LEGACY.items())
     return loads(text, "bench.yaml")
 
 
@@ -109,6 +124,21 @@ class Result:
     detected_after: float | None = None
     modes: set[str] = field(default_factory=set)
     peak_after_step: float = 0.0
+    window_duties: list[float] = field(default_factory=list)  # the steady window, any scenario
+    last_outside: float | None = None  # the last time after the step more than 1 C off
+
+    def duty_ptp(self) -> float:
+        d = self.window_duties
+        return max(d) - min(d) if d else 0.0
+
+    def reversals_per_minute(self) -> float:
+        count, sign = 0, 0
+        for a, b in zip(self.window_duties, self.window_duties[1:], strict=False):
+            if abs(b - a) > 1e-9:
+                s = 1 if b > a else -1
+                count += 1 if sign and s != sign else 0
+                sign = s
+        return count / max(len(self.window_duties) / 60.0, 1e-9)
 
     @property
     def mean_rpm(self) -> float:
@@ -143,15 +173,17 @@ class Curve:
             self.writes += 1
 
 
-def run(scenario: Scenario, kind: str, minutes: float, warmup: float) -> Result:
+def run(scenario: Scenario, kind: str, minutes: float, warmup: float,
+        plant: str = "default") -> Result:
     clock = ManualClock()
-    node = SimNode(clock=clock, profile=[scenario.load(i) for i in range(2)])
+    node = SimNode(clock=clock, profile=[scenario.load(i) for i in range(2)],
+                   gpu_spec=PLANT_VARIANTS[plant])
     scenario.setup(node)
-    with node.synced() as plant:
-        plant.settle()  # start from steady state under the BMC's 80 % floor
+    with node.synced() as sim:
+        sim.settle()  # start from steady state under the BMC's 80 % floor
     daemon = curve = None
-    if kind == "gpuwatchd":
-        daemon = Daemon(config(), node.hardware())
+    if kind in ("gpuwatchd", "legacy"):
+        daemon = Daemon(config(kind == "legacy"), node.hardware())
         daemon._build(daemon.config)
     elif kind == "curve":
         curve = Curve()
@@ -196,8 +228,11 @@ def _sample(node: SimNode, res: Result, t: float, warmup: float, scenario: Scena
     views = [node.gpu_view(i) for i in range(node.gpu_count)]
     temp = max(v.temperature_celsius for v in views)
     res.peak_celsius = max(res.peak_celsius, temp)
-    if isinstance(scenario.load(0), profiles.Step) and t >= scenario.load(0).at_seconds:
+    load = scenario.load(0)
+    if isinstance(load, profiles.Step) and t >= load.at_seconds:
         res.peak_after_step = max(res.peak_after_step, temp)
+        if abs(temp - SETPOINT) > 1.0:
+            res.last_outside = t - load.at_seconds
     res.above_band_seconds += 1.0 if temp > SETPOINT + 3.0 else 0.0
     res.above_ceiling_seconds += 1.0 if temp >= CEILING else 0.0
     rpms = node.fan_rpms()
@@ -206,6 +241,8 @@ def _sample(node: SimNode, res: Result, t: float, warmup: float, scenario: Scena
     res.duties.append(duty)
     res.rpms.append(sum(rpms) / len(rpms))
     res.oracles.append(oracle)
+    if t > warmup:
+        res.window_duties.append(duty)
     if scenario.steady and t > warmup:
         res.steady_duties.append(duty)
         res.steady_oracles.append(oracle)
@@ -216,48 +253,66 @@ def main() -> int:
     p.add_argument("--minutes", type=float, default=30.0, help="simulated minutes per run")
     p.add_argument("--warmup", type=float, default=600.0,
                    help="seconds before the steady window (duty / oracle) starts")
+    p.add_argument("--plant", choices=[*PLANT_VARIANTS, "all"], default="default",
+                   help="the plant's time constants (default: default)")
     args = p.parse_args()
     started = time.perf_counter()
+    checks: list[tuple[str, bool]] = []
+    plants = list(PLANT_VARIANTS) if args.plant == "all" else [args.plant]
+    for plant in plants:
+        print(f"plant {plant}")
+        checks += _plant(plant, args.minutes, args.warmup)
+    print("targets:")
+    for text, ok in checks:
+        print(f"  {'PASS' if ok else 'FAIL'}  {text}")
+    print(f"\n{args.minutes:g} simulated minutes x {len(SCENARIOS)} scenarios x 4 controllers "
+          f"x {len(plants)} plant(s) in {time.perf_counter() - started:.1f} s")
+    return 0 if all(ok for _, ok in checks) else 1
+
+
+def _plant(plant: str, minutes: float, warmup: float) -> list[tuple[str, bool]]:
     print(f"{'scenario':22} {'ctl':9} {'peak C':>7} {'>sp+3 s':>8} {'>ceil s':>8} "
           f"{'duty':>6} {'rpm':>7} {'dB vs BMC':>9} {'duty/orc':>8} {'wr/min':>7} "
-          f"{'failsafe s':>10}")
+          f"{'ptp':>5} {'rev/min':>7} {'settle s':>8} {'failsafe s':>10}")
     checks: list[tuple[str, bool]] = []
     for sc in SCENARIOS:
-        results = {kind: run(sc, kind, args.minutes, args.warmup)
-                   for kind in ("bmc", "curve", "gpuwatchd")}
+        results = {kind: run(sc, kind, minutes, warmup, plant)
+                   for kind in ("bmc", "curve", "legacy", "gpuwatchd")}
         base = results["bmc"].mean_rpm
         for kind, r in results.items():
             db = 50.0 * math.log10(r.mean_rpm / base)
             fs = "-" if r.failsafe_after is None else f"{r.failsafe_after:.0f}"
             if r.detected_after is not None:
                 fs += f" (revert found {r.detected_after:.0f} s)"
+            settle = "-" if r.last_outside is None else f"{r.last_outside:.0f}"
             print(f"{sc.name:22} {kind:9} {r.peak_celsius:7.1f} {r.above_band_seconds:8.0f} "
                   f"{r.above_ceiling_seconds:8.0f} {r.mean_duty:6.1%} {r.mean_rpm:7.0f} "
                   f"{db:9.1f} {r.oracle_ratio():8.2f} "
-                  f"{r.writes / args.minutes:7.1f} {fs:>10}")
+                  f"{r.writes / minutes:7.1f} {r.duty_ptp():5.2f} "
+                  f"{r.reversals_per_minute():7.1f} {settle:>8} {fs:>10}")
         g = results["gpuwatchd"]
-        checks.append((f"{sc.name}: never above the ceiling", g.above_ceiling_seconds == 0))
+        name = f"{plant}: {sc.name}"
+        checks.append((f"{name}: never above the ceiling", g.above_ceiling_seconds == 0))
         if sc.steady:
-            checks.append((f"{sc.name}: mean duty <= 1.15 x oracle ({g.oracle_ratio():.2f})",
+            checks.append((f"{name}: mean duty <= 1.15 x oracle ({g.oracle_ratio():.2f})",
                            g.oracle_ratio() <= 1.15))
         if sc.name == "idle":
             db = 50.0 * math.log10(g.mean_rpm / base)
-            checks.append((f"idle: >= 15 dB quieter than the Dell baseline ({db:.1f} dB)",
+            checks.append((f"{name}: >= 15 dB quieter than the Dell baseline ({db:.1f} dB)",
                            db <= -15.0))
         if sc.name.startswith("step"):
             over = g.peak_after_step - SETPOINT
-            checks.append((f"step: overshoot <= 3 C ({over:.1f} C)", over <= 3.0))
+            checks.append((f"{name}: overshoot <= 3 C ({over:.1f} C)", over <= 3.0))
         if sc.name == "NVML dropout":
             after = g.failsafe_after if g.failsafe_after is not None else math.inf
-            checks.append((f"NVML dropout: failsafe within 2 intervals ({after:.0f} s)",
+            checks.append((f"{name}: failsafe within 2 intervals ({after:.0f} s)",
                            after <= 2 * INTERVAL))
+        if sc.steady and not isinstance(sc.load(0), profiles.Sine):  # a moving load moves it
+            checks.append((f"{name}: duty within 5 % peak to peak, <= 2 reversals a minute "
+                           f"({g.duty_ptp():.2f}, {g.reversals_per_minute():.1f})",
+                           g.duty_ptp() <= 0.05 and g.reversals_per_minute() <= 2.0))
         print()
-    print("targets:")
-    for text, ok in checks:
-        print(f"  {'PASS' if ok else 'FAIL'}  {text}")
-    print(f"\n{args.minutes:g} simulated minutes x {len(SCENARIOS)} scenarios x 3 controllers "
-          f"in {time.perf_counter() - started:.1f} s")
-    return 0 if all(ok for _, ok in checks) else 1
+    return checks
 
 
 if __name__ == "__main__":

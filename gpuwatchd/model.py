@@ -391,6 +391,8 @@ class ZoneReading:
     p: float | None = None
     i: float | None = None
     d: float | None = None
+    f: float | None = None  # the feed-forward from the GPUs' power
+    tuned: bool = False  # the gains come from the zone's step test (gpuwatchctl tune)
     failsafe_entries: tuple[tuple[FailsafeReason, int], ...] = ()  # (reason, count) since start
 
 

@@ -73,10 +73,21 @@ class ZoneConfig:
     min_duty: float = field(default=0.15, metadata=rng(0, 1))
     max_duty: float = field(default=1.0, metadata=rng(0, 1))
     # PID (gpuwatchd.control.pid), in duty ratio per degree: hotter -> more duty.
-    kp: float = field(default=0.03, metadata=rng(0, 10))  # per C of error
-    ki: float = field(default=0.0015, metadata=rng(0, 10))  # per C of error per second
-    kd: float = field(default=0.5, metadata=rng(0, 1000))  # per C/s of the input's rise
+    kp: float = field(default=0.04, metadata=rng(0, 10))  # per C of error
+    ki: float = field(default=0.0003, metadata=rng(0, 10))  # per C of error per second
+    kd: float = field(default=0.35, metadata=rng(0, 1000))  # per C/s of the input's rise
     derivative_filter_seconds: float = field(default=4.0, metadata=rng(0, 600))
+    # P and D see a least-squares line over this window, not the last whole-degree reading
+    # (gpuwatchd.control.estimate; 0: the last reading and a two-point difference).
+    derivative_window_seconds: float = field(default=30.0, metadata=rng(0, 600))
+    # An error within this (the sensor's resolution) is neither integrated nor acted on by P.
+    error_deadband_celsius: float = field(default=0.5, metadata=rng(0, 10))
+    # Feed-forward: duty per watt of the hottest GPU input's power (low-pass filtered).
+    feedforward_duty_per_watt: float = field(default=0.0025, metadata=rng(0, 1))
+    feedforward_filter_seconds: float = field(default=10.0, metadata=rng(0, 600))
+    # The commanded duty holds through changes below this; smaller ones wait for the dwell.
+    write_deadband_ratio: float = field(default=0.02, metadata=rng(0, 0.5))
+    min_dwell_seconds: float = field(default=20.0, metadata=rng(0, 3600))
     # Slew limits of the commanded duty (ratio per second): up fast, down slow (as Dell's
     # firmware: ramp up 0.1, down 0.05).
     slew_up_per_second: float = field(default=0.1, metadata=rng(0.001, 10))

@@ -7,7 +7,16 @@ a fan is at or below ``(1 + margin)`` x its highest lower threshold (or stopped)
 would make a Supermicro BMC force the zone to 100 % (smfc#33, #37) and a Dell report a fan
 failure (R730: 600 rpm non-critical, 360 rpm critical). The floor is the lowest duty that
 kept every fan clear of that; the BMC's automatic control is restored at the end, whatever
-happened. The result is stored as JSON in ``fan_control.state_directory``
+happened.
+
+A rotor that reads nothing, 0 rpm or at or below its lower threshold at 100 % has failed (the
+C4130 of the first user has one): it is named in the result, reported, and left out of the
+floor search, which goes on for the healthy fans. No healthy fan, or no duty below 100 % that
+keeps them clear, is no floor (:attr:`Calibration.floor_found` False; ``gpuwatchctl
+calibrate`` then exits 1 and stores nothing). ``watch`` is asked after every step: a reason
+(a GPU past its setpoint or the ceiling while the fans step down) aborts the calibration
+(:class:`CalibrationAborted`) with the fans handed back to the BMC. The result is stored as
+JSON in ``fan_control.state_directory``
 (``calibration-<bmc>.json``); the daemon raises every zone's ``min_duty`` to the floor and
 checks fan speeds against the measured curve (gpuwatchd.control.revert).
 """
@@ -23,6 +32,7 @@ from dataclasses import dataclass
 
 from gpuwatchd.config.files import MAX_STATE_BYTES, FileRefused, read_regular
 from gpuwatchd.control.drivers import Driver
+from gpuwatchd.errors import GpuwatchdError
 from gpuwatchd.model import FanReading
 
 log = logging.getLogger(__name__)
@@ -41,6 +51,12 @@ class Calibration:
     points: tuple[tuple[float, float, float], ...]
     floor_duty: float
     lower_threshold_rpm: float | None
+    failed_fans: tuple[str, ...] = ()  # rotors dead at 100 %: left out of the floor search
+
+    @property
+    def floor_found(self) -> bool:
+        """A duty below 100 % kept every healthy fan clear (False: nothing to store)."""
+        return self.floor_duty < 1.0
 
     def curve(self) -> list[tuple[float, float]]:
         """(duty, mean rpm), ascending: the expectation for revert detection."""
@@ -61,20 +77,44 @@ def safe(samples: Sequence[FanReading], margin: float) -> tuple[bool, str]:
     return True, ""
 
 
+class CalibrationAborted(GpuwatchdError):
+    """The calibration stopped early (a GPU too hot); the fans were handed back."""
+
+
+def dead(samples: Sequence[FanReading]) -> tuple[str, ...]:
+    """The rotors that have failed at full duty: no speed, 0 rpm, or at or below their
+    lower threshold (a fan that cannot clear it at 100 % never will)."""
+    return tuple(s.name for s in samples
+                 if s.rpm is None or s.rpm <= 0
+                 or (s.lower_threshold_rpm is not None and s.rpm <= s.lower_threshold_rpm))
+
+
 def run(driver: Driver, read_fans: Callable[[], Sequence[FanReading]],
         sleep: Callable[[float], None], wall: Callable[[], float], *,
         ladder: Sequence[float] = LADDER, settle_seconds: float = 15.0, margin: float = 0.2,
-        report: Callable[[str], None] = log.info) -> Calibration:
+        report: Callable[[str], None] = log.info,
+        watch: Callable[[], str | None] = lambda: None) -> Calibration:
     """Step the ladder; always hand the fans back to the BMC at the end."""
     points: list[tuple[float, float, float]] = []
     floor = 1.0
     lowest_threshold: float | None = None
+    failed: tuple[str, ...] | None = None
     driver.take_control()
     try:
         for duty in sorted(ladder, reverse=True):
             driver.write(dict.fromkeys(driver.channels(), duty))
             sleep(settle_seconds)
+            hot = watch()
+            if hot:
+                report(f"duty {duty:4.0%}: aborted: {hot}")
+                raise CalibrationAborted(f"aborted at {duty:.0%}: {hot}")
             samples = list(read_fans())
+            if failed is None:
+                failed = dead(samples)
+                for name in failed:
+                    report(f"{name}: failed (no speed or below its lower threshold at "
+                           f"{duty:.0%}): left out of the floor search")
+            samples = [s for s in samples if s.name not in failed]
             rpms = [s.rpm for s in samples if s.rpm is not None]
             thresholds = [s.lower_threshold_rpm for s in samples
                           if s.lower_threshold_rpm is not None]
@@ -92,7 +132,7 @@ def run(driver: Driver, read_fans: Callable[[], Sequence[FanReading]],
     finally:
         driver.release()
     return Calibration(driver.target, driver.name, wall(), tuple(points), floor,
-                       lowest_threshold)
+                       lowest_threshold, failed or ())
 
 
 def path_for(directory: str, target: str) -> str:
@@ -106,7 +146,7 @@ def save(cal: Calibration, directory: str) -> str:
     path = path_for(directory, cal.target)
     doc = {"schema": SCHEMA, "target": cal.target, "driver": cal.driver,
            "created_wall": cal.created_wall, "floor_duty": cal.floor_duty,
-           "lower_threshold_rpm": cal.lower_threshold_rpm,
+           "lower_threshold_rpm": cal.lower_threshold_rpm, "failed_fans": list(cal.failed_fans),
            "points": [list(p) for p in cal.points]}
     fd, tmp = tempfile.mkstemp(prefix=".calibration-", dir=directory)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -137,8 +177,9 @@ def load(directory: str, target: str, driver: str) -> Calibration | None:
         points = tuple((float(d), float(m), float(s)) for d, m, s in doc["points"])
         floor = min(1.0, max(0.0, float(doc["floor_duty"])))
         lower = doc.get("lower_threshold_rpm")
+        failed = tuple(str(n) for n in doc.get("failed_fans", ()))
         return Calibration(str(doc["target"]), driver, float(doc["created_wall"]), points,
-                           floor, None if lower is None else float(lower))
+                           floor, None if lower is None else float(lower), failed)
     except (KeyError, TypeError, ValueError) as exc:
         log.warning("ignoring the fan calibration %s: %s", path, exc)
         return None

@@ -31,7 +31,7 @@ from typing import TypeVar
 from gpuwatchd.clock import Clock
 from gpuwatchd.config import BmcConfig, Config, FanControlConfig
 from gpuwatchd.config.fan_drivers import Channel, settings_of
-from gpuwatchd.control import calibrate, handback
+from gpuwatchd.control import calibrate, handback, tuning
 from gpuwatchd.control.actuator import Actuator, Call, DriverCalls
 from gpuwatchd.control.calibrate import Calibration
 from gpuwatchd.control.factory import Built, bmc_of, make_driver
@@ -76,14 +76,16 @@ class FanController:
     """Implements the daemon's ControlLoop protocol (step, release, regulating)."""
 
     def __init__(self, config: Config, make: Callable[[], Built], clock: Clock,
-                 calibration: Calibration | None = None) -> None:
+                 calibration: Calibration | None = None,
+                 tuned: dict[str, tuning.TunedGains] | None = None) -> None:
         self._fc: FanControlConfig = config.fan_control
         self._config = config  # what the hand-back record is made of (gpuwatchd.control.handback)
         self._record = handback.Keeper()  # the hand-back record, once written
         self._wiring = Wiring.of(config)
         self.target: str = self._fc.bmc or self._fc.driver
         floor = calibration.floor_duty if calibration is not None else 0.0
-        self.zones = [ZoneController(z, config.interval_seconds, floor) for z in self._fc.zones]
+        self.zones = [ZoneController(z, config.interval_seconds, floor, (tuned or {}).get(z.name))
+                      for z in self._fc.zones]
         self._watch = RpmWatch(calibration.curve() if calibration is not None else ())
         actuator = Actuator(self.target, min(self._fc.write_deadline_seconds,
                                              config.interval_seconds))
@@ -291,7 +293,8 @@ def build(config: Config, hw: Hardware) -> FanController | None:
     if calibration is not None:
         log.info("fan calibration of %s: floor %.0f %% (%s)", target,
                  calibration.floor_duty * 100, calibrate.path_for(fc.state_directory, target))
-    return FanController(config, lambda: make_driver(config, hw), hw.clock, calibration)
+    tuned = tuning.load_gains(fc.state_directory, [z.name for z in fc.zones])
+    return FanController(config, lambda: make_driver(config, hw), hw.clock, calibration, tuned)
 
 
 def _mean(duties: dict[Channel, float]) -> float | None:

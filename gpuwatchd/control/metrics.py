@@ -25,7 +25,11 @@ CATALOGUE: dict[str, tuple[Kind, str]] = {
     "gpuwatchd_fan_zone_duty_limit_ratio": (
         "gauge", "The zone's duty limits (limit=min includes the calibrated floor, limit=max)."),
     "gpuwatchd_fan_zone_pid_term_ratio": (
-        "gauge", "The PID's proportional, integral and derivative terms, in duty units."),
+        "gauge", "The PID's proportional, integral and derivative terms and the feed-forward "
+                 "from the GPUs' power (f), in duty units."),
+    "gpuwatchd_fan_zone_tuned": (
+        "gauge", "1 when the zone runs the PI gains of its stored step test (gpuwatchctl tune), "
+                 "0 when the config's gains."),
     "gpuwatchd_fan_zone_failsafe_entries_total": (
         "counter", "Times the zone went to failsafe, by reason."),
     "gpuwatchd_fan_control_info": ("gauge", "The fan driver and what it drives; always 1."),
@@ -61,8 +65,9 @@ def render(zones: list[ZoneReading], control: FanControlReading,
         b.add("gpuwatchd_fan_zone_ceiling_celsius", z.ceiling_celsius, zone=z.zone)
         b.add("gpuwatchd_fan_zone_duty_limit_ratio", z.min_duty, zone=z.zone, limit="min")
         b.add("gpuwatchd_fan_zone_duty_limit_ratio", z.max_duty, zone=z.zone, limit="max")
-        for term, value in (("p", z.p), ("i", z.i), ("d", z.d)):
+        for term, value in (("p", z.p), ("i", z.i), ("d", z.d), ("f", z.f)):
             b.add("gpuwatchd_fan_zone_pid_term_ratio", value, zone=z.zone, term=term)
+        b.add("gpuwatchd_fan_zone_tuned", 1 if z.tuned else 0, zone=z.zone)
         counts = dict(z.failsafe_entries)
         for reason in FailsafeReason:
             b.add("gpuwatchd_fan_zone_failsafe_entries_total", counts.get(reason, 0),

@@ -117,4 +117,5 @@ def zone_reading(zone: ZoneController, st: ZoneStep) -> ZoneReading:
         input_celsius=st.controlling.celsius if st.controlling is not None else None,
         duty=st.duty, min_duty=zone.min_duty, max_duty=zone.cfg.max_duty,
         p=terms.p if terms else None, i=terms.i if terms else None,
-        d=terms.d if terms else None, failsafe_entries=tuple(sorted(zone.entries.items())))
+        d=terms.d if terms else None, f=terms.f if terms else None, tuned=zone.tuned is not None,
+        failsafe_entries=tuple(sorted(zone.entries.items())))

@@ -6,8 +6,12 @@ control must be safe before it is quiet"):
 
 - ``monitor``: no writes. At start until the inputs are good and the driver holds manual
   control; for good when the BMC refused manual control (``0xd4``/``0xc1``) or control is off.
-- ``control``: the PID output, clamped to [min_duty, max_duty], slew-limited (up fast, down
-  slow); once the input is above the setpoint and rising, the duty never goes down.
+- ``control``: the PID output (with the GPUs' power as feed-forward), clamped to [min_duty,
+  max_duty], slew-limited (up fast, down slow); once the input is above the setpoint and
+  rising, the duty never goes down. The commanded duty then holds still through changes
+  smaller than ``write_deadband_ratio`` and moves by a smaller step only after
+  ``min_dwell_seconds`` (gpuwatchd.control.hold): fans that step every few seconds are what a
+  person hears.
 - ``failsafe``: entered at once when an input is stale past its limit, a GPU is lost, an
   input reaches the ceiling, or the driver reports failing writes or an unreachable BMC; the
   controller then hands the fans back to the BMC. It is left only after
@@ -18,14 +22,16 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from gpuwatchd.config import ZoneConfig
 from gpuwatchd.config.selectors import GpuSelector, Selector
+from gpuwatchd.control.hold import Hold
 from gpuwatchd.control.pid import Pid, PidGains, PidTerms
 from gpuwatchd.control.selectors import InputValue, resolve
 from gpuwatchd.control.state import FailsafeReason, ZoneMode
-from gpuwatchd.model import Snapshot
+from gpuwatchd.control.tuning import TunedGains
+from gpuwatchd.model import GpuReading, Snapshot
 
 STALE_AFTER_INTERVALS = 1.5  # default stale limit: failsafe within 2 intervals of a loss
 GUESS_SPAN_CELSIUS = 20.0  # see ZoneController.guess_duty
@@ -46,6 +52,7 @@ class Assessment:
     inputs: tuple[InputValue, ...]
     controlling: InputValue | None
     fault: Fault | None
+    power_watts: float | None = None  # the highest power of the zone's GPUs (feed-forward)
 
 
 @dataclass(frozen=True)
@@ -87,12 +94,14 @@ def assess(inputs: list[InputValue], stale_after: float, ceiling: float) -> Asse
 class ZoneController:
     """One zone's state; the controller calls :meth:`observe` then :meth:`step` each tick."""
 
-    def __init__(self, cfg: ZoneConfig, interval_seconds: float, floor_duty: float = 0.0) -> None:
+    def __init__(self, cfg: ZoneConfig, interval_seconds: float, floor_duty: float = 0.0,
+                 tuned: TunedGains | None = None) -> None:
         self.cfg = cfg
+        self.tuned = tuned  # gains from the zone's step test (gpuwatchctl tune), else None
         self.name = cfg.name
         self._interval = interval_seconds
         self.floor_duty = floor_duty  # calibrated lowest duty that keeps every fan turning
-        self.pid = Pid(_gains(cfg), cfg.setpoint_celsius, self.min_duty, cfg.max_duty)
+        self.pid = Pid(_gains(cfg, tuned), cfg.setpoint_celsius, self.min_duty, cfg.max_duty)
         self.mode = ZoneMode.MONITOR
         self.reason = "starting"
         self.duty: float | None = None
@@ -102,6 +111,7 @@ class ZoneController:
         self._good_since: float | None = None
         self._last_mono: float | None = None
         self._last_value: float | None = None
+        self._hold = Hold()
 
     @property
     def min_duty(self) -> float:
@@ -127,12 +137,13 @@ class ZoneController:
             inputs.append(InputValue(gone, None, math.inf, lost=isinstance(gone, GpuSelector),
                                      error="no longer reported"))
         self._seen |= sources
-        return assess(inputs, self.stale_after, self.cfg.ceiling_celsius)
+        a = assess(inputs, self.stale_after, self.cfg.ceiling_celsius)
+        return replace(a, power_watts=gpu_power(inputs, snapshot))
 
     def reconfigure(self, cfg: ZoneConfig) -> None:
         """A reloaded zone config: same inputs kept, new gains/setpoint/limits bumpless."""
         self.cfg = cfg
-        self.pid.retune(_gains(cfg), cfg.setpoint_celsius, self.min_duty, cfg.max_duty)
+        self.pid.retune(_gains(cfg, self.tuned), cfg.setpoint_celsius, self.min_duty, cfg.max_duty)
 
     def ready_to_leave(self, a: Assessment, now_mono: float,
                        driver_fault: Fault | None = None) -> bool:
@@ -194,7 +205,8 @@ class ZoneController:
         assert a.controlling is not None and a.controlling.celsius is not None  # noqa: S101
         start = self.guess_duty(a.controlling.celsius) if entry_duty is None else entry_duty
         start = min(self.cfg.max_duty, max(self.min_duty, start))
-        self.pid.reset(a.controlling.celsius, start)
+        self.pid.reset(a.controlling.celsius, start, a.power_watts)
+        self._hold.reset(start, now_mono)
         self.mode, self.reason, self.duty = ZoneMode.CONTROL, "", start
         self._good_since = None
         self._last_mono, self._last_value = now_mono, a.controlling.celsius
@@ -206,16 +218,24 @@ class ZoneController:
         assert self.duty is not None  # noqa: S101 - set on entering control
         value = a.controlling.celsius
         dt = now_mono - self._last_mono if self._last_mono is not None else self._interval
-        terms = self.pid.update(value, dt)
+        terms = self.pid.update(value, dt, a.power_watts)
         rising = self._last_value is not None and value > self._last_value
-        duty = limit(terms.output, self.duty, dt, low=self.min_duty, high=self.cfg.max_duty,
-                     up_per_second=self.cfg.slew_up_per_second,
-                     down_per_second=self.cfg.slew_down_per_second,
-                     hold=rising and value > self.cfg.setpoint_celsius)
-        self.pid.applied(duty)
+        shaped = self._hold.shaped if self._hold.shaped is not None else self.duty
+        retreat = rising and value > self.cfg.setpoint_celsius
+        duty = self._limit(terms.output, shaped, dt, retreat)
+        self.pid.applied(duty)  # anti-windup sees the limits, not the dead band's hold
+        wanted = self._hold.step(duty, now_mono, self.cfg.write_deadband_ratio,
+                                 self.cfg.min_dwell_seconds)
+        duty = self._hold.moved(self._limit(wanted, self.duty, dt, retreat))
         self.duty = duty
         self._last_mono, self._last_value = now_mono, value
         return ZoneStep(ZoneMode.CONTROL, "", duty, self.pid.terms, a.controlling)
+
+
+    def _limit(self, raw: float, previous: float, dt: float, retreat: bool) -> float:
+        return limit(raw, previous, dt, low=self.min_duty, high=self.cfg.max_duty,
+                     up_per_second=self.cfg.slew_up_per_second,
+                     down_per_second=self.cfg.slew_down_per_second, hold=retreat)
 
 
 def limit(raw: float, previous: float, dt: float, *, low: float, high: float,
@@ -228,5 +248,21 @@ def limit(raw: float, previous: float, dt: float, *, low: float, high: float,
     return min(high, max(low, duty))
 
 
-def _gains(cfg: ZoneConfig) -> PidGains:
-    return PidGains(cfg.kp, cfg.ki, cfg.kd, cfg.derivative_filter_seconds)
+def gpu_power(inputs: list[InputValue], snapshot: Snapshot) -> float | None:
+    """The highest power drawn by a GPU among the zone's GPU inputs (W; None: none reports
+    one): the heat the zone's fans must carry away, seen before it heats the die."""
+    indices = {i.source.index for i in inputs if isinstance(i.source, GpuSelector)}
+    watts = [g.power_watts for g in snapshot.readings(GpuReading)
+             if g.index in indices and g.power_watts is not None]
+    return max(watts) if watts else None
+
+
+def _gains(cfg: ZoneConfig, tuned: TunedGains | None = None) -> PidGains:
+    """The config's gains, or the step test's kp/ki/kd where the zone was tuned (the rest,
+    the filters, dead bands and feed-forward, always the config's)."""
+    kp, ki, kd = (tuned.kp, tuned.ki, tuned.kd) if tuned else (cfg.kp, cfg.ki, cfg.kd)
+    return PidGains(kp, ki, kd, cfg.derivative_filter_seconds,
+                    window_seconds=cfg.derivative_window_seconds,
+                    error_deadband_celsius=cfg.error_deadband_celsius,
+                    feedforward_per_watt=cfg.feedforward_duty_per_watt,
+                    feedforward_filter_seconds=cfg.feedforward_filter_seconds)

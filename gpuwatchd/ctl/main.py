@@ -73,6 +73,8 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "calibrate": Subcommand("step the fan duty, record rpm, store the lowest safe duty "
                             "(the daemon must be stopped)", fan.calibrate_arguments,
                             fan.calibrate_cmd),
+    "tune": Subcommand("identify a fan zone's plant from a duty step, store SIMC gains "
+                       "(the daemon must be stopped)", fan.tune_arguments, fan.tune_cmd),
     "dump": Subcommand("write what gpuwatchd sees from each BMC and GPU to a redacted archive "
                        "for a bug report (docs/support-dump.md)", dump.arguments, dump.run),
 }

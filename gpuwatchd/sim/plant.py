@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from gpuwatchd.sim.profiles import IDLE_WATTS, Constant, Profile
 
@@ -104,6 +104,23 @@ RTX2070 = GpuSpec(name="NVIDIA GeForce RTX 2070", slowdown_celsius=90.0,
                   die_joules_per_kelvin=25.0, sink_joules_per_kelvin=500.0,
                   conv_kelvin_per_watt=0.12, reference_rpm=3_000.0)
 RTX2070_FAN = FanSpec(min_rpm=0.0, max_rpm=3_000.0, lag_seconds=2.0)
+
+
+def scaled(spec: GpuSpec, factor: float) -> GpuSpec:
+    """The same GPU with its time constants times ``factor`` (both heat capacities scaled:
+    the gains and steady states are unchanged, only the speed differs)."""
+    if not factor > 0:
+        raise ValueError(f"time-constant factor {factor} must be positive")
+    return replace(spec, die_joules_per_kelvin=spec.die_joules_per_kelvin * factor,
+                   sink_joules_per_kelvin=spec.sink_joules_per_kelvin * factor)
+
+
+# Plant variants for the fan-control tests and benchmark (issue 12). The default heatsink's
+# time constant R_conv * C_sink is 120 s at 40 % duty (R_conv 0.150 K/W x 800 J/K); "fast"
+# halves it (60 s), "slow" triples it (360 s). Every reading through the simulated NVML is a
+# whole degree, as the real one's.
+PLANT_VARIANTS: dict[str, GpuSpec] = {
+    "fast": scaled(P40, 0.5), "default": P40, "slow": scaled(P40, 3.0)}
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,8 @@ FANS = [SensorDef(0x30 + i, f"Fan{i + 1} RPM", "fan",
         for i in range(4)]
 SENSORS = [*FANS, SensorDef(0x04, "Inlet Temp", "temperature", (0x37, 1))]
 # A GPU with a small heatsink (time constant seconds, not minutes) so the loop settles within
-# a test; the PID gains in CONFIG are scaled to it.
+# a test; the PID gains in CONFIG are scaled to it (and the quiet-loop windows, in seconds of
+# a 2-minute heatsink, are off).
 FAST_GPU = replace(P40, sink_joules_per_kelvin=40.0, die_joules_per_kelvin=4.0)
 SETPOINT = 65.0
 CONFIG = """\
@@ -74,6 +75,11 @@ fan_control:
       ki: 0.03
       kd: 0.05
       derivative_filter_seconds: 0.5
+      derivative_window_seconds: 0
+      error_deadband_celsius: 0
+      feedforward_duty_per_watt: 0
+      write_deadband_ratio: 0
+      min_dwell_seconds: 0
       slew_up_per_second: 0.5
       slew_down_per_second: 0.2
       stale_after_seconds: 1.0

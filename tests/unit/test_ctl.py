@@ -388,7 +388,7 @@ def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]
 def test_one_subcommand_table_drives_the_parser_and_the_help(
         capsys: pytest.CaptureFixture[str]) -> None:
     assert list(SUBCOMMANDS) == ["status", "reload", "version", "check-config", "failsafe",
-                                 "calibrate", "dump"]
+                                 "calibrate", "tune", "dump"]
     subs = next(a for a in parser()._actions if isinstance(a, argparse._SubParsersAction))
     assert list(subs.choices) == list(SUBCOMMANDS)
     code, out, _ = run(["--help"], capsys)

@@ -14,7 +14,9 @@ import pytest
 
 from gpuwatchd.clock import ManualClock
 from gpuwatchd.config import ConfigError, loads
-from gpuwatchd.control import calibrate
+from gpuwatchd.config import load as load_config
+from gpuwatchd.control import calibrate, tuning
+from gpuwatchd.control.loop import build
 from gpuwatchd.ctl import fan as fan_cli
 from gpuwatchd.ctl.main import main
 from gpuwatchd.sim.bmc_oem import DELL_THIRD_PARTY_FLOOR
@@ -230,7 +232,7 @@ def test_fan_control_config_errors_name_the_key(text: str, message: str) -> None
 def test_the_demo_config_loads_with_the_documented_defaults() -> None:
     cfg = loads(DEMO, "demo.yaml")
     zone = cfg.fan_control.zones[0]
-    assert (zone.kp, zone.slew_up_per_second, zone.slew_down_per_second) == (0.03, 0.1, 0.01)
+    assert (zone.kp, zone.slew_up_per_second, zone.slew_down_per_second) == (0.04, 0.1, 0.01)
     assert cfg.fan_control.dell.fan_count == 8
 
 
@@ -393,3 +395,101 @@ fan_control:
     assert done.returncode == 1
     lines = journal.read_text().splitlines()
     assert any(line.startswith("<3>gpuwatchctl: could not hand the fans back") for line in lines)
+
+
+def test_calibrate_names_a_dead_fan_and_finds_the_floor_of_the_healthy_ones(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    clock = ManualClock()
+    node = SimNode(clock=clock, profile="idle")
+    node.fail_fan(2)  # Fan3A and Fan3B read 0 rpm whatever the duty (the C4130's dead fan)
+    args = argparse.Namespace(config=str(config_file(tmp_path)), attempts=1, settle=10.0,
+                              margin=3.0)
+    assert fan_cli.calibrate_cmd(args, hardware=node.hardware, sleep=clock.advance) == 0
+    out = capsys.readouterr().out
+    assert "Fan3A: failed" in out and "Fan3B: failed" in out
+    assert "failed fans (left out of the floor): Fan3A, Fan3B" in out
+    assert "floor 10%" in out
+    cal = calibrate.load(str(tmp_path / "state"), "idrac", "dell")
+    assert cal is not None and cal.floor_duty == 0.1 and cal.floor_found
+    assert cal.failed_fans == ("Fan3A", "Fan3B")
+    assert not node.bmcs["idrac"].manual
+
+
+def test_calibrate_with_every_fan_dead_has_no_floor_and_exits_1(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    clock = ManualClock()
+    node = SimNode(clock=clock, profile="idle")
+    for fan in range(node.fan_count):
+        node.fail_fan(fan)
+    args = argparse.Namespace(config=str(config_file(tmp_path)), attempts=1, settle=10.0,
+                              margin=0.2)
+    assert fan_cli.calibrate_cmd(args, hardware=node.hardware, sleep=clock.advance) == 1
+    assert "no floor: no healthy fan reports a speed" in capsys.readouterr().err
+    assert calibrate.load(str(tmp_path / "state"), "idrac", "dell") is None
+    assert not node.bmcs["idrac"].manual
+
+
+def test_calibrate_without_a_floor_below_full_exits_1(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    clock = ManualClock()
+    node = SimNode(clock=clock, profile="idle")
+    args = argparse.Namespace(config=str(config_file(tmp_path)), attempts=1, settle=10.0,
+                              margin=30.0)  # 31 x 600 rpm: not even 80 % keeps clear of it
+    assert fan_cli.calibrate_cmd(args, hardware=node.hardware, sleep=clock.advance) == 1
+    assert "no floor: no duty below 100 %" in capsys.readouterr().err
+    assert calibrate.load(str(tmp_path / "state"), "idrac", "dell") is None
+
+
+def test_calibrate_aborts_and_hands_back_when_a_gpu_passes_its_setpoint(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    clock = ManualClock()
+    node = SimNode(clock=clock, profile="full")  # 2 x 250 W: 60 C at 80 %, hotter below
+    args = argparse.Namespace(config=str(config_file(tmp_path)), attempts=1, settle=60.0,
+                              margin=0.2)
+    assert fan_cli.calibrate_cmd(args, hardware=node.hardware, sleep=clock.advance) == 1
+    captured = capsys.readouterr()
+    assert "aborted" in captured.out and "passed the setpoint 75 C" in captured.err
+    assert calibrate.load(str(tmp_path / "state"), "idrac", "dell") is None
+    assert not node.bmcs["idrac"].manual  # handed back
+    assert max(node.gpu_view(i).temperature_celsius for i in range(2)) < 85.0
+
+
+def tune_args(tmp_path: Path, **kw: object) -> argparse.Namespace:
+    base = {"config": str(config_file(tmp_path)), "attempts": 1, "zone": None,
+            "from_duty": 0.8, "to_duty": 0.5, "hold": 60.0, "run": 600.0}
+    return argparse.Namespace(**{**base, **kw})
+
+
+def test_tune_identifies_the_zone_and_the_daemon_uses_the_gains(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    clock = ManualClock()
+    node = SimNode(clock=clock, profile="full")
+    args = tune_args(tmp_path)
+    assert fan_cli.tune_cmd(args, hardware=node.hardware, sleep=clock.advance) == 0
+    assert "time constant" in capsys.readouterr().out
+    found = tuning.load(str(tmp_path / "state"), "gpu")
+    assert found is not None
+    model, gains = found
+    with node.synced() as plant:
+        truth = plant.conv_resistance(plant.fan_spec.target_rpm(0.5)) * \
+            plant.gpu_spec.sink_joules_per_kelvin
+    assert model.time_constant_seconds == pytest.approx(truth, rel=0.25)
+    assert not node.bmcs["idrac"].manual  # handed back
+    controller = build(load_config(args.config), node.hardware())
+    assert controller is not None and controller.zones[0].tuned == gains
+    assert controller.zones[0].pid.gains.kp == gains.kp
+    controller.release()
+
+
+def test_tune_aborts_into_failsafe_above_the_setpoint(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    clock = ManualClock()
+    node = SimNode(clock=clock, profile="full")
+    args = tune_args(tmp_path, to_duty=0.2)  # 250 W at 20 % would pass 75 C
+    assert fan_cli.tune_cmd(args, hardware=node.hardware, sleep=clock.advance) == 1
+    assert "passed the setpoint 75 C" in capsys.readouterr().err
+    assert not node.bmcs["idrac"].manual
+    assert max(node.gpu_view(i).temperature_celsius for i in range(2)) < 77.0
+    assert tuning.load(str(tmp_path / "state"), "gpu") is None
+    assert fan_cli.tune_cmd(tune_args(tmp_path, to_duty=0.9), hardware=node.hardware,
+                            sleep=clock.advance) == 2
