@@ -1,0 +1,143 @@
+"""Immutable readings and the Snapshot: plain data, no I/O.
+
+Data flows one way: collectors produce a :class:`Collected` (typed readings for the controller
+and the status server, plus metric :class:`Family` objects for the exporter), the daemon wraps
+each one in a :class:`CollectorResult` and publishes a :class:`Snapshot` once per tick. Readers
+(exporter, status server, controller) only ever see a whole Snapshot.
+
+One module per subsystem's readings (``gpu``, ``chassis``, ``hwmon``, ``licence``), the metric
+families (``metrics``) and the Snapshot with what rides on it (``snapshot``); this package's
+names are the public face (``from gpuwatchd.model import GpuReading``).
+"""
+
+from gpuwatchd.model.chassis import (
+    SENSOR_STATES,
+    THRESHOLD_NAMES,
+    BmcIdentity,
+    BmcLinkCounters,
+    BmcReading,
+    ChassisCurrent,
+    ChassisPower,
+    ChassisPowerSensor,
+    ChassisSensor,
+    ChassisTemperature,
+    ChassisVoltage,
+    FanReading,
+    FanRedundancy,
+    PsuReading,
+    PsuRedundancy,
+    SensorState,
+    ThresholdName,
+    Thresholds,
+    threshold,
+)
+from gpuwatchd.model.gpu import (
+    GpuClocks,
+    GpuEnergy,
+    GpuFast,
+    GpuIdentity,
+    GpuReading,
+    GpuSlow,
+    GpuStatic,
+    GpuViolations,
+    MigInstance,
+    NvmlErrorCount,
+    NvmlReading,
+    XidCount,
+)
+from gpuwatchd.model.hwmon import (
+    FileTemperature,
+    HwmonChip,
+    HwmonFan,
+    HwmonPwm,
+    HwmonTemperature,
+)
+from gpuwatchd.model.licence import (
+    LicenceNodeReading,
+    LicenceReading,
+    VgpuInstanceLicenceReading,
+)
+from gpuwatchd.model.metrics import (
+    Collected,
+    Family,
+    FamilyBuilder,
+    Kind,
+    Labels,
+    Sample,
+)
+from gpuwatchd.model.snapshot import (
+    CONDITION_KINDS,
+    EMPTY_SNAPSHOT,
+    CollectorResult,
+    ConditionKind,
+    ControlReading,
+    FailsafeReason,
+    FanControlReading,
+    HealthCondition,
+    Ownership,
+    Severity,
+    Snapshot,
+    ZoneMode,
+    ZoneReading,
+)
+
+__all__ = [
+    "CONDITION_KINDS",
+    "EMPTY_SNAPSHOT",
+    "SENSOR_STATES",
+    "THRESHOLD_NAMES",
+    "BmcIdentity",
+    "BmcLinkCounters",
+    "BmcReading",
+    "ChassisCurrent",
+    "ChassisPower",
+    "ChassisPowerSensor",
+    "ChassisSensor",
+    "ChassisTemperature",
+    "ChassisVoltage",
+    "Collected",
+    "CollectorResult",
+    "ConditionKind",
+    "ControlReading",
+    "FailsafeReason",
+    "Family",
+    "FamilyBuilder",
+    "FanControlReading",
+    "FanReading",
+    "FanRedundancy",
+    "FileTemperature",
+    "GpuClocks",
+    "GpuEnergy",
+    "GpuFast",
+    "GpuIdentity",
+    "GpuReading",
+    "GpuSlow",
+    "GpuStatic",
+    "GpuViolations",
+    "HealthCondition",
+    "HwmonChip",
+    "HwmonFan",
+    "HwmonPwm",
+    "HwmonTemperature",
+    "Kind",
+    "Labels",
+    "LicenceNodeReading",
+    "LicenceReading",
+    "MigInstance",
+    "NvmlErrorCount",
+    "NvmlReading",
+    "Ownership",
+    "PsuReading",
+    "PsuRedundancy",
+    "Sample",
+    "SensorState",
+    "Severity",
+    "Snapshot",
+    "ThresholdName",
+    "Thresholds",
+    "VgpuInstanceLicenceReading",
+    "XidCount",
+    "ZoneMode",
+    "ZoneReading",
+    "threshold",
+]
