@@ -26,12 +26,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from gpuwatchd.config.files import MAX_STATE_BYTES, FileRefused, read_regular
 from gpuwatchd.control.drivers import Driver
+from gpuwatchd.control.statefile import write_durably
 from gpuwatchd.errors import GpuwatchdError
 from gpuwatchd.model import FanReading
 
@@ -141,19 +141,14 @@ def path_for(directory: str, target: str) -> str:
 
 
 def save(cal: Calibration, directory: str) -> str:
-    """Write atomically (temp file + rename); returns the path."""
+    """Write atomically and durably (gpuwatchd.control.statefile); returns the path."""
     os.makedirs(directory, mode=0o755, exist_ok=True)
     path = path_for(directory, cal.target)
     doc = {"schema": SCHEMA, "target": cal.target, "driver": cal.driver,
            "created_wall": cal.created_wall, "floor_duty": cal.floor_duty,
            "lower_threshold_rpm": cal.lower_threshold_rpm, "failed_fans": list(cal.failed_fans),
            "points": [list(p) for p in cal.points]}
-    fd, tmp = tempfile.mkstemp(prefix=".calibration-", dir=directory)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(doc, f, indent=2)
-        f.write("\n")
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    write_durably(path, json.dumps(doc, indent=2) + "\n", mode=0o644)
     return path
 
 

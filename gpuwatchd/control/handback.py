@@ -28,6 +28,7 @@ from typing import Any
 
 from gpuwatchd.config import Config, ConfigError, loads
 from gpuwatchd.config.files import FileRefused, read_regular
+from gpuwatchd.control.statefile import remove_durably, safe_name, write_durably
 
 log = logging.getLogger(__name__)
 
@@ -41,53 +42,9 @@ BMC_FIELDS = ("name", "protocol", "transport", "ipmi_version", "host", "port", "
               "redfish_auth", "tls_verify", "ca_file", "ipmi_device", "privilege")
 
 
-def safe_name(text: str) -> str:
-    """``text`` as a file-name part (letters, digits, ``-_.``; anything else ``_``)."""
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
-
-
 def record_path(state_directory: str, target: str) -> str:
     """The hand-back record of the fans on ``target`` (a BMC name, ``nvml``, ``hwmon``)."""
     return os.path.join(state_directory, f"{RECORD_PREFIX}{safe_name(target)}.json")
-
-
-def _fsync_directory(directory: str) -> None:
-    fd = os.open(directory or ".", os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_durably(path: str, text: str) -> None:
-    """Write ``path`` atomically and durably (tmp + fsync + rename + fsync of the directory);
-    raises OSError, leaving no temporary file behind."""
-    directory = os.path.dirname(path) or "."
-    os.makedirs(directory, mode=0o750, exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    _fsync_directory(directory)
-
-
-def remove_durably(path: str) -> None:
-    """Remove ``path`` (absent is fine) and sync its directory; raises OSError."""
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        return
-    _fsync_directory(os.path.dirname(path) or ".")
 
 
 def _plain(value: Any) -> Any:

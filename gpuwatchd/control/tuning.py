@@ -34,10 +34,10 @@ import json
 import logging
 import math
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from gpuwatchd.control.statefile import write_durably
 from gpuwatchd.errors import GpuwatchdError
 
 log = logging.getLogger(__name__)
@@ -146,7 +146,7 @@ def path_for(directory: str, zone: str) -> str:
 
 
 def save(directory: str, zone: str, model: PlantModel, gains: TunedGains) -> str:
-    """Write atomically (temp file + rename); returns the path."""
+    """Write atomically and durably (gpuwatchd.control.statefile); returns the path."""
     os.makedirs(directory, mode=0o755, exist_ok=True)
     path = path_for(directory, zone)
     doc = {"schema": SCHEMA, "zone": zone,
@@ -155,12 +155,7 @@ def save(directory: str, zone: str, model: PlantModel, gains: TunedGains) -> str
            "time_constant_seconds": model.time_constant_seconds,
            "duty_from": model.duty_from, "duty_to": model.duty_to,
            "kp": gains.kp, "ki": gains.ki, "kd": gains.kd}
-    fd, tmp = tempfile.mkstemp(prefix=".tuning-", dir=directory)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(doc, f, indent=2)
-        f.write("\n")
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    write_durably(path, json.dumps(doc, indent=2) + "\n", mode=0o644)
     return path
 
 

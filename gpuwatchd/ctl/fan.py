@@ -45,7 +45,7 @@ from gpuwatchd.config.files import MAX_CONFIG_BYTES, read_regular
 from gpuwatchd.config.load import per_driver
 from gpuwatchd.config.selectors import GpuQuantity, GpuSelector
 from gpuwatchd.config.yamlparse import parse
-from gpuwatchd.control import calibrate, handback, tuning
+from gpuwatchd.control import calibrate, handback, statefile, tuning
 from gpuwatchd.control.factory import bmc_of, ipmi_link, make_driver
 from gpuwatchd.ctl.common import EXIT_CONFIG, PROG
 from gpuwatchd.errors import GpuwatchdError
@@ -201,7 +201,7 @@ def _hand_back(config: Config, attempts: int, hardware: Hw, source: str) -> bool
 
 def _remove(path: str) -> None:
     try:
-        handback.remove_durably(path)
+        statefile.remove_durably(path)
     except OSError as exc:
         _err(f"cannot remove the hand-back record {path} ({exc.strerror})", SD_WARNING)
 

@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping
 
 from gpuwatchd.config import Config, DellConfig
 from gpuwatchd.config.fan_drivers import Channel, ChannelKind
-from gpuwatchd.control import handback
+from gpuwatchd.control import statefile
 from gpuwatchd.control.drivers import RawIpmi, percent
 from gpuwatchd.control.drivers.context import Built, DriverContext
 from gpuwatchd.errors import GpuwatchdError, Refused, Unsupported
@@ -189,7 +189,7 @@ class DellDriver:
         self._mark(False)
 
     def _mark(self, disabled: bool) -> bool:
-        """Record (durably: gpuwatchd.control.handback.write_durably) or clear the marker;
+        """Record (durably: gpuwatchd.control.statefile.write_durably) or clear the marker;
         False when it could not be written (then the response is not disabled)."""
         if disabled and self._marker is None:
             log.warning("%s: no state directory for the third-party PCIe response marker: "
@@ -197,10 +197,10 @@ class DellDriver:
             return False
         try:
             if self._marker is not None and disabled:
-                handback.write_durably(self._marker, "third-party PCIe cooling response "
+                statefile.write_durably(self._marker, "third-party PCIe cooling response "
                                                      "disabled by gpuwatchd\n")
             elif self._marker is not None:
-                handback.remove_durably(self._marker)
+                statefile.remove_durably(self._marker)
         except OSError as exc:
             if disabled:
                 log.warning("%s: cannot record the third-party PCIe response state in %s (%s): "
@@ -235,7 +235,7 @@ def pcie_marker(config: Config, target: str) -> str | None:
     fc = config.fan_control
     if fc.dell.third_party_pcie_response != "disable":
         return None
-    return os.path.join(fc.state_directory, f"dell-pcie-disabled-{handback.safe_name(target)}")
+    return os.path.join(fc.state_directory, f"dell-pcie-disabled-{statefile.safe_name(target)}")
 
 
 def build(ctx: DriverContext) -> Built:
