@@ -172,11 +172,10 @@ class RemoteGpuCollector:
 
     def close(self) -> None:
         """Stop the control master (``ssh -O exit``) and remove its directory."""
-        key = self._remote.key_file or ""
-        argv = ssh_argv(self._remote, key, self._control_dir, self._ssh)
-        cut = argv.index("--")
+        argv = ssh_argv(self._remote, "", self._control_dir, self._ssh)
+        cut = argv.index("-i")  # the master needs no key to be told to exit
         try:
-            subprocess.run([*argv[:cut], "-O", "exit", *argv[cut:cut + 2]],
+            subprocess.run([*argv[:cut], "-O", "exit", *argv[cut + 2:cut + 6]],
                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL, env=self._env, timeout=5, check=False)
         except (OSError, subprocess.TimeoutExpired):
