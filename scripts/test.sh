@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh Debian 12 machine (as root): installs the real protocol
 # peers the integration tests start on 127.0.0.1 (OpenIPMI ipmi_sim, ipmitool, FreeIPMI,
-# prometheus-ipmi-exporter, Prometheus + promtool, gcc for the fake libnvidia-ml.so.1,
+# prometheus-ipmi-exporter, Prometheus + promtool, OpenSSH sshd + ssh, gcc for the fake libnvidia-ml.so.1,
 # debhelper/lintian/systemd-analyze for the package), sets up .venv, then runs ruff, mypy
 # and pytest. Extra arguments go to pytest. Then the unit tests once more under the oldest
 # pyenv interpreter from 3.10 on (Ubuntu 22.04's Python), where the machine has pyenv.
@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 
 PEERS="gcc libc6-dev make pkg-config libsystemd-dev python3-dev python3-venv python3-pip
   openipmi libopenipmi-dev ipmitool freeipmi-tools prometheus-ipmi-exporter prometheus
-  openssl systemd procps curl util-linux
+  openssl systemd procps curl util-linux openssh-server openssh-client
   debhelper dh-python pybuild-plugin-pyproject python3-all python3-setuptools dpkg-dev
   lintian python3-systemd python3-prometheus-client python3-yaml python3-bcrypt
   python3-requests python3-requests-toolbelt python3-jsonpatch python3-cryptography

@@ -15,6 +15,7 @@ from gpuwatchd.collectors import (
     gpu,
     hwmon,
     licence,
+    remote_gpus,
 )
 from gpuwatchd.config import Config
 from gpuwatchd.hardware import Hardware
@@ -26,6 +27,7 @@ REGISTRY: dict[str, Factory] = {
     "licence": licence.build,
     "hwmon": hwmon.build,  # mainboard fans/temperatures (hwmon.enabled; auto: if a chip exists)
     "file_inputs": file_inputs.build,  # file:<path> zone inputs (an ESXi host's GPUs)
+    "remote_gpus": remote_gpus.build,  # one per remote_gpus[] entry (ssh:<name> zone inputs)
 }
 
 

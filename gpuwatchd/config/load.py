@@ -21,7 +21,7 @@ from gpuwatchd.config.schema import (
     FanDriverConfig,
     ZoneConfig,
 )
-from gpuwatchd.config.selectors import BmcSensorSelector
+from gpuwatchd.config.selectors import BmcSensorSelector, SshSelector
 from gpuwatchd.config.yamlload import Builder, parse
 from gpuwatchd.config.yamlparse import show
 from gpuwatchd.errors import ConfigError
@@ -85,6 +85,7 @@ def _check(config: Config, data: object, b: Builder) -> None:
     _check_fan_control(config, data, b)
     _check_licence(config, data, b)
     _check_notify(config, data, b)
+    _check_remote_gpus(config, data, b)
 
 
 def _check_bmcs(config: Config, data: object, b: Builder) -> None:
@@ -262,6 +263,9 @@ def _check_zone_control(config: Config, zone: ZoneConfig, i: int, data: object,
         if isinstance(sel, BmcSensorSelector) and sel.bmc not in names:
             b.fail(_line(data, "fan_control", "zones", i, "inputs", j), f"{where}.inputs[{j}]",
                    f"no BMC named {sel.bmc!r} (bmcs: {', '.join(sorted(names)) or 'none'})")
+        if isinstance(sel, SshSelector):
+            _check_ssh_input(config, zone, sel, b=b, where=f"{where}.inputs[{j}]",
+                             line=_line(data, "fan_control", "zones", i, "inputs", j))
     if not zone.inputs:
         b.fail(_line(data, "fan_control", "zones", i, "inputs"), f"{where}.inputs",
                "a zone needs at least one input")
@@ -356,3 +360,46 @@ def parse_listen(addr: str) -> tuple[str, int] | None:
     except ValueError:
         return None
     return (host, int(port_text))
+
+
+def _check_ssh_input(config: Config, zone: ZoneConfig, sel: SshSelector, *, line: int,
+                     where: str, b: Builder) -> None:
+    """An ``ssh:<name>`` input names a ``remote_gpus`` entry read often enough for the zone."""
+    remote = next((r for r in config.remote_gpus if r.name == sel.remote), None)
+    if remote is None:
+        known = ", ".join(sorted(r.name for r in config.remote_gpus)) or "none"
+        b.fail(line, where, f"no remote_gpus entry named {sel.remote!r} (remote_gpus: {known})")
+        return
+    interval = remote.interval_seconds or config.interval_seconds
+    stale = zone.stale_after_seconds or 1.5 * config.interval_seconds  # control.zones default
+    if interval > stale:
+        b.fail(line, where, f"remote_gpus {remote.name!r} is read every {interval:g} s, longer "
+               f"than the zone's stale limit ({stale:g} s): the zone would be failsafe between "
+               "reads (lower interval_seconds there or raise stale_after_seconds)")
+
+
+def _check_remote_gpus(config: Config, data: object, b: Builder) -> None:
+    """``remote_gpus``: unique names, one key source, nothing ssh would take as an option."""
+    seen: set[str] = set()
+    for i, remote in enumerate(config.remote_gpus):
+        where, line = f"remote_gpus[{i}]", _line(data, "remote_gpus", i)
+        if remote.name in seen or not remote.name:
+            b.fail(line, f"{where}.name", f"duplicate or empty name {remote.name!r}")
+        seen.add(remote.name)
+        if (remote.key_file is None) == (remote.key_credential is None):
+            b.fail(line, f"{where}.key_file", "give key_file or key_credential (exactly one): "
+                   "key authentication only, never a password")
+        for key in ("host", "user"):
+            value = getattr(remote, key)
+            if not value or value.startswith("-") or any(c in value for c in "@ \t\n\x00"):
+                b.fail(_line(data, "remote_gpus", i, key), f"{where}.{key}",
+                       f"{show(value, 80)} is not a host or user name")
+        for key in ("key_file", "known_hosts_file"):
+            value = getattr(remote, key)
+            if value is not None and not value.startswith("/"):
+                b.fail(_line(data, "remote_gpus", i, key), f"{where}.{key}",
+                       "must be an absolute path")
+        interval = remote.interval_seconds or config.interval_seconds
+        if remote.timeout_seconds > interval:
+            b.fail(_line(data, "remote_gpus", i, "timeout_seconds"), f"{where}.timeout_seconds",
+                   f"{remote.timeout_seconds:g} s is longer than the interval ({interval:g} s)")

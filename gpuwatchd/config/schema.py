@@ -231,6 +231,27 @@ class NotifyConfig:
 
 
 @dataclass(frozen=True)
+class RemoteGpuConfig:
+    """A host whose GPUs gpuwatchd reads over SSH (``remote_gpus: [...]``; ``ssh:<name>``
+    zone inputs; gpuwatchd.collectors.remote_gpus), e.g. an ESXi host (docs/esxi.md).
+
+    Key authentication only (BatchMode: never a password), the host key pinned in
+    ``known_hosts_file`` (StrictHostKeyChecking=yes); the key's path goes to ``ssh -i``, its
+    content is never read by gpuwatchd."""
+
+    name: str
+    host: str
+    user: str = "root"
+    port: int = field(default=22, metadata=rng(1, 65535))
+    key_file: str | None = None
+    key_credential: str | None = None  # a systemd credential name ($CREDENTIALS_DIRECTORY)
+    known_hosts_file: str = "/etc/gpuwatchd/known_hosts"
+    interval_seconds: float | None = field(default=None, metadata=rng(0.5, 3600))
+    # One call's limit (the control loop waits at most this long on it): not above the interval.
+    timeout_seconds: float = field(default=1.5, metadata=rng(0.2, 60))
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration. ``source`` is the file it came from (for messages)."""
 
@@ -245,4 +266,5 @@ class Config:
     health: HealthConfig = field(default_factory=HealthConfig)
     notify: NotifyConfig = field(default_factory=NotifyConfig)
     energy: EnergyConfig = field(default_factory=EnergyConfig)
+    remote_gpus: tuple[RemoteGpuConfig, ...] = ()
     source: str = field(default="<defaults>", metadata={"internal": True})

@@ -12,7 +12,10 @@
   ``sensors``), e.g. ``hwmon:k10temp:Tctl`` for a Threadripper's die;
 - ``file:<absolute path>``: the hottest temperature in a file another program writes, one
   number per line (``nvidia-smi --query-gpu=temperature.gpu --format=csv,noheader,nounits``
-  of an ESXi host, fetched over SSH by a timer: docs/esxi.md); stale when the file is.
+  of an ESXi host, fetched over SSH by a timer: docs/esxi.md); stale when the file is;
+- ``ssh:<name>``: the hottest GPU of a ``remote_gpus`` entry, read over SSH by gpuwatchd itself
+  (``ssh HOST nvidia-smi --query-gpu=index,uuid,temperature.gpu,power.draw --format=csv,
+  noheader,nounits``, gpuwatchd.collectors.remote_gpus): an ESXi host's GPUs.
 
 The config holds the typed selectors; evaluating them against a Snapshot is
 gpuwatchd.control.selectors. ``text`` renders a selector back the way the config spells it
@@ -84,18 +87,29 @@ class FileSelector:
         return f"file:{self.path}"
 
 
-Selector = GpuSelector | BmcSensorSelector | HwmonSensorSelector | FileSelector
+@dataclass(frozen=True)
+class SshSelector:
+    """A ``remote_gpus`` entry by its name: the hottest of that host's GPUs."""
+
+    remote: str
+
+    @property
+    def text(self) -> str:
+        return f"ssh:{self.remote}"
+
+
+Selector = GpuSelector | BmcSensorSelector | HwmonSensorSelector | FileSelector | SshSelector
 ALL_GPUS = GpuSelector(GpuQuantity.TEMPERATURE)  # the default input: every GPU's temperature
 
 
 def parse_selector(text: str) -> Selector:
     """``gpu:*``, ``gpu:N``, ``gpu-margin:*``, ``gpu-margin:N``, ``bmc:<bmc>:<sensor>``,
-    ``hwmon:<chip>:<sensor>`` or ``file:<absolute path>``."""
+    ``hwmon:<chip>:<sensor>``, ``file:<absolute path>`` or ``ssh:<remote_gpus name>``."""
     head, sep, rest = text.partition(":")
     if not sep or not rest:
         raise SelectorError(f"{text!r} is not a selector: expected gpu:*, gpu:N, "
                             "gpu-margin:*, gpu-margin:N, bmc:<bmc>:<sensor>, "
-                            "hwmon:<chip>:<sensor> or file:<path>")
+                            "hwmon:<chip>:<sensor>, file:<path> or ssh:<name>")
     quantity = next((q for q in GpuQuantity if q.value == head), None)
     if quantity is not None:
         if rest == "*":
@@ -120,5 +134,7 @@ def parse_selector(text: str) -> Selector:
             raise SelectorError(f"{text!r}: expected file:<absolute path>, e.g. "
                                 "file:/run/gpuwatchd/esxi-gpu.csv")
         return FileSelector(rest)
+    if head == "ssh":
+        return SshSelector(rest)  # load checks that remote_gpus has an entry of that name
     raise SelectorError(f"{text!r}: unknown input kind {head!r} "
-                        "(known: gpu, gpu-margin, bmc, hwmon, file)")
+                        "(known: gpu, gpu-margin, bmc, hwmon, file, ssh)")

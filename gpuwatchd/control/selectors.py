@@ -18,12 +18,14 @@ from gpuwatchd.config.selectors import (
     GpuSelector,
     HwmonSensorSelector,
     Selector,
+    SshSelector,
 )
 from gpuwatchd.model import (
     ChassisTemperature,
     FileTemperature,
     GpuReading,
     HwmonTemperature,
+    RemoteGpuSet,
     Snapshot,
 )
 
@@ -82,6 +84,8 @@ def _resolve_one(sel: Selector, snapshot: Snapshot, now_mono: float,
                                    error=f.error or ("" if f.celsius is not None
                                                      else "no reading"))]
         return [InputValue(sel, None, math.inf, error="file not read")]
+    if isinstance(sel, SshSelector):
+        return [_remote_value(sel, snapshot, now_mono)]
     found = []
     for age, gpu in _aged(snapshot, GpuReading, now_mono):
         if sel.index is not None and gpu.index != sel.index:
@@ -90,6 +94,16 @@ def _resolve_one(sel: Selector, snapshot: Snapshot, now_mono: float,
     if not found and sel.index is not None:
         found.append(InputValue(sel, None, math.inf, lost=False, error="GPU not reported"))
     return found
+
+
+def _remote_value(sel: SshSelector, snapshot: Snapshot, now_mono: float) -> InputValue:
+    """The hottest GPU of the remote host's last good read (its age: since that read)."""
+    for age, remote in _aged(snapshot, RemoteGpuSet, now_mono):
+        if remote.remote == sel.remote:
+            if remote.error or not remote.gpus:
+                return InputValue(sel, None, age, error=remote.error or "no GPU")
+            return InputValue(sel, max(g.temperature_celsius for g in remote.gpus), age)
+    return InputValue(sel, None, math.inf, error="not read over SSH yet")
 
 
 def _gpu_value(quantity: GpuQuantity, gpu: GpuReading, age: float,

@@ -23,12 +23,13 @@ from gpuwatchd.daemon.service import EXIT_FAILURE, Daemon, install_signals
 from gpuwatchd.errors import GpuwatchdError
 from gpuwatchd.exporter import webconfig
 from gpuwatchd.hardware import Hardware, real
+from gpuwatchd.sim import esxi
 from gpuwatchd.sim.node import DEMO_PROFILES, demo_node, workstation
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CONFIG = "/etc/gpuwatchd/gpuwatchd.yaml"
-DEMOS = ("server", "workstation")  # --demo PROFILE: the simulated node and its config
+DEMOS = ("server", "workstation", "esxi")  # --demo PROFILE: the simulated node and its config
 
 
 def parser() -> argparse.ArgumentParser:
@@ -43,8 +44,9 @@ def parser() -> argparse.ArgumentParser:
     mode.add_argument("--check-config", metavar="FILE", help="validate FILE and exit")
     p.add_argument("--demo", nargs="?", const="server", choices=DEMOS, metavar="PROFILE",
                    help="run on a simulated node (no hardware): server (default: a Dell "
-                        "server with two Tesla P40s) or workstation (an RTX 2070 with its "
-                        "own fans)")
+                        "server with two Tesla P40s), workstation (an RTX 2070 with its "
+                        "own fans) or esxi (a vGPU guest controller VM, the host's GPU "
+                        "temperatures from a file)")
     p.add_argument("--log.level", "--log-level", dest="log_level", default="info",
                    type=logs.level, metavar="LEVEL",
                    help="debug, info, warn (or warning), error (default info)")
@@ -90,10 +92,12 @@ def demo_state_directory(port: int | None) -> str:
 
 
 def _demo_config(state_directory: str | None = None, demo: str = "server") -> Config:
-    """The demo's config (``--demo PROFILE``: server or workstation), with a private state
+    """The demo's config (``--demo PROFILE``: server, workstation or esxi), with a private state
     directory (``state_directory``, else :func:`demo_state_directory` of its listen port)."""
-    name = "workstation.yaml" if demo == "workstation" else "demo.yaml"
+    name = {"workstation": "workstation.yaml", "esxi": "esxi.yaml"}.get(demo, "demo.yaml")
     text = resources.files("gpuwatchd.sim").joinpath(name).read_text(encoding="utf-8")
+    if demo == "esxi":  # the file: input names this process's host-temperature file
+        text = esxi.config_text()
     return _private_state(config.loads(text, f"<{name}>"), state_directory)
 
 
@@ -124,6 +128,10 @@ def _demo_hardware(gpus: int, demo: str = "server", profile: str = "default") ->
     """The simulated node of ``--demo`` (gpuwatchd.sim: nothing opened until it runs)."""
     if demo == "workstation":
         return workstation().hardware()
+    if demo == "esxi":  # the writer thread plays the SSH timer filling the file: input
+        node, writer = esxi.esxi()
+        writer.start()
+        return node.hardware()
     return demo_node(profile, gpus).hardware()
 
 

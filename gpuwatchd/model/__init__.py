@@ -51,6 +51,8 @@ from gpuwatchd.model.hwmon import (
     HwmonFan,
     HwmonPwm,
     HwmonTemperature,
+    RemoteGpu,
+    RemoteGpuSet,
 )
 from gpuwatchd.model.licence import (
     LicenceNodeReading,
@@ -129,6 +131,8 @@ __all__ = [
     "Ownership",
     "PsuReading",
     "PsuRedundancy",
+    "RemoteGpu",
+    "RemoteGpuSet",
     "Sample",
     "SensorState",
     "Severity",

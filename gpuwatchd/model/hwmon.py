@@ -27,6 +27,27 @@ class FileTemperature:
 
 
 @dataclass(frozen=True, slots=True)
+class RemoteGpu:
+    """One line of a remote host's ``nvidia-smi --query-gpu=index,uuid,temperature.gpu,
+    power.draw --format=csv,noheader,nounits`` (gpuwatchd.collectors.remote_gpus)."""
+
+    index: int
+    uuid: str
+    temperature_celsius: float
+    power_watts: float | None  # [N/A] on a GPU without a power sensor
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteGpuSet:
+    """Every GPU of one ``remote_gpus`` entry (``ssh:<name>``), read over SSH in one call.
+    ``error`` set (output that is not nvidia-smi CSV): no GPU, the input has no value."""
+
+    remote: str
+    gpus: tuple[RemoteGpu, ...]
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class HwmonChip:
     """One hwmon chip: its labels, and the reads that failed since the collector started."""
 
