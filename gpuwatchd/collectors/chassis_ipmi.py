@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from gpuwatchd.collectors import Scheduled, chassis_metrics
 from gpuwatchd.collectors.chassis_common import cadence, link_counters, unique_names
+from gpuwatchd.collectors.chassis_energy import ChassisEnergyMeter
 from gpuwatchd.errors import GpuwatchdError, Refused, Transient, Unsupported
 from gpuwatchd.links import ipmi_sdr as sdr
 from gpuwatchd.links.ipmi import IpmiLink
@@ -87,8 +88,10 @@ class _Tracked:
 class ChassisIpmiCollector:
     """Reads one BMC over an IpmiLink."""
 
-    def __init__(self, bmc: BmcConfig, link: IpmiLink) -> None:
+    def __init__(self, bmc: BmcConfig, link: IpmiLink,
+                 energy: ChassisEnergyMeter | None = None) -> None:
         self.name = f"chassis_ipmi:{bmc.name}"
+        self._energy = energy  # kWh from the DCMI power reading (issue 14)
         self.bmc = bmc.name
         self._link = link
         self._repo: sdr.RepositoryInfo | None = None
@@ -113,7 +116,7 @@ class ChassisIpmiCollector:
         power, readings = data if data is not None else ((), [])
         bmc = BmcReading(self.bmc, "ipmi", data is not None, identity, power, error,
                          link_counters(self._link, self._sdr_reads))
-        out = (bmc, *readings)
+        out = (bmc, *readings, *(self._energy.observe(bmc) if self._energy else ()))
         return Collected(out, chassis_metrics.render(out))
 
     def _transition(self, up: bool, error: str) -> None:
@@ -284,5 +287,6 @@ def build(config: Config, hw: Hardware) -> Sequence[Scheduled]:
         connector = hw.ipmi_connector(bmc.name)  # the simulator's BMC, in --demo
         interval, deadline, effective = cadence(config, bmc)
         link = IpmiLink(effective, hw.clock, connector=connector)
-        out.append(Scheduled(ChassisIpmiCollector(bmc, link), interval, deadline))
+        energy = ChassisEnergyMeter(hw.clock, config.energy.price_per_kwh, config.energy.currency)
+        out.append(Scheduled(ChassisIpmiCollector(bmc, link, energy), interval, deadline))
     return out

@@ -2,10 +2,11 @@
 
 Both chassis collectors (chassis_ipmi.py, chassis_redfish.py) make their readings once
 (gpuwatchd.model: BmcReading, FanReading, ChassisTemperature, ChassisVoltage, ChassisCurrent,
-ChassisPowerSensor, PsuReading, FanRedundancy, PsuRedundancy) and :func:`render` turns them
-into the same families, so a dashboard, an alert and a fan-control input do not care which
-protocol a BMC speaks. Command-line equivalent: ``curl -s localhost:10045/metrics | grep -e
-^gpuwatchd_bmc_ -e ^gpuwatchd_fan_speed -e ^gpuwatchd_psu_``.
+ChassisPowerSensor, PsuReading, FanRedundancy, PsuRedundancy; ChassisEnergy from
+chassis_energy.py) and :func:`render` turns them into the same families, so a dashboard, an
+alert and a fan-control input do not care which protocol a BMC speaks. Command-line
+equivalent: ``curl -s localhost:10045/metrics | grep -e ^gpuwatchd_bmc_ -e
+^gpuwatchd_fan_speed -e ^gpuwatchd_psu_ -e ^gpuwatchd_chassis_``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from gpuwatchd.model import (
     SENSOR_STATES,
     BmcReading,
     ChassisCurrent,
+    ChassisEnergy,
     ChassisPowerSensor,
     ChassisSensor,
     ChassisTemperature,
@@ -56,6 +58,9 @@ CATALOGUE: dict[str, tuple[Kind, str]] = {
     "gpuwatchd_psu_capacity_watts": ("gauge", "Power supply rated output capacity."),
     "gpuwatchd_chassis_power_watts": ("gauge", "Whole-chassis power draw as the BMC measures it "
                                                "(DCMI Get Power Reading or Redfish)."),
+    "gpuwatchd_chassis_energy_accounted_joules_total": (
+        "counter", "Energy gpuwatchd accounted since it started: the chassis power draw "
+                   "integrated over the sample interval (an estimate)."),
     "gpuwatchd_fan_redundancy_ok": ("gauge", "1 if the fan redundancy group is fully "
                                              "redundant."),
     "gpuwatchd_psu_redundancy_ok": ("gauge", "1 if the power supply redundancy group is fully "
@@ -85,6 +90,9 @@ def render(readings: Iterable[object]) -> tuple[Family, ...]:
             _psu(b, r)
         elif isinstance(r, FanRedundancy):
             b.add("gpuwatchd_fan_redundancy_ok", r.redundant, bmc=r.bmc, group=r.group)
+        elif isinstance(r, ChassisEnergy):
+            b.add("gpuwatchd_chassis_energy_accounted_joules_total", r.joules_total,
+                  bmc=r.bmc, chassis=r.chassis)
         elif isinstance(r, PsuRedundancy):
             b.add("gpuwatchd_psu_redundancy_ok", r.redundant, bmc=r.bmc, group=r.group)
         elif isinstance(r, ChassisSensor):

@@ -28,6 +28,7 @@ from gpuwatchd.collectors import Scheduled, chassis_metrics
 from gpuwatchd.collectors import redfish_read as rr
 from gpuwatchd.collectors import redfish_sensors as rs
 from gpuwatchd.collectors.chassis_common import cadence, link_counters
+from gpuwatchd.collectors.chassis_energy import ChassisEnergyMeter
 from gpuwatchd.collectors.redfish_tick import Tick, named
 from gpuwatchd.errors import GpuwatchdError, Transient, Unsupported
 from gpuwatchd.links.redfish import RedfishLink
@@ -74,8 +75,10 @@ class _Plan:
 class ChassisRedfishCollector:
     """Reads one BMC over a RedfishLink."""
 
-    def __init__(self, bmc: BmcConfig, link: RedfishLink) -> None:
+    def __init__(self, bmc: BmcConfig, link: RedfishLink,
+                 energy: ChassisEnergyMeter | None = None) -> None:
         self.name = f"chassis_redfish:{bmc.name}"
+        self._energy = energy  # kWh from PowerConsumedWatts (issue 14)
         self.bmc = bmc.name
         self._link = link
         self._plans: list[_Plan] | None = None
@@ -107,7 +110,8 @@ class ChassisRedfishCollector:
         bmc = BmcReading(self.bmc, "redfish", tick is not None, self._identity,
                          tuple(tick.power) if tick is not None else (), error,
                          link_counters(self._link))
-        out = (bmc, *(named(tick) if tick is not None else ()))
+        out = (bmc, *(named(tick) if tick is not None else ()),
+               *(self._energy.observe(bmc) if self._energy else ()))
         return Collected(out, chassis_metrics.render(out))
 
     def _read(self) -> Tick:
@@ -282,5 +286,6 @@ def build(config: Config, hw: Hardware) -> Sequence[Scheduled]:
         factory = hw.redfish_client_factory(bmc.name)  # a simulated service, if any
         interval, deadline, effective = cadence(config, bmc)
         link = RedfishLink(effective, hw.clock, client_factory=factory)
-        out.append(Scheduled(ChassisRedfishCollector(bmc, link), interval, deadline))
+        energy = ChassisEnergyMeter(hw.clock, config.energy.price_per_kwh, config.energy.currency)
+        out.append(Scheduled(ChassisRedfishCollector(bmc, link, energy), interval, deadline))
     return out

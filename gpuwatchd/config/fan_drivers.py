@@ -132,12 +132,23 @@ class RedfishDellConfig:
 
 
 @dataclass(frozen=True)
+class NvmlConfig:
+    """GPU fans through NVML (``fan_control.nvml:``)."""
+
+    # Below this card temperature, while the zone asks for no more than the card's minimum,
+    # the fans are handed back to the card's own curve (its idle fan-stop included); they
+    # are written again from 2 C above it. None: always written.
+    card_curve_below_celsius: float | None = field(default=None, metadata=rng(0, 100))
+
+
+@dataclass(frozen=True)
 class DriverSections:
     """Every driver's settings section; FanControlConfig is built on this (one field each)."""
 
     dell: DellConfig = field(default_factory=DellConfig)
     supermicro: SupermicroConfig = field(default_factory=SupermicroConfig)
     redfish_dell: RedfishDellConfig = field(default_factory=RedfishDellConfig)
+    nvml: NvmlConfig = field(default_factory=NvmlConfig)
 
 
 # -- the table -----------------------------------------------------------------------------------
@@ -184,7 +195,7 @@ NVML = DriverSpec(
     "nvml", None,
     ChannelGrammar(re.compile(r"gpu(?P<index>[0-9]+)"), _indexed(ChannelKind.GPU),
                    "gpu0, gpu1, ...", "gpu0"),
-    expands_all=True, vendor_iana=None, section=None, calibratable=False)
+    expands_all=True, vendor_iana=None, section=lambda s: s.nvml, calibratable=False)
 HWMON = DriverSpec(
     "hwmon", None,
     ChannelGrammar(re.compile(r"(?P<chip>[^/\s]+)/pwm(?P<index>[0-9]+)"), _pwm,

@@ -46,6 +46,22 @@ class ChassisPower:
 
 
 @dataclass(frozen=True, slots=True)
+class ChassisEnergy:
+    """A chassis' energy as gpuwatchd accounted it (gpuwatchd.collectors.chassis_energy): its
+    power reading (ChassisPower) integrated over the sample interval, so always an estimate.
+    Today and this month follow the host's local calendar; the price (``energy.price_per_kwh``)
+    is the config's, None unset."""
+
+    bmc: str
+    chassis: str
+    joules_total: float  # since gpuwatchd started
+    today_joules: float
+    month_joules: float
+    price_per_kwh: float | None = None
+    currency: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class BmcLinkCounters:
     """A BMC link's counters since start, for the self-health series."""
 

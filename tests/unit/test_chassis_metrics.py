@@ -17,6 +17,7 @@ from gpuwatchd.model import (
     BmcLinkCounters,
     BmcReading,
     ChassisCurrent,
+    ChassisEnergy,
     ChassisPower,
     ChassisPowerSensor,
     ChassisSensor,
@@ -46,6 +47,7 @@ SENSORS: tuple[object, ...] = (
     PsuReading("idrac", "PS1", present=True, input_watts=235.0, capacity_watts=1100.0),
     FanRedundancy("idrac", "Fan Redundancy", True),
     PsuRedundancy("idrac", "PS Redundancy", False),
+    ChassisEnergy("idrac", "system", 910.0, 910.0, 910.0),
 )
 
 

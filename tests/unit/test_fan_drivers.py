@@ -355,6 +355,70 @@ def test_nvml_fans_are_clamped_to_the_cards_range_never_below_its_minimum() -> N
     assert lib.speeds == {(1, 0): "auto", (1, 1): "auto"}
 
 
+class ThermometerNvml(FakeNvml):
+    """The card's own temperature, set by the test."""
+
+    celsius = 40
+
+    def nvmlDeviceGetTemperature(self, h: int, sensor: int) -> int:
+        assert sensor == 0  # NVML_TEMPERATURE_GPU
+        return self.celsius
+
+
+def test_nvml_cool_card_at_its_minimum_is_handed_back_to_its_own_curve() -> None:
+    from gpuwatchd.config.fan_drivers import NvmlConfig
+    from gpuwatchd.links.nvml import NvmlSession
+
+    lib = ThermometerNvml()
+    driver = NvmlFanDriver(NvmlSession(lib).lease(), NvmlConfig(card_curve_below_celsius=50.0))
+    driver.take_control()
+    driver.write({GPU1: 0.1})  # cool (40 C) and at the card's minimum: its own curve
+    assert lib.speeds == {(1, 0): "auto", (1, 1): "auto"}  # fan-stop possible
+    assert driver.card_curve() == {GPU1}
+    assert driver.in_control() is True  # the card's own target is not a foreign write
+    driver.write({GPU1: 0.6})  # the zone wants more: written at once
+    assert lib.speeds == {(1, 0): 60, (1, 1): 60} and driver.card_curve() == set()
+    driver.write({GPU1: 0.2})
+    assert lib.speeds == {(1, 0): "auto", (1, 1): "auto"}
+    lib.celsius = 51  # inside the hysteresis (50 .. 52 C): stays on the card's curve
+    for _ in range(3):
+        driver.write({GPU1: 0.2})
+    assert lib.speeds == {(1, 0): "auto", (1, 1): "auto"} and driver.card_curve() == {GPU1}
+    lib.celsius = 52  # warm: duties written again
+    driver.write({GPU1: 0.2})
+    assert lib.speeds == {(1, 0): 30, (1, 1): 30} and driver.card_curve() == set()
+    lib.celsius = 51  # cooling, but not below 50 C: no flapping back
+    driver.write({GPU1: 0.2})
+    assert lib.speeds == {(1, 0): 30, (1, 1): 30}
+    lib.celsius = 49
+    driver.write({GPU1: 0.2})
+    assert lib.speeds == {(1, 0): "auto", (1, 1): "auto"}
+
+
+def test_nvml_without_the_setting_never_reads_the_temperature_and_always_writes() -> None:
+    from gpuwatchd.links.nvml import NvmlSession
+
+    lib = ThermometerNvml()
+    session = NvmlSession(lib)
+    driver = NvmlFanDriver(session.lease())
+    driver.take_control()
+    driver.write({GPU1: 0.1})
+    assert lib.speeds == {(1, 0): 30, (1, 1): 30}
+    assert session.calls["nvmlDeviceGetTemperature"] == 0
+
+
+def test_nvml_card_curve_setting_is_validated_and_reaches_the_driver(tmp_path: Any) -> None:
+    from gpuwatchd.config import ConfigError, loads
+
+    config = loads("fan_control:\n  driver: nvml\n  nvml: {card_curve_below_celsius: 45}\n"
+                   f"  state_directory: {tmp_path}\n  zones: [{{name: gpu}}]\n")
+    assert config.fan_control.nvml.card_curve_below_celsius == 45.0
+    for bad in ("150", ".nan", "warm"):
+        with pytest.raises(ConfigError, match="card_curve_below_celsius"):
+            loads(f"fan_control:\n  driver: nvml\n  nvml: {{card_curve_below_celsius: {bad}}}\n"
+                  f"  state_directory: {tmp_path}\n  zones: [{{name: gpu}}]\n")
+
+
 class PassiveNvml(FakeNvml):
     def nvmlDeviceGetNumFans(self, h: int) -> int:
         return 0  # Tesla P40s: no fans of their own

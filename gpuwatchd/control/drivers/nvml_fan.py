@@ -15,7 +15,14 @@ session, whose GPU enumeration it reuses; releasing it leaves the collectors' le
   ``nvmlDeviceSetDefaultFanSpeed_v2(handle, fan)`` (``nvidia-settings -a
   GPUFanControlState=0``);
 - read back: ``nvmlDeviceGetTargetFanSpeed(handle, fan)``: a target other than ours means
-  someone else (nvidia-settings, another daemon) wrote it.
+  someone else (nvidia-settings, another daemon) wrote it;
+- the card's own curve while it is cool (``fan_control.nvml.card_curve_below_celsius``): on
+  each write, ``nvmlDeviceGetTemperature(handle, NVML_TEMPERATURE_GPU)`` (``nvidia-smi
+  --query-gpu=temperature.gpu``, one call per GPU); below the setting, with the zone asking
+  for no more than the card's minimum, the fans go back to the card
+  (``nvmlDeviceSetDefaultFanSpeed_v2``, which keeps its idle fan-stop) instead of a duty;
+  they are written again from 2 C above the setting (no flapping in between) or as soon as
+  the zone asks for more than the minimum.
 
 NO_PERMISSION (not root) is a Refused: the controller stays in monitor mode and says so.
 """
@@ -27,13 +34,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gpuwatchd.config.fan_drivers import Channel, ChannelKind
+from gpuwatchd.config.fan_drivers import Channel, ChannelKind, NvmlConfig
 from gpuwatchd.control.drivers import percent
 from gpuwatchd.control.drivers.context import Built, DriverContext
 from gpuwatchd.errors import GpuwatchdError, Unsupported
 from gpuwatchd.links.nvml import NvmlLink, lease
 
 log = logging.getLogger(__name__)
+
+NVML_TEMPERATURE_GPU = 0  # pynvml's constant: the die sensor
+CARD_CURVE_HYSTERESIS_CELSIUS = 2.0
 
 
 @dataclass(frozen=True)
@@ -52,11 +62,13 @@ class NvmlFanDriver:
     name = "nvml"
     target = "nvml"
 
-    def __init__(self, link: NvmlLink) -> None:
+    def __init__(self, link: NvmlLink, settings: NvmlConfig | None = None) -> None:
         self._link = link
+        self._card_curve_below = (settings or NvmlConfig()).card_curve_below_celsius
         self._fans: dict[Channel, _Fans] = {}
         self._discovered = False
         self._written: dict[Channel, int] = {}
+        self._card_curve: set[Channel] = set()  # handed back to the card while it is cool
 
     def _discover(self) -> None:
         if not self._link.initialized:
@@ -105,9 +117,40 @@ class NvmlFanDriver:
         for channel, duty in sorted(duties.items()):
             fans = self._fans[channel]
             pct = min(fans.max_percent, max(fans.min_percent, percent(duty)))
+            if self._to_card_curve(channel, fans, pct):
+                continue
             for fan in range(fans.count):
                 self._link.call("nvmlDeviceSetFanSpeed_v2", fans.handle, fan, pct)
             self._written[channel] = pct
+
+    def card_curve(self) -> frozenset[Channel]:
+        """The channels now on the card's own curve (cool, at the card's minimum)."""
+        return frozenset(self._card_curve)
+
+    def _to_card_curve(self, channel: Channel, fans: _Fans, pct: int) -> bool:
+        """Whether ``channel`` stays on (or goes back to) the card's own curve this write."""
+        below = self._card_curve_below
+        if below is None or pct > fans.min_percent:
+            self._card_curve.discard(channel)
+            return False
+        try:
+            celsius = float(self._link.call("nvmlDeviceGetTemperature", fans.handle,
+                                            NVML_TEMPERATURE_GPU))
+        except GpuwatchdError:  # no temperature: the duty is written, as without the setting
+            self._card_curve.discard(channel)
+            return False
+        if channel in self._card_curve:
+            if celsius < below + CARD_CURVE_HYSTERESIS_CELSIUS:
+                return True
+            self._card_curve.discard(channel)
+            return False
+        if celsius >= below:
+            return False
+        for fan in range(fans.count):
+            self._link.call("nvmlDeviceSetDefaultFanSpeed_v2", fans.handle, fan)
+        self._card_curve.add(channel)
+        self._written.pop(channel, None)
+        return True
 
     def in_control(self) -> bool | None:
         try:
@@ -137,6 +180,7 @@ class NvmlFanDriver:
                 except GpuwatchdError as exc:
                     first = first or exc
         self._written.clear()
+        self._card_curve.clear()
         if first is not None:
             raise first
 
@@ -146,5 +190,5 @@ class NvmlFanDriver:
 
 def build(ctx: DriverContext) -> Built:
     """The DRIVERS row ``nvml``: every GPU with fans, over its own NVML handle."""
-    nvml = NvmlFanDriver(lease(ctx.hw, ctx.config.gpus))
+    nvml = NvmlFanDriver(lease(ctx.hw, ctx.config.gpus), ctx.config.fan_control.nvml)
     return Built(nvml, [nvml.close])
