@@ -5,8 +5,9 @@ since the driver loaded; NVML only, nvidia-smi does not print it) each tick adds
 counter's increase; a counter that went back (driver reloaded) or missed a tick adds nothing
 for that step. Where it has none (a Tesla P40), the power draw (``power.draw``) is integrated
 over the sample interval, the mean of the step's two samples (trapezoid), and the energy is
-marked ``estimated``. A step longer than :data:`MAX_STEP_SECONDS` (a gap: the GPU lost, the
-daemon suspended) adds nothing rather than a guess.
+marked ``estimated``. A step longer than
+:data:`gpuwatchd.collectors.energy_tally.MAX_STEP_SECONDS` (a gap: the GPU lost, the daemon
+suspended) adds nothing rather than a guess.
 
 Pure bookkeeping: the GPU collector feeds it each tick's readings and the wall time; the day
 and month are the host's local calendar (a price per kWh is billed by local day); a step
@@ -15,23 +16,16 @@ counts on the day it ends.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from gpuwatchd.collectors.energy_tally import Tally, trapezoid, usable_step
 from gpuwatchd.model import Family, FamilyBuilder, GpuEnergy, GpuReading, Kind
-
-MAX_STEP_SECONDS = 60.0
-JOULES_PER_KWH = 3.6e6
 
 
 @dataclass
 class _Account:
-    total: float = 0.0
-    today: float = 0.0
-    month: float = 0.0
-    day_key: str = ""
-    month_key: str = ""
+    tally: Tally = field(default_factory=Tally)
     counter_joules: float | None = None
     power_watts: float | None = None
     at_mono: float | None = None
@@ -47,20 +41,12 @@ class EnergyMeter:
 
     def observe(self, gpus: Sequence[GpuReading], now_mono: float,
                 now_wall: float) -> tuple[GpuEnergy, ...]:
-        local = time.localtime(now_wall)
-        day, month = time.strftime("%Y-%m-%d", local), time.strftime("%Y-%m", local)
         out = []
         for gpu in gpus:
-            acct = self._accounts.setdefault(gpu.uuid, _Account(day_key=day, month_key=month))
-            if acct.day_key != day:
-                acct.today, acct.day_key = 0.0, day
-            if acct.month_key != month:
-                acct.month, acct.month_key = 0.0, month
-            added = self._step(acct, gpu, now_mono)
-            acct.total += added
-            acct.today += added
-            acct.month += added
-            out.append(GpuEnergy(gpu.index, gpu.uuid, acct.total, acct.today, acct.month,
+            acct = self._accounts.setdefault(gpu.uuid, _Account())
+            acct.tally.add(self._step(acct, gpu, now_mono), now_wall)
+            t = acct.tally
+            out.append(GpuEnergy(gpu.index, gpu.uuid, t.total, t.today, t.month,
                                  acct.estimated, self._price, self._currency))
         return tuple(out)
 
@@ -69,24 +55,19 @@ class EnergyMeter:
         fast = gpu.fast if gpu.up else None
         counter = fast.energy_joules_total if fast is not None else None
         power = fast.power_watts if fast is not None else None
-        dt = None if acct.at_mono is None else now_mono - acct.at_mono
-        usable = dt is not None and 0.0 < dt <= MAX_STEP_SECONDS
+        dt = usable_step(acct.at_mono, now_mono)
         added = 0.0
         if counter is not None:
             acct.estimated = False
-            if usable and acct.counter_joules is not None and counter >= acct.counter_joules:
+            if dt is not None and acct.counter_joules is not None \
+                    and counter >= acct.counter_joules:
                 added = counter - acct.counter_joules
         elif power is not None:
             acct.estimated = True
-            if usable and acct.power_watts is not None and dt is not None:
-                added = (power + acct.power_watts) / 2 * dt
+            added = trapezoid(acct.power_watts, power, dt)
         acct.counter_joules, acct.power_watts = counter, power
         acct.at_mono = now_mono if fast is not None else None
         return added
-
-
-def kwh(joules: float) -> float:
-    return joules / JOULES_PER_KWH
 
 
 CATALOGUE: dict[str, tuple[Kind, str]] = {

@@ -43,6 +43,7 @@ from tests.fakes.fakenvml import (
     add_mig,
     build_fake_nvml,
     collect_in_subprocess,
+    reset_pynvml,
 )
 
 pytestmark = pytest.mark.peer
@@ -65,11 +66,7 @@ def libs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def _reset(libs: dict[str, Path]) -> None:
-    pynvml.nvmlLib = None
-    pynvml._nvmlGetFunctionPointer_cache.clear()
-    pynvml._nvmlLib_refcount = 0
-    for path in libs.values():
-        ctypes.CDLL(str(path)).fakeNvmlReset()  # same handle as pynvml's: dlopen refcounts
+    reset_pynvml(*libs.values())
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ on a vGPU guest.
 
 from __future__ import annotations
 
-import ctypes
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +22,7 @@ from gpuwatchd.licence.journal import QueueLineSource
 from gpuwatchd.licence.sources import LicenceSources
 from gpuwatchd.links.nvml import NvmlSession
 from gpuwatchd.model import Collected, LicenceReading
-from tests.fakes.fakenvml import FakeNvmlBuildError, FakeNvmlState, build_fake_nvml
+from tests.fakes.fakenvml import FakeNvmlBuildError, FakeNvmlState, build_fake_nvml, reset_pynvml
 from tests.fakes.licence_runner import FakeRunner
 
 pytestmark = pytest.mark.peer
@@ -40,10 +39,7 @@ def lib(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _reset(lib: Path) -> None:
-    pynvml.nvmlLib = None
-    pynvml._nvmlGetFunctionPointer_cache.clear()
-    pynvml._nvmlLib_refcount = 0
-    ctypes.CDLL(str(lib)).fakeNvmlReset()
+    reset_pynvml(lib)
 
 
 @pytest.fixture

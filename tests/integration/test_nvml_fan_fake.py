@@ -18,7 +18,7 @@ from gpuwatchd.config.fan_drivers import Channel, ChannelKind
 from gpuwatchd.control.drivers.nvml_fan import NvmlFanDriver
 from gpuwatchd.errors import GpuwatchdError, Unsupported
 from gpuwatchd.links.nvml import NvmlSession
-from tests.fakes.fakenvml import FakeNvmlBuildError, FakeNvmlState, build_fake_nvml
+from tests.fakes.fakenvml import FakeNvmlBuildError, FakeNvmlState, build_fake_nvml, reset_pynvml
 
 pytestmark = pytest.mark.peer
 GPU1 = Channel(ChannelKind.GPU, index=1)
@@ -33,10 +33,7 @@ def lib(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _reset(lib: Path) -> None:
-    pynvml.nvmlLib = None
-    pynvml._nvmlGetFunctionPointer_cache.clear()
-    pynvml._nvmlLib_refcount = 0
-    ctypes.CDLL(str(lib)).fakeNvmlReset()
+    reset_pynvml(lib)
 
 
 @pytest.fixture

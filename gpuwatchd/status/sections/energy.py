@@ -13,11 +13,10 @@ energy is a figure, not a fault.
 
 from __future__ import annotations
 
+from gpuwatchd.collectors.energy_tally import JOULES_PER_KWH
 from gpuwatchd.model import ChassisEnergy, GpuEnergy, Snapshot
 from gpuwatchd.status.sections import Json, Section
 from gpuwatchd.status.text import Style, table
-
-JOULES_PER_KWH = 3.6e6
 
 
 def _cost(kwh: float, price: float | None) -> float | None:

@@ -260,3 +260,18 @@ def collect_in_subprocess(gpu_config: dict[str, Any], env: dict[str, str], ticks
         raise AssertionError(f"collector child exited {done.returncode}:\n{done.stderr}")
     records: list[dict[str, Any]] = json.loads(done.stdout)
     return records, done.stderr
+
+
+def reset_pynvml(*libraries: Path) -> None:
+    """Forget nvidia-ml-py's loaded library and cached symbols, and reset each fake's state
+    (dlopen refcounts: the CDLL here is the same handle as pynvml's), between tests that load
+    a fake libnvidia-ml.so.1 in this process."""
+    import ctypes
+
+    import pynvml
+
+    pynvml.nvmlLib = None
+    pynvml._nvmlGetFunctionPointer_cache.clear()
+    pynvml._nvmlLib_refcount = 0
+    for path in libraries:
+        ctypes.CDLL(str(path)).fakeNvmlReset()
